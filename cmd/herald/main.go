@@ -1,0 +1,263 @@
+// Command herald runs the Herald real-time messaging server and its tools.
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/server"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+const usage = `herald: a real-time messaging server (Centrifugo-compatible)
+
+Usage:
+  herald serve [--config FILE] [--listen ADDR] [--api-key KEY] [--hmac-secret SECRET] [--dev]
+  herald check-config --config FILE
+  herald version
+
+With no configuration at all, "herald serve" runs a development server on
+127.0.0.1:8000 and prints a generated secret, API key and token.
+Every option can also be set with a HERALD_* environment variable
+(precedence: flag > environment > file > default); see docs/configuration.md.
+`
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Environ(), os.Stdout, os.Stderr))
+}
+
+func run(args, env []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serve(args[1:], env, stdout, stderr)
+	case "check-config", "checkconfig":
+		return checkConfig(args[1:], stdout, stderr)
+	case "version", "--version", "-v":
+		fmt.Fprintf(stdout, "herald %s\n", version)
+		return 0
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	default:
+		fmt.Fprintf(stderr, "herald: unknown command %q\n\n%s", args[0], usage)
+		return 2
+	}
+}
+
+func checkConfig(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := fs.String("config", "", "configuration file to check (YAML or JSON)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *file == "" {
+		fmt.Fprintln(stderr, "herald check-config: --config FILE is required")
+		return 2
+	}
+	if problems := config.CheckFile(*file); len(problems) > 0 {
+		for _, p := range problems {
+			fmt.Fprintln(stderr, p.String())
+		}
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration is valid\n", *file)
+	return 0
+}
+
+type serveFlags struct {
+	config, listen, apiKey, hmacSecret string
+	dev                                bool
+	set                                map[string]bool
+}
+
+func serve(args, env []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var f serveFlags
+	fs.StringVar(&f.config, "config", "", "configuration file (YAML or JSON)")
+	fs.StringVar(&f.listen, "listen", "", "address to listen on (default 127.0.0.1:8000)")
+	fs.StringVar(&f.apiKey, "api-key", "", "server API key (http_api.key)")
+	fs.StringVar(&f.hmacSecret, "hmac-secret", "", "HMAC secret for connection and subscription tokens (client.token.hmac_secret_key)")
+	fs.BoolVar(&f.dev, "dev", false, "development permissions: anonymous connections, every channel operation allowed")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "herald serve: unexpected argument %q\n", fs.Arg(0))
+		return 2
+	}
+	f.set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+
+	flags := map[string]string{}
+	if f.set["listen"] {
+		flags["listen"] = f.listen
+	}
+	if f.set["api-key"] {
+		flags["http_api.key"] = f.apiKey
+	}
+	if f.set["hmac-secret"] {
+		flags["client.token.hmac_secret_key"] = f.hmacSecret
+	}
+	if f.set["dev"] {
+		flags["dev"] = fmt.Sprint(f.dev)
+	}
+	// With no configuration at all, run the development server.
+	implied := f.config == "" && !hasHeraldEnv(env) && !f.set["api-key"] && !f.set["hmac-secret"] && !f.set["dev"]
+	if implied {
+		flags["dev"] = "true"
+	}
+	cfg, err := config.Load(config.Source{File: f.config, Env: env, Flags: flags})
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
+		return 1
+	}
+	if implied && !isLoopback(cfg.Listen) {
+		fmt.Fprintf(stderr, "herald: the implied development server listens on loopback only, not %s; pass --dev to run development permissions elsewhere, or configure keys\n", cfg.Listen)
+		return 1
+	}
+	log := newLogger(cfg, stderr)
+	var generated *devCredentials
+	if cfg.Dev {
+		cfg.ApplyDevDefaults()
+		generated = fillDevCredentials(cfg)
+	}
+	srv, err := server.New(cfg, log, version)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: %v\n", err)
+		return 1
+	}
+	if err := srv.Listen(); err != nil {
+		fmt.Fprintf(stderr, "herald: %v\n", err)
+		return 1
+	}
+	srv.LogStartup()
+	if cfg.Dev {
+		printDevBanner(stdout, cfg, srv.Addr(), generated)
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve() }()
+	select {
+	case err := <-errc:
+		if err != nil {
+			fmt.Fprintf(stderr, "herald: %v\n", err)
+			return 1
+		}
+		return 0
+	case <-ctx.Done():
+	}
+	stop() // a second signal ends the process at once
+	log.Info("signal received, shutting down", slog.Duration("timeout", cfg.ShutdownTimeout.D()))
+	if err := srv.Shutdown(context.Background()); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		log.Error("shutdown", slog.String("error", err.Error()))
+	}
+	<-errc
+	log.Info("stopped")
+	return 0
+}
+
+func hasHeraldEnv(env []string) bool {
+	for _, kv := range env {
+		if strings.HasPrefix(kv, "HERALD_") {
+			return true
+		}
+	}
+	return false
+}
+
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+type devCredentials struct {
+	secret, apiKey bool // which were generated
+}
+
+func randomHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// fillDevCredentials generates the secrets a development server lacks.
+func fillDevCredentials(cfg *config.Config) *devCredentials {
+	g := &devCredentials{}
+	if cfg.Client.Token.HMACSecretKey == "" {
+		cfg.Client.Token.HMACSecretKey = randomHex(32)
+		g.secret = true
+	}
+	if cfg.HTTPAPI.Key == "" && !cfg.HTTPAPI.Insecure {
+		cfg.HTTPAPI.Key = randomHex(16)
+		g.apiKey = true
+	}
+	return g
+}
+
+// printDevBanner shows a developer what they need to connect and publish.
+// It goes to the terminal (stdout), never to the log.
+func printDevBanner(w io.Writer, cfg *config.Config, addr string, g *devCredentials) {
+	base := "http://" + addr
+	fmt.Fprintf(w, "\nHerald %s development server (permissions relaxed; tokens still verified)\n", version)
+	fmt.Fprintf(w, "  WebSocket:   ws://%s/connection/websocket\n", addr)
+	if g.secret {
+		fmt.Fprintf(w, "  HMAC secret: %s   (generated; set --hmac-secret to keep one)\n", cfg.Client.Token.HMACSecretKey)
+	}
+	if g.apiKey {
+		fmt.Fprintf(w, "  API key:     %s   (generated; set --api-key to keep one)\n", cfg.HTTPAPI.Key)
+	}
+	if g.secret {
+		tok, err := auth.SignHS256(cfg.Client.Token.HMACSecretKey, map[string]any{
+			"sub": "dev-user", "exp": time.Now().Add(24 * time.Hour).Unix(),
+		})
+		if err == nil {
+			fmt.Fprintf(w, "  Token:       %s   (user dev-user, valid 24h)\n", tok)
+		}
+	}
+	key := cfg.HTTPAPI.Key
+	if !g.apiKey {
+		key = "<your API key>"
+	}
+	fmt.Fprintf(w, "  Publish:     curl -X POST -H 'X-API-Key: %s' -d '{\"channel\":\"news\",\"data\":{\"text\":\"hello\"}}' %s/api/publish\n\n", key, base)
+}

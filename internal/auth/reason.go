@@ -1,0 +1,112 @@
+// Package auth is Herald's one authentication engine. Front doors hand it a
+// Request (token candidates and where each came from) and get back an Identity
+// or a Reason: a stable code, a one-line detail, a hint and the token source.
+// It knows nothing of any wire protocol; each front door maps Reasons to its codes.
+package auth
+
+import (
+	"log/slog"
+	"unicode/utf8"
+)
+
+// Code is the stable, documented identifier of a refusal (see docs/auth.md).
+type Code string
+
+// The catalogue of refusal codes. Each is documented in docs/auth.md.
+const (
+	// TokenMissing: no token was presented and anonymous access is not allowed.
+	TokenMissing Code = "token_missing"
+	// TokenMalformed: the token is not a well-formed JWT (segments, base64, JSON).
+	TokenMalformed Code = "token_malformed"
+	// TokenTooLarge: the token is larger than the configured limit; it is refused before parsing.
+	TokenTooLarge Code = "token_too_large"
+	// AlgNotAllowed: the token's alg has no configured key (this includes "none").
+	AlgNotAllowed Code = "alg_not_allowed"
+	// SignatureInvalid: no configured key verifies the signature.
+	SignatureInvalid Code = "signature_invalid"
+	// TokenExpired: exp is in the past (beyond the leeway).
+	TokenExpired Code = "token_expired"
+	// TokenNotYetValid: nbf is in the future (beyond the leeway).
+	TokenNotYetValid Code = "token_not_yet_valid"
+	// ClaimInvalid: a claim has the wrong type or a forbidden value.
+	ClaimInvalid Code = "claim_invalid"
+	// AnonymousTokenRefused: the token has an empty sub and anonymous tokens are disallowed.
+	AnonymousTokenRefused Code = "anonymous_token_refused"
+	// KeysNotConfigured: a token was presented but no verification key is configured.
+	KeysNotConfigured Code = "keys_not_configured"
+	// SubscriptionTokenMismatch: a subscription token was issued for another channel, user or client.
+	SubscriptionTokenMismatch Code = "subscription_token_mismatch"
+	// TokenUserMismatch: a refresh token names a different user than the connection.
+	TokenUserMismatch Code = "token_user_mismatch"
+	// ChannelNotPermitted: the channel's rules do not let this connection do what it asked.
+	ChannelNotPermitted Code = "channel_not_permitted"
+	// OriginNotAllowed: the request's Origin matches none of client.allowed_origins.
+	OriginNotAllowed Code = "origin_not_allowed"
+)
+
+// Source says where a token was found.
+type Source string
+
+// Token sources.
+const (
+	// SourceConnectCommand is the token field of the protocol's connect message.
+	SourceConnectCommand Source = "connect.token"
+	// SourceSubscribeCommand is the token field of a subscribe message.
+	SourceSubscribeCommand Source = "subscribe.token"
+	// SourceRefreshCommand is the token field of a refresh message.
+	SourceRefreshCommand Source = "refresh.token"
+	// SourceSubRefreshCommand is the token field of a sub_refresh message.
+	SourceSubRefreshCommand Source = "sub_refresh.token"
+)
+
+// Reason explains a refusal. It is data, not a string: front doors map Code to
+// their wire codes and may show Detail and Hint to the client; logs get all of it.
+type Reason struct {
+	Code   Code
+	Detail string // one line, no secrets, no token
+	Hint   string // how to fix it
+	Source Source // where the token came from, if any
+	// KeyFingerprint names the key that was tried, when one was.
+	KeyFingerprint string
+}
+
+// Error makes a Reason usable as an error.
+func (r *Reason) Error() string {
+	if r.Detail == "" {
+		return string(r.Code)
+	}
+	return string(r.Code) + ": " + r.Detail
+}
+
+// Short returns "code: detail" cut to at most max bytes on a UTF-8 boundary,
+// for wire places with a size limit such as a WebSocket close reason (123 bytes).
+func (r *Reason) Short(max int) string {
+	return Truncate(r.Error(), max)
+}
+
+// LogAttrs returns the structured fields for a log line about this refusal.
+func (r *Reason) LogAttrs() []slog.Attr {
+	attrs := []slog.Attr{slog.String("reason", string(r.Code)), slog.String("detail", r.Detail)}
+	if r.Hint != "" {
+		attrs = append(attrs, slog.String("hint", r.Hint))
+	}
+	if r.Source != "" {
+		attrs = append(attrs, slog.String("token_source", string(r.Source)))
+	}
+	if r.KeyFingerprint != "" {
+		attrs = append(attrs, slog.String("key_fingerprint", r.KeyFingerprint))
+	}
+	return attrs
+}
+
+// Truncate cuts s to at most max bytes without splitting a UTF-8 sequence.
+func Truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut]
+}

@@ -1,0 +1,251 @@
+package broker
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+const memoryShards = 64
+
+// Memory is the single-node broker and presence manager. History lives in
+// process memory; a restart starts every stream with a new epoch.
+type Memory struct {
+	handler Handler
+	seed    maphash.Seed
+	shards  [memoryShards]memoryShard
+	now     func() time.Time
+
+	pmu      sync.RWMutex
+	presence map[string]map[string]*ClientInfo
+}
+
+type memoryShard struct {
+	mu      sync.Mutex
+	streams map[string]*stream
+}
+
+// stream is one channel's history. Its mutex also orders delivery, so every
+// subscriber sees a channel's publications in offset order.
+type stream struct {
+	mu      sync.Mutex
+	epoch   string
+	top     uint64
+	pubs    []*Publication // oldest first
+	touched time.Time
+}
+
+// NewMemory returns an empty memory broker.
+func NewMemory() *Memory {
+	m := &Memory{seed: maphash.MakeSeed(), now: time.Now, presence: map[string]map[string]*ClientInfo{}}
+	for i := range m.shards {
+		m.shards[i].streams = map[string]*stream{}
+	}
+	return m
+}
+
+// Run implements Broker.
+func (m *Memory) Run(h Handler) error { m.handler = h; return nil }
+
+// Close implements Broker.
+func (m *Memory) Close() error { return nil }
+
+// Subscribe implements Broker; a single node needs no interest tracking.
+func (m *Memory) Subscribe(string) error { return nil }
+
+// Unsubscribe implements Broker.
+func (m *Memory) Unsubscribe(string) error { return nil }
+
+func newEpoch() string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// stream returns the channel's stream, creating it (with a new epoch) when it
+// does not exist or its metadata expired.
+func (m *Memory) stream(channel string, create bool, metaTTL time.Duration) *stream {
+	sh := &m.shards[maphash.String(m.seed, channel)%memoryShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.streams[channel]
+	now := m.now()
+	if s != nil && metaTTL > 0 && now.Sub(s.touched) > metaTTL {
+		delete(sh.streams, channel)
+		s = nil
+	}
+	if s == nil && create {
+		s = &stream{epoch: newEpoch(), touched: now}
+		sh.streams[channel] = s
+	}
+	return s
+}
+
+// trim drops publications beyond size or older than ttl. Caller holds s.mu.
+func (s *stream) trim(size int, ttl time.Duration, now time.Time) {
+	drop := 0
+	if size > 0 && len(s.pubs) > size {
+		drop = len(s.pubs) - size
+	}
+	if ttl > 0 {
+		for drop < len(s.pubs) && now.Sub(s.pubs[drop].Time) > ttl {
+			drop++
+		}
+	}
+	if drop > 0 {
+		// Copy so the dropped publications can be collected.
+		s.pubs = append(s.pubs[:0:0], s.pubs[drop:]...)
+	}
+}
+
+// Publish implements Broker.
+func (m *Memory) Publish(channel string, pub *Publication, opts PublishOptions) (StreamPosition, error) {
+	if pub.Time.IsZero() {
+		pub.Time = m.now()
+	}
+	if opts.HistorySize <= 0 || opts.HistoryTTL <= 0 {
+		if m.handler != nil {
+			m.handler.HandlePublication(channel, pub, StreamPosition{})
+		}
+		return StreamPosition{}, nil
+	}
+	s := m.stream(channel, true, opts.HistoryMetaTTL)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.top++
+	pub.Offset = s.top
+	s.touched = pub.Time
+	s.pubs = append(s.pubs, pub)
+	s.trim(opts.HistorySize, opts.HistoryTTL, pub.Time)
+	sp := StreamPosition{Offset: s.top, Epoch: s.epoch}
+	if m.handler != nil {
+		m.handler.HandlePublication(channel, pub, sp)
+	}
+	return sp, nil
+}
+
+// PublishJoin implements Broker.
+func (m *Memory) PublishJoin(channel string, info *ClientInfo) error {
+	if m.handler != nil {
+		m.handler.HandleJoin(channel, info)
+	}
+	return nil
+}
+
+// PublishLeave implements Broker.
+func (m *Memory) PublishLeave(channel string, info *ClientInfo) error {
+	if m.handler != nil {
+		m.handler.HandleLeave(channel, info)
+	}
+	return nil
+}
+
+// History implements Broker. With Since it returns the publications after
+// Since.Offset (before it with Reverse); the caller decides whether the
+// position was still in the stream by comparing epochs and offsets.
+func (m *Memory) History(channel string, f HistoryFilter) ([]*Publication, StreamPosition, error) {
+	s := m.stream(channel, true, f.MetaTTL)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sp := StreamPosition{Offset: s.top, Epoch: s.epoch}
+	if f.Limit == 0 {
+		return nil, sp, nil
+	}
+	if f.TTL > 0 {
+		// Publications expire by age independently of appends.
+		s.trim(0, f.TTL, m.now())
+	}
+	pubs := s.pubs
+	var out []*Publication
+	if !f.Reverse {
+		start := 0
+		if f.Since != nil {
+			for start < len(pubs) && pubs[start].Offset <= f.Since.Offset {
+				start++
+			}
+		}
+		for i := start; i < len(pubs); i++ {
+			if f.Limit > 0 && len(out) >= f.Limit {
+				break
+			}
+			out = append(out, pubs[i])
+		}
+	} else {
+		end := len(pubs) - 1
+		if f.Since != nil {
+			for end >= 0 && pubs[end].Offset >= f.Since.Offset {
+				end--
+			}
+		}
+		for i := end; i >= 0; i-- {
+			if f.Limit > 0 && len(out) >= f.Limit {
+				break
+			}
+			out = append(out, pubs[i])
+		}
+	}
+	return out, sp, nil
+}
+
+// RemoveHistory implements Broker: publications go, the position stays.
+func (m *Memory) RemoveHistory(channel string) error {
+	s := m.stream(channel, false, 0)
+	if s == nil {
+		return nil
+	}
+	s.mu.Lock()
+	s.pubs = nil
+	s.mu.Unlock()
+	return nil
+}
+
+// AddPresence implements PresenceManager.
+func (m *Memory) AddPresence(channel, clientID string, info *ClientInfo) error {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	c := m.presence[channel]
+	if c == nil {
+		c = map[string]*ClientInfo{}
+		m.presence[channel] = c
+	}
+	c[clientID] = info
+	return nil
+}
+
+// RemovePresence implements PresenceManager.
+func (m *Memory) RemovePresence(channel, clientID string) error {
+	m.pmu.Lock()
+	defer m.pmu.Unlock()
+	if c := m.presence[channel]; c != nil {
+		delete(c, clientID)
+		if len(c) == 0 {
+			delete(m.presence, channel)
+		}
+	}
+	return nil
+}
+
+// Presence implements PresenceManager.
+func (m *Memory) Presence(channel string) (map[string]*ClientInfo, error) {
+	m.pmu.RLock()
+	defer m.pmu.RUnlock()
+	out := make(map[string]*ClientInfo, len(m.presence[channel]))
+	for k, v := range m.presence[channel] {
+		out[k] = v
+	}
+	return out, nil
+}
+
+// PresenceStats implements PresenceManager. The anonymous user "" counts as one user.
+func (m *Memory) PresenceStats(channel string) (PresenceStats, error) {
+	m.pmu.RLock()
+	defer m.pmu.RUnlock()
+	c := m.presence[channel]
+	users := make(map[string]struct{}, len(c))
+	for _, info := range c {
+		users[info.User] = struct{}{}
+	}
+	return PresenceStats{NumClients: len(c), NumUsers: len(users)}, nil
+}

@@ -1,0 +1,210 @@
+// Package config owns Herald's typed configuration: the structure, the
+// embedded defaults, loading from a YAML/JSON file, HERALD_* environment
+// variables and command-line flags (flag > env > file > default), and validation.
+package config
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole server configuration. Field tags give the key names used in
+// files; environment variables are HERALD_ followed by the upper-cased key path
+// joined with underscores (client.token.hmac_secret_key ->
+// HERALD_CLIENT_TOKEN_HMAC_SECRET_KEY).
+type Config struct {
+	// Listen is the address of the HTTP server (WebSocket, API, health).
+	Listen string `yaml:"listen" doc:"address the HTTP server listens on"`
+	// Dev relaxes permissions for development: anonymous connections are allowed
+	// and every client may subscribe, publish and read history and presence on any
+	// channel. Token verification is never relaxed.
+	Dev bool `yaml:"dev" doc:"development permissions (anonymous allowed, all channel operations allowed)"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `yaml:"log_level" doc:"debug, info, warn or error"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format" doc:"text or json"`
+	// ShutdownTimeout bounds graceful shutdown.
+	ShutdownTimeout Duration `yaml:"shutdown_timeout" doc:"how long graceful shutdown may take"`
+	// NodeName names this node in the API info method.
+	NodeName string `yaml:"node_name" doc:"name of this node in the API info result"`
+
+	Client  Client  `yaml:"client"`
+	HTTPAPI HTTPAPI `yaml:"http_api"`
+	Channel Channel `yaml:"channel"`
+}
+
+// Client holds the options of client connections.
+type Client struct {
+	AllowedOrigins                    []string `yaml:"allowed_origins" doc:"glob patterns of allowed Origin headers; empty refuses every request with an Origin header"`
+	AllowAnonymousConnectWithoutToken bool     `yaml:"allow_anonymous_connect_without_token" doc:"accept connections without a token as anonymous"`
+	DisallowAnonymousConnectionTokens bool     `yaml:"disallow_anonymous_connection_tokens" doc:"refuse tokens with an empty sub (disconnect 3507)"`
+	Token                             Token    `yaml:"token"`
+
+	PingInterval         Duration `yaml:"ping_interval" doc:"server ping interval; 0 disables pings"`
+	PongTimeout          Duration `yaml:"pong_timeout" doc:"time to wait for a pong before disconnect 3012"`
+	StaleCloseDelay      Duration `yaml:"stale_close_delay" doc:"time to wait for the connect command before disconnect 3502"`
+	ExpiredCloseDelay    Duration `yaml:"expired_close_delay" doc:"grace after connection expiry before disconnect 3005"`
+	ExpiredSubCloseDelay Duration `yaml:"expired_sub_close_delay" doc:"grace after subscription expiry before unsubscribe 2501"`
+
+	ChannelLimit                   int  `yaml:"channel_limit" doc:"subscriptions per connection (error 106)"`
+	QueueMaxSize                   int  `yaml:"queue_max_size" doc:"bytes queued for one connection before disconnect 3008"`
+	MessageSizeLimit               int  `yaml:"message_size_limit" doc:"largest WebSocket message a client may send (close 1009)"`
+	HistoryMaxPublicationLimit     int  `yaml:"history_max_publication_limit" doc:"cap of publications in one client history reply"`
+	RecoveryMaxPublicationLimit    int  `yaml:"recovery_max_publication_limit" doc:"cap of publications recovered on resubscribe"`
+	ConnectionInfoMaxSize          int  `yaml:"connection_info_max_size" doc:"largest info/data JSON accepted from a token"`
+	SubscriptionTokenMismatchError bool `yaml:"subscription_token_mismatch_error" doc:"answer error 103 instead of disconnect 3500 on a subscription token for another user, channel or client"`
+}
+
+// Token holds the connection and subscription token verification keys.
+type Token struct {
+	HMACSecretKey string   `yaml:"hmac_secret_key" doc:"HMAC secret for HS256/HS384/HS512 tokens" secret:"true"`
+	Leeway        Duration `yaml:"leeway" doc:"clock-skew leeway for exp and nbf"`
+}
+
+// HTTPAPI holds the server API options.
+type HTTPAPI struct {
+	Key      string `yaml:"key" doc:"API key for /api (X-API-Key or Authorization: apikey)" secret:"true"`
+	Insecure bool   `yaml:"insecure" doc:"serve /api without a key (only behind a trusted network)"`
+}
+
+// Channel holds channel naming and namespace options.
+type Channel struct {
+	MaxLength        int              `yaml:"max_length" doc:"longest channel name (error 107)"`
+	WithoutNamespace NamespaceOptions `yaml:"without_namespace" doc:"options for channels without a namespace"`
+	Namespaces       []Namespace      `yaml:"namespaces" doc:"named channel namespaces (ns:channel)"`
+}
+
+// Namespace is a named set of channel options.
+type Namespace struct {
+	Name             string `yaml:"name" doc:"namespace name, matching ^[-a-zA-Z0-9_]{2,}$"`
+	NamespaceOptions `yaml:",inline"`
+}
+
+// NamespaceOptions are the options a channel gets from its namespace.
+type NamespaceOptions struct {
+	Presence           bool     `yaml:"presence" doc:"keep presence for channels"`
+	JoinLeave          bool     `yaml:"join_leave" doc:"send join/leave pushes to subscribers that ask for them"`
+	ForcePushJoinLeave bool     `yaml:"force_push_join_leave" doc:"send join/leave pushes to every subscriber"`
+	HistorySize        int      `yaml:"history_size" doc:"publications kept per channel (history needs size and ttl)"`
+	HistoryTTL         Duration `yaml:"history_ttl" doc:"how long publications are kept"`
+	HistoryMetaTTL     Duration `yaml:"history_meta_ttl" doc:"how long a channel stream position is kept without publications"`
+	ForceRecovery      bool     `yaml:"force_recovery" doc:"recovery on for every subscription"`
+	AllowRecovery      bool     `yaml:"allow_recovery" doc:"clients may ask for recovery without history permission"`
+	ForcePositioning   bool     `yaml:"force_positioning" doc:"positioning on for every subscription"`
+	AllowPositioning   bool     `yaml:"allow_positioning" doc:"clients may ask for positioning without history permission"`
+
+	AllowSubscribeForClient    bool `yaml:"allow_subscribe_for_client" doc:"any authenticated connection may subscribe"`
+	AllowSubscribeForAnonymous bool `yaml:"allow_subscribe_for_anonymous" doc:"anonymous connections may subscribe too"`
+	AllowPublishForClient      bool `yaml:"allow_publish_for_client" doc:"any authenticated connection may publish"`
+	AllowPublishForSubscriber  bool `yaml:"allow_publish_for_subscriber" doc:"subscribers may publish"`
+	AllowPublishForAnonymous   bool `yaml:"allow_publish_for_anonymous" doc:"anonymous connections may publish too"`
+	AllowHistoryForClient      bool `yaml:"allow_history_for_client" doc:"any authenticated connection may read history"`
+	AllowHistoryForSubscriber  bool `yaml:"allow_history_for_subscriber" doc:"subscribers may read history"`
+	AllowHistoryForAnonymous   bool `yaml:"allow_history_for_anonymous" doc:"anonymous connections may read history too"`
+	AllowPresenceForClient     bool `yaml:"allow_presence_for_client" doc:"any authenticated connection may read presence"`
+	AllowPresenceForSubscriber bool `yaml:"allow_presence_for_subscriber" doc:"subscribers may read presence"`
+	AllowPresenceForAnonymous  bool `yaml:"allow_presence_for_anonymous" doc:"anonymous connections may read presence too"`
+
+	AllowUserLimitedChannels bool   `yaml:"allow_user_limited_channels" doc:"allow #user-limited channels"`
+	ChannelRegex             string `yaml:"channel_regex" doc:"regular expression the channel name (after ns:) must match"`
+}
+
+// HistoryEnabled reports whether channels of the namespace keep history.
+func (o *NamespaceOptions) HistoryEnabled() bool {
+	return o.HistorySize > 0 && o.HistoryTTL > 0
+}
+
+// Duration is a time.Duration that reads from "25s"-style strings or from a
+// number of seconds.
+type Duration time.Duration
+
+// D returns the value as a time.Duration.
+func (d Duration) D() time.Duration { return time.Duration(d) }
+
+// String formats the duration the way it is written in files.
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// ParseDuration reads "25s", "1m30s", "1.5" (seconds) or "0".
+func ParseDuration(s string) (Duration, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return 0, fmt.Errorf("empty duration")
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return 0, fmt.Errorf("negative duration %q", s)
+		}
+		return Duration(d), nil
+	}
+	if isNumber(s) {
+		secs, err := strconv.ParseFloat(s, 64)
+		if err == nil {
+			if secs < 0 {
+				return 0, fmt.Errorf("negative duration %q", s)
+			}
+			return Duration(secs * float64(time.Second)), nil
+		}
+	}
+	return 0, fmt.Errorf("%q is not a duration (use forms like 25s, 1m30s or 500ms)", s)
+}
+
+func isNumber(s string) bool {
+	dot := false
+	for i, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+		case c == '.' && !dot:
+			dot = true
+		case (c == '-' || c == '+') && i == 0:
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// Default returns the embedded defaults: the reference values of the
+// Centrifugo protocol for every timing and limit.
+func Default() *Config {
+	return &Config{
+		Listen:          "127.0.0.1:8000",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: Duration(10 * time.Second),
+		Client: Client{
+			PingInterval:                Duration(25 * time.Second),
+			PongTimeout:                 Duration(8 * time.Second),
+			StaleCloseDelay:             Duration(10 * time.Second),
+			ExpiredCloseDelay:           Duration(25 * time.Second),
+			ExpiredSubCloseDelay:        Duration(25 * time.Second),
+			ChannelLimit:                128,
+			QueueMaxSize:                1 << 20,
+			MessageSizeLimit:            65536,
+			HistoryMaxPublicationLimit:  300,
+			RecoveryMaxPublicationLimit: 300,
+			ConnectionInfoMaxSize:       16384,
+		},
+		Channel: Channel{
+			MaxLength: 255,
+		},
+	}
+}
+
+// ApplyDevDefaults makes an otherwise unconfigured server useful for
+// development: channels without a namespace keep presence and a short history,
+// and browsers on localhost may connect. Explicit settings are kept.
+func (c *Config) ApplyDevDefaults() {
+	wn := &c.Channel.WithoutNamespace
+	if !wn.Presence && wn.HistorySize == 0 && wn.HistoryTTL == 0 {
+		wn.Presence = true
+		wn.JoinLeave = true
+		wn.HistorySize = 100
+		wn.HistoryTTL = Duration(5 * time.Minute)
+	}
+	if len(c.Client.AllowedOrigins) == 0 {
+		c.Client.AllowedOrigins = []string{"http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*",
+			"http://localhost", "http://127.0.0.1"}
+	}
+}

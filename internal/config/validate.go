@@ -1,0 +1,117 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+)
+
+// MaxHistorySize is the largest history_size a namespace may have.
+const MaxHistorySize = 100000
+
+// namespaceNameRE is what namespace names must match.
+var namespaceNameRE = regexp.MustCompile(`^[-a-zA-Z0-9_]{2,}$`)
+
+// Validate checks the values of c against each other and against their
+// allowed ranges and returns every problem found, each naming its key path,
+// or nil when c is valid.
+func (c *Config) Validate() Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+
+	oneOf := func(key, v string, allowed ...string) {
+		for _, a := range allowed {
+			if v == a {
+				return
+			}
+		}
+		add(key, "must be one of %s (got %q)", strings.Join(allowed, ", "), v)
+	}
+	oneOf("log_level", c.LogLevel, "debug", "info", "warn", "error")
+	oneOf("log_format", c.LogFormat, "text", "json")
+
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil {
+		add("listen", "must be host:port, like 127.0.0.1:8000 or :8000 (got %q)", c.Listen)
+	} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+		add("listen", "port %q must be a number from 0 to 65535", port)
+	}
+
+	atLeast := func(key string, v, lo int) {
+		if v < lo {
+			add(key, "must be at least %d (got %d)", lo, v)
+		}
+	}
+	cl := &c.Client
+	atLeast("client.channel_limit", cl.ChannelLimit, 1)
+	atLeast("client.queue_max_size", cl.QueueMaxSize, 1024)
+	atLeast("client.message_size_limit", cl.MessageSizeLimit, 1024)
+	atLeast("client.history_max_publication_limit", cl.HistoryMaxPublicationLimit, 1)
+	atLeast("client.recovery_max_publication_limit", cl.RecoveryMaxPublicationLimit, 1)
+	atLeast("client.connection_info_max_size", cl.ConnectionInfoMaxSize, 0)
+	if ml := c.Channel.MaxLength; ml < 1 || ml > 65535 {
+		add("channel.max_length", "must be from 1 to 65535 (got %d)", ml)
+	}
+
+	if cl.PingInterval > 0 && cl.PongTimeout >= cl.PingInterval {
+		add("client.pong_timeout", "(%s) must be less than client.ping_interval (%s); set client.ping_interval to 0 to disable pings",
+			cl.PongTimeout, cl.PingInterval)
+	}
+
+	for i, o := range cl.AllowedOrigins {
+		if strings.TrimSpace(o) == "" {
+			add(fmt.Sprintf("client.allowed_origins[%d]", i), "must not be empty")
+		}
+	}
+
+	ps = append(ps, c.Channel.WithoutNamespace.validate("channel.without_namespace")...)
+	firstByName := map[string]int{}
+	for i := range c.Channel.Namespaces {
+		ns := &c.Channel.Namespaces[i]
+		path := fmt.Sprintf("channel.namespaces[%d]", i)
+		switch {
+		case ns.Name == "":
+			add(path+".name", "is required")
+		case !namespaceNameRE.MatchString(ns.Name):
+			add(path+".name", "%q is not a valid namespace name (use 2 or more letters, digits, - or _)", ns.Name)
+		default:
+			if first, dup := firstByName[ns.Name]; dup {
+				add(path+".name", "%q duplicates the name of channel.namespaces[%d]", ns.Name, first)
+			} else {
+				firstByName[ns.Name] = i
+			}
+		}
+		ps = append(ps, ns.NamespaceOptions.validate(path)...)
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	return ps
+}
+
+// validate checks one set of namespace options at key path path.
+func (o *NamespaceOptions) validate(path string) Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: path + "." + key, Msg: fmt.Sprintf(format, args...)})
+	}
+	switch {
+	case o.HistorySize < 0:
+		add("history_size", "must not be negative (got %d)", o.HistorySize)
+	case o.HistorySize > MaxHistorySize:
+		add("history_size", "must be at most %d (got %d)", MaxHistorySize, o.HistorySize)
+	case o.HistorySize > 0 && o.HistoryTTL <= 0:
+		add("history_ttl", "must be set when history_size is set (history needs both)")
+	case o.HistorySize == 0 && o.HistoryTTL > 0:
+		add("history_size", "must be set when history_ttl is set (history needs both)")
+	}
+	if o.ChannelRegex != "" {
+		if _, err := regexp.Compile(o.ChannelRegex); err != nil {
+			add("channel_regex", "does not compile: %v", err)
+		}
+	}
+	return ps
+}

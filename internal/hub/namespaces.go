@@ -1,0 +1,149 @@
+package hub
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/heraldhub/herald/internal/config"
+)
+
+// Reserved channel symbols.
+const (
+	NamespaceBoundary = ":"
+	UserBoundary      = "#"
+	UserSeparator     = ","
+	PrivatePrefix     = "$"
+)
+
+// Namespace is a resolved set of channel options.
+type Namespace struct {
+	Name string // "" for channels without a namespace
+	config.NamespaceOptions
+	regex *regexp.Regexp
+}
+
+// Label names the namespace in messages.
+func (n *Namespace) Label() string {
+	if n.Name == "" {
+		return "channel.without_namespace"
+	}
+	return fmt.Sprintf("namespace %q", n.Name)
+}
+
+// ChannelErrorKind classifies a channel that cannot be used.
+type ChannelErrorKind int
+
+// Channel error kinds.
+const (
+	// BadChannelName: empty, too long, non-ASCII or failing channel_regex (code 107).
+	BadChannelName ChannelErrorKind = iota + 1
+	// UnknownNamespace: the namespace before ":" is not configured (code 102).
+	UnknownNamespace
+)
+
+// ChannelError says why a channel name cannot be used.
+type ChannelError struct {
+	Kind ChannelErrorKind
+	Msg  string
+}
+
+func (e *ChannelError) Error() string { return e.Msg }
+
+// Namespaces resolves channel names to their namespace options.
+type Namespaces struct {
+	without   *Namespace
+	byName    map[string]*Namespace
+	maxLength int
+}
+
+// NewNamespaces builds the resolver from configuration. Configuration is
+// validated beforehand; a bad channel_regex here is still reported.
+func NewNamespaces(c *config.Channel) (*Namespaces, error) {
+	n := &Namespaces{byName: map[string]*Namespace{}, maxLength: c.MaxLength}
+	build := func(name string, o config.NamespaceOptions) (*Namespace, error) {
+		ns := &Namespace{Name: name, NamespaceOptions: o}
+		if o.ChannelRegex != "" {
+			re, err := regexp.Compile(o.ChannelRegex)
+			if err != nil {
+				return nil, fmt.Errorf("channel_regex of %s: %w", ns.Label(), err)
+			}
+			ns.regex = re
+		}
+		return ns, nil
+	}
+	var err error
+	if n.without, err = build("", c.WithoutNamespace); err != nil {
+		return nil, err
+	}
+	for _, ns := range c.Namespaces {
+		b, err := build(ns.Name, ns.NamespaceOptions)
+		if err != nil {
+			return nil, err
+		}
+		n.byName[ns.Name] = b
+	}
+	return n, nil
+}
+
+// Resolve checks a channel name and returns its namespace.
+func (n *Namespaces) Resolve(channel string) (*Namespace, error) {
+	if channel == "" {
+		return nil, &ChannelError{BadChannelName, "empty channel name"}
+	}
+	if n.maxLength > 0 && len(channel) > n.maxLength {
+		return nil, &ChannelError{BadChannelName, fmt.Sprintf("channel name is %d bytes, limit is %d (channel.max_length)", len(channel), n.maxLength)}
+	}
+	for i := 0; i < len(channel); i++ {
+		if c := channel[i]; c >= 0x7f || c < 0x20 {
+			return nil, &ChannelError{BadChannelName, fmt.Sprintf("channel name has a non-ASCII or control byte at %d", i)}
+		}
+	}
+	name := strings.TrimPrefix(channel, PrivatePrefix)
+	i := strings.Index(name, NamespaceBoundary)
+	if i < 0 {
+		return n.without, nil
+	}
+	ns := n.byName[name[:i]]
+	if ns == nil {
+		return nil, &ChannelError{UnknownNamespace, fmt.Sprintf("unknown namespace %q (add it to channel.namespaces)", name[:i])}
+	}
+	return ns, nil
+}
+
+// CheckRegex applies the namespace's channel_regex to the part after "ns:".
+// It applies to client-side subscriptions only.
+func (ns *Namespace) CheckRegex(channel string) error {
+	if ns.regex == nil {
+		return nil
+	}
+	name := strings.TrimPrefix(channel, PrivatePrefix)
+	if i := strings.Index(name, NamespaceBoundary); i >= 0 {
+		name = name[i+1:]
+	}
+	if !ns.regex.MatchString(name) {
+		return &ChannelError{BadChannelName, fmt.Sprintf("channel name does not match channel_regex of %s", ns.Label())}
+	}
+	return nil
+}
+
+// IsPrivate reports whether a channel needs a subscription token.
+func IsPrivate(channel string) bool { return strings.HasPrefix(channel, PrivatePrefix) }
+
+// UserLimited reports whether channel is user-limited (has "#") and whether
+// user is one of the users it names.
+func UserLimited(channel, user string) (limited, allowed bool) {
+	i := strings.LastIndex(channel, UserBoundary)
+	if i < 0 {
+		return false, false
+	}
+	if user == "" {
+		return true, false
+	}
+	for _, u := range strings.Split(channel[i+1:], UserSeparator) {
+		if u == user {
+			return true, true
+		}
+	}
+	return true, false
+}

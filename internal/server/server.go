@@ -1,0 +1,192 @@
+// Package server wires Herald together: it builds the auth engine, broker,
+// hub and front doors from a Config, routes HTTP requests to them, and runs
+// the graceful shutdown. server.New has no global state, so tests run many.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/heraldhub/herald/internal/api"
+	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/broker"
+	"github.com/heraldhub/herald/internal/centrifuge"
+	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/hub"
+)
+
+// Server is one Herald node.
+type Server struct {
+	cfg      *config.Config
+	log      *slog.Logger
+	verifier *auth.Verifier
+	hub      *hub.Hub
+	ws       *centrifuge.Handler
+	api      *api.Handler
+	httpSrv  *http.Server
+	ln       net.Listener
+	draining atomic.Bool
+}
+
+// New builds a server from configuration. The configuration must be valid.
+func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
+	keys, err := keySet(cfg)
+	if err != nil {
+		return nil, err
+	}
+	verifier := auth.NewVerifier(keys, auth.Policy{
+		AllowAnonymous:          cfg.Dev || cfg.Client.AllowAnonymousConnectWithoutToken,
+		DisallowAnonymousTokens: cfg.Client.DisallowAnonymousConnectionTokens,
+		Leeway:                  cfg.Client.Token.Leeway.D(),
+		InfoMaxSize:             cfg.Client.ConnectionInfoMaxSize,
+	})
+	ns, err := hub.NewNamespaces(&cfg.Channel)
+	if err != nil {
+		return nil, err
+	}
+	mem := broker.NewMemory()
+	h, err := hub.New(mem, mem, ns)
+	if err != nil {
+		return nil, err
+	}
+	h.NodeID = uuid.NewString()
+	h.NodeName = cfg.NodeName
+	h.Version = version
+	s := &Server{cfg: cfg, log: log, verifier: verifier, hub: h}
+	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Logger: log, Version: version})
+	s.api = api.New(cfg, h, log, version)
+
+	mux := http.NewServeMux()
+	mux.Handle("/connection/websocket", s.ws)
+	mux.Handle("/api/", s.api)
+	mux.Handle("/api", s.api)
+	mux.HandleFunc("/health", s.health)
+	s.httpSrv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+	return s, nil
+}
+
+func keySet(cfg *config.Config) (*auth.KeySet, error) {
+	var keys []*auth.Key
+	if secret := cfg.Client.Token.HMACSecretKey; secret != "" {
+		k, err := auth.NewHMACKey(secret)
+		if err != nil {
+			return nil, err
+		}
+		keys = append(keys, k)
+	}
+	return auth.NewKeySet(keys...), nil
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"status":"shutting down"}` + "\n"))
+		return
+	}
+	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
+}
+
+// Handler returns the HTTP handler (for tests with httptest).
+func (s *Server) Handler() http.Handler { return s.httpSrv.Handler }
+
+// Hub returns the node's hub.
+func (s *Server) Hub() *hub.Hub { return s.hub }
+
+// Verifier returns the auth engine.
+func (s *Server) Verifier() *auth.Verifier { return s.verifier }
+
+// Listen binds the configured address.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
+	}
+	s.ln = ln
+	return nil
+}
+
+// Addr returns the bound address (after Listen).
+func (s *Server) Addr() string {
+	if s.ln == nil {
+		return ""
+	}
+	return s.ln.Addr().String()
+}
+
+// LogStartup writes the startup lines: address, keys by fingerprint, and a
+// warning for each setting that commonly surprises users.
+func (s *Server) LogStartup() {
+	cfg := s.cfg
+	for _, k := range s.verifier.Keys().Keys() {
+		s.log.Info("token key loaded", slog.String("family", string(k.Family)), slog.String("key_fingerprint", k.Fingerprint))
+	}
+	if s.verifier.Keys().Empty() {
+		s.log.Warn("no token key configured: every connection token will be refused (set client.token.hmac_secret_key or --hmac-secret)")
+	}
+	if cfg.Dev {
+		s.log.Warn("development mode: anonymous connections are allowed and every client may subscribe, publish and read history and presence on any channel; tokens are still verified in full")
+	}
+	if cfg.HTTPAPI.Insecure {
+		s.log.Warn("http_api.insecure is on: /api accepts requests without a key")
+	} else if cfg.HTTPAPI.Key == "" {
+		s.log.Warn("http_api.key is empty: /api refuses every request (set http_api.key or --api-key)")
+	}
+	for _, o := range cfg.Client.AllowedOrigins {
+		if o == "*" {
+			s.log.Warn("client.allowed_origins contains \"*\": pages on any site may open connections")
+		}
+	}
+	if len(cfg.Client.AllowedOrigins) == 0 {
+		s.log.Info("client.allowed_origins is empty: connections from browsers (which send Origin) are refused")
+	}
+}
+
+// Serve serves on the bound listener until Shutdown.
+func (s *Server) Serve() error {
+	if s.ln == nil {
+		if err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.log.Info("herald listening", slog.String("addr", s.ln.Addr().String()))
+	err := s.httpSrv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Shutdown stops accepting connections, disconnects every client with 3001
+// (so SDKs reconnect elsewhere), waits for them to drain, and returns within
+// the configured shutdown timeout.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout.D())
+	defer cancel()
+	s.log.Info("shutting down", slog.Int("sessions", s.ws.NumSessions()))
+	// Stop accepting new connections first; hijacked WebSocket connections are
+	// not tracked by http.Server and are drained by the front door.
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- s.httpSrv.Shutdown(ctx) }()
+	wsErr := s.ws.Shutdown(ctx)
+	err := <-httpErr
+	_ = s.hub.Broker().Close()
+	if wsErr != nil {
+		return wsErr
+	}
+	return err
+}
