@@ -72,9 +72,15 @@ func (m *Memory) stream(channel string, create bool, metaTTL time.Duration) *str
 	defer sh.mu.Unlock()
 	s := sh.streams[channel]
 	now := m.now()
-	if s != nil && metaTTL > 0 && now.Sub(s.touched) > metaTTL {
-		delete(sh.streams, channel)
-		s = nil
+	if s != nil && metaTTL > 0 {
+		// Lock order: shard, then stream (never the reverse).
+		s.mu.Lock()
+		expired := now.Sub(s.touched) > metaTTL
+		s.mu.Unlock()
+		if expired {
+			delete(sh.streams, channel)
+			s = nil
+		}
 	}
 	if s == nil && create {
 		s = &stream{epoch: newEpoch(), touched: now}
