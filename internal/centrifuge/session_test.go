@@ -576,4 +576,3 @@ func signWith(t *testing.T, secret string, claims map[string]any) string {
 	}
 	return tok
 }
-
