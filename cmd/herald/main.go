@@ -34,7 +34,8 @@ Usage:
 
 With no configuration at all, "herald serve" runs a development server on
 127.0.0.1:8000 and prints a generated secret, API key and token.
-Every option can also be set with a HERALD_* environment variable
+The configuration file may also be named by HERALD_CONFIG. Every option
+can also be set with a HERALD_* environment variable
 (precedence: flag > environment > file > default); see docs/configuration.md.
 `
 
@@ -109,6 +110,9 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 	}
 	f.set = map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if f.config == "" {
+		f.config = lookupEnv(env, "HERALD_CONFIG")
+	}
 
 	flags := map[string]string{}
 	if f.set["listen"] {
@@ -178,6 +182,15 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 	<-errc
 	log.Info("stopped")
 	return 0
+}
+
+func lookupEnv(env []string, name string) string {
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok && k == name {
+			return v
+		}
+	}
+	return ""
 }
 
 func hasHeraldEnv(env []string) bool {
