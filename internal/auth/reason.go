@@ -44,6 +44,13 @@ const (
 	OriginNotAllowed Code = "origin_not_allowed"
 )
 
+// Catalogue lists every refusal code; docs/auth.md documents each one.
+var Catalogue = []Code{
+	TokenMissing, TokenMalformed, TokenTooLarge, AlgNotAllowed, SignatureInvalid, TokenExpired,
+	TokenNotYetValid, ClaimInvalid, AnonymousTokenRefused, KeysNotConfigured, SubscriptionTokenMismatch,
+	TokenUserMismatch, ChannelNotPermitted, OriginNotAllowed,
+}
+
 // Source says where a token was found.
 type Source string
 
