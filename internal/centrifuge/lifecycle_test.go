@@ -318,3 +318,18 @@ func TestHealth(t *testing.T) {
 	}
 	resp.Body.Close()
 }
+
+func TestUserConnectionLimit(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Client.UserConnectionLimit = 2
+	srv := testutil.Start(t, cfg)
+	tok := testutil.UserToken(t, "u")
+	srv.Dial(t, nil).Connect(tok)
+	srv.Dial(t, nil).Connect(tok)
+	srv.Dial(t, nil).Connect(testutil.UserToken(t, "other"))
+	c := srv.Dial(t, nil)
+	c.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tok))
+	if code, reason := c.ExpectClose(wait); code != 3504 || !strings.Contains(reason, "user_connection_limit is 2") {
+		t.Fatalf("close %d %q, want 3504", code, reason)
+	}
+}

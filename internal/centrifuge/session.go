@@ -314,6 +314,13 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 		s.log.Info("connection refused", slog.String("reason", "connection_expired"), slog.String("detail", "expire_at is in the past"), slog.String("user", ident.User))
 		return s.connectFailed(id, ErrExpired.With("expire_at is in the past"))
 	}
+	if limit := h.cfg.Client.UserConnectionLimit; limit > 0 && ident.User != "" {
+		if n := len(h.hub.UserClients(ident.User, "")); n >= limit {
+			s.log.Info("connection refused: user connection limit", slog.String("user", ident.User), slog.Int("user_connection_limit", limit))
+			d := DisconnectConnectionLimit.With(fmt.Sprintf("user has %d connections, client.user_connection_limit is %d", n, limit))
+			return &d
+		}
+	}
 	if len(ident.Channels) > h.cfg.Client.ChannelLimit {
 		d := DisconnectChannelLimit.With(fmt.Sprintf("%d server-side channels, limit %d", len(ident.Channels), h.cfg.Client.ChannelLimit))
 		return &d

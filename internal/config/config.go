@@ -49,6 +49,7 @@ type Client struct {
 	ExpiredSubCloseDelay Duration `yaml:"expired_sub_close_delay" doc:"grace after subscription expiry before unsubscribe 2501"`
 
 	ChannelLimit                   int  `yaml:"channel_limit" doc:"subscriptions per connection (error 106)"`
+	UserConnectionLimit            int  `yaml:"user_connection_limit" doc:"connections per user on this node, 0 = unlimited (disconnect 3504)"`
 	QueueMaxSize                   int  `yaml:"queue_max_size" doc:"bytes queued for one connection before disconnect 3008"`
 	MessageSizeLimit               int  `yaml:"message_size_limit" doc:"largest WebSocket message a client may send (close 1009)"`
 	HistoryMaxPublicationLimit     int  `yaml:"history_max_publication_limit" doc:"cap of publications in one client history reply"`

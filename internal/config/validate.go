@@ -52,6 +52,13 @@ func (c *Config) Validate() Problems {
 	atLeast("client.history_max_publication_limit", cl.HistoryMaxPublicationLimit, 1)
 	atLeast("client.recovery_max_publication_limit", cl.RecoveryMaxPublicationLimit, 1)
 	atLeast("client.connection_info_max_size", cl.ConnectionInfoMaxSize, 0)
+	atLeast("client.user_connection_limit", cl.UserConnectionLimit, 0)
+	if cl.PingInterval > 0 && cl.PongTimeout <= 0 {
+		add("client.pong_timeout", "must be set when pings are on (client.ping_interval %s)", cl.PingInterval)
+	}
+	if cl.StaleCloseDelay <= 0 {
+		add("client.stale_close_delay", "must be more than 0 (connections that never send connect must be closed)")
+	}
 	if ml := c.Channel.MaxLength; ml < 1 || ml > 65535 {
 		add("channel.max_length", "must be from 1 to 65535 (got %d)", ml)
 	}
@@ -107,6 +114,19 @@ func (o *NamespaceOptions) validate(path string) Problems {
 		add("history_ttl", "must be set when history_size is set (history needs both)")
 	case o.HistorySize == 0 && o.HistoryTTL > 0:
 		add("history_size", "must be set when history_ttl is set (history needs both)")
+	}
+	if !o.HistoryEnabled() {
+		for _, opt := range []struct {
+			on   bool
+			name string
+		}{{o.ForceRecovery, "force_recovery"}, {o.AllowRecovery, "allow_recovery"}, {o.ForcePositioning, "force_positioning"}, {o.AllowPositioning, "allow_positioning"}} {
+			if opt.on {
+				add(opt.name, "needs history: set history_size and history_ttl too")
+			}
+		}
+	}
+	if o.ForcePushJoinLeave && !o.JoinLeave {
+		add("force_push_join_leave", "has no effect without join_leave: true")
 	}
 	if o.ChannelRegex != "" {
 		if _, err := regexp.Compile(o.ChannelRegex); err != nil {

@@ -125,6 +125,25 @@ func TestValidate(t *testing.T) {
 			"channel.without_namespace.history_size: must not be negative (got -1)",
 		}},
 
+		{"recovery without history", func(c *Config) {
+			c.Channel.Namespaces = []Namespace{ns("chat", NamespaceOptions{ForceRecovery: true, AllowPositioning: true})}
+		}, []string{
+			"channel.namespaces[0].force_recovery: needs history: set history_size and history_ttl too",
+			"channel.namespaces[0].allow_positioning: needs history: set history_size and history_ttl too",
+		}},
+		{"force push join leave without join leave", func(c *Config) { c.Channel.WithoutNamespace.ForcePushJoinLeave = true }, []string{
+			"channel.without_namespace.force_push_join_leave: has no effect without join_leave: true",
+		}},
+		{"negative user connection limit", func(c *Config) { c.Client.UserConnectionLimit = -1 }, []string{
+			"client.user_connection_limit: must be at least 0 (got -1)",
+		}},
+		{"pings without pong timeout", func(c *Config) { c.Client.PongTimeout = 0 }, []string{
+			"client.pong_timeout: must be set when pings are on (client.ping_interval 25s)",
+		}},
+		{"no stale delay", func(c *Config) { c.Client.StaleCloseDelay = 0 }, []string{
+			"client.stale_close_delay: must be more than 0 (connections that never send connect must be closed)",
+		}},
+
 		// Things that are allowed.
 		{"anonymous permissions alone", func(c *Config) {
 			c.Channel.WithoutNamespace.AllowSubscribeForAnonymous = true
