@@ -235,7 +235,12 @@ func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m := a.methods[name]
 	if m == nil {
-		writeJSON(w, http.StatusNotFound, map[string]any{"error": errMethodNotFound(fmt.Sprintf("unknown API method %q; known: %s", name, strings.Join(a.methodNames(), ", ")))})
+		e := errMethodNotFound(fmt.Sprintf("unknown API method %q; known: %s", name, strings.Join(a.methodNames(), ", ")))
+		if transport {
+			writeJSON(w, http.StatusNotFound, e)
+			return
+		}
+		writeJSON(w, http.StatusNotFound, map[string]any{"error": e})
 		return
 	}
 	res, e := m(body)
