@@ -93,6 +93,7 @@ func New(cfg *config.Config, h *hub.Hub, log *slog.Logger, version string) *Hand
 		"history_remove": a.historyRemove,
 		"channels":       a.channels,
 		"info":           a.info,
+		"send":           a.send,
 	}
 	return a
 }
@@ -519,6 +520,30 @@ func (a *Handler) refresh(body json.RawMessage) (any, *Error) {
 	}
 	for _, c := range a.userClients(req.User, req.Client) {
 		c.ServerRefresh(r)
+	}
+	return struct{}{}, nil
+}
+
+// send delivers an asynchronous message push to a user's connections (or one
+// client). It is a Herald extension: the SDKs emit it as a "message" event.
+func (a *Handler) send(body json.RawMessage) (any, *Error) {
+	var req struct {
+		User   string          `json:"user"`
+		Client string          `json:"client"`
+		Data   json.RawMessage `json:"data"`
+	}
+	if e := decode(body, &req); e != nil {
+		return nil, e
+	}
+	if len(req.Data) == 0 || string(req.Data) == "null" {
+		return nil, errBadRequest("data is required")
+	}
+	data, err := hub.NormalizeData(req.Data)
+	if err != nil {
+		return nil, errBadRequest(err.Error())
+	}
+	for _, c := range a.userClients(req.User, req.Client) {
+		c.Send(data)
 	}
 	return struct{}{}, nil
 }

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
@@ -331,5 +333,130 @@ func TestUserConnectionLimit(t *testing.T) {
 	c.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tok))
 	if code, reason := c.ExpectClose(wait); code != 3504 || !strings.Contains(reason, "user_connection_limit is 2") {
 		t.Fatalf("close %d %q, want 3504", code, reason)
+	}
+}
+
+func TestCommandRateLimitIs111(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Client.ChannelLimit = 5
+	cfg.Client.CommandRateLimit = 1
+	cfg.Client.CommandBurst = 6
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	var frame []string
+	for i := 2; i <= 9; i++ {
+		frame = append(frame, fmt.Sprintf(`{"id":%d,"presence_stats":{"channel":"a"}}`, i))
+	}
+	c.Send(strings.Join(frame, "\n"))
+	limited := 0
+	for i := 2; i <= 9; i++ {
+		r := c.WaitReply(uint32(i))
+		if code := testutil.ErrorCode(r); code == 111 {
+			limited++
+			e := r["error"].(map[string]any)
+			if e["temporary"] != true || !strings.Contains(e["message"].(string), "command_rate_limit") {
+				t.Fatalf("111 reply %v: must be temporary and name the setting", r)
+			}
+		} else if code != 0 {
+			t.Fatalf("reply %v", r)
+		}
+	}
+	if limited != 2 {
+		t.Fatalf("%d commands limited, want 2 (burst 6 of 8)", limited)
+	}
+}
+
+func TestAsyncMessagePush(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	if st, body := srv.API(t, "send", map[string]any{"user": "u", "data": map[string]any{"note": "hi"}}); st != 200 || body["error"] != nil {
+		t.Fatalf("send: %d %v", st, body)
+	}
+	p := c.WaitPush(wait)
+	if p["message"].(map[string]any)["data"].(map[string]any)["note"] != "hi" {
+		t.Fatalf("push %v", p)
+	}
+	if _, body := srv.API(t, "send", map[string]any{"user": "u"}); body["error"] == nil {
+		t.Fatalf("send without data must be refused")
+	}
+}
+
+func TestFramePingPong(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Client.PingInterval = config.Duration(300 * time.Millisecond)
+	cfg.Client.PongTimeout = config.Duration(200 * time.Millisecond)
+	srv := testutil.Start(t, cfg)
+	conn, _, err := websocket.DefaultDialer.Dial(srv.WSURL()+"?cf_ws_frame_ping_pong=true", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	pings := 0
+	conn.SetPingHandler(func(data string) error {
+		pings++
+		return conn.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, testutil.UserToken(t, "u"))))
+	conn.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+	_, data, err := conn.ReadMessage()
+	if err != nil || strings.Contains(string(data), `"pong"`) || strings.Contains(string(data), `"ping"`) {
+		t.Fatalf("connect reply %s %v: no ping/pong fields with frame pings", data, err)
+	}
+	// Only WebSocket ping frames arrive, and answering them keeps the connection.
+	_, data, err = conn.ReadMessage()
+	if err == nil {
+		t.Fatalf("unexpected message %s", data)
+	}
+	if websocket.IsCloseError(err, 3012) || pings < 3 {
+		t.Fatalf("err %v after %d pings; want a read timeout with the connection alive", err, pings)
+	}
+}
+
+func TestEpochChangeIsInsufficientState(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Channel.WithoutNamespace.HistoryMetaTTL = config.Duration(200 * time.Millisecond)
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	c.Call("subscribe", map[string]any{"channel": "pos", "positioned": true})
+	time.Sleep(300 * time.Millisecond) // the stream's metadata expires: a new epoch begins
+	publishN(t, srv, "pos", 1, 1)
+	if code, reason := c.ExpectClose(wait); code != 3010 || !strings.Contains(reason, "epoch") {
+		t.Fatalf("close %d %q, want 3010 insufficient state", code, reason)
+	}
+}
+
+func TestConnectSubsRecoverServerSideSubscriptions(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Channel.WithoutNamespace.ForceRecovery = true
+	srv := testutil.Start(t, cfg)
+	tok := testutil.Token(t, map[string]any{"sub": "u", "channels": []string{"feed"}})
+	c := srv.Dial(t, nil)
+	first := c.Connect(tok)["subs"].(map[string]any)["feed"].(map[string]any)
+	epoch := first["epoch"].(string)
+	c.Conn.Close()
+	publishN(t, srv, "feed", 1, 2)
+	c2 := srv.Dial(t, nil)
+	c2.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q,"subs":{"feed":{"recover":true,"offset":0,"epoch":%q}}}}`, tok, epoch))
+	res := c2.WaitReply(1)["connect"].(map[string]any)["subs"].(map[string]any)["feed"].(map[string]any)
+	if res["recovered"] != true || len(res["publications"].([]any)) != 2 {
+		t.Fatalf("server-side recovery result %v", res)
+	}
+}
+
+func TestAPISubscribeRecoversSince(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	_, body := srv.API(t, "publish", map[string]any{"channel": "late", "data": map[string]any{"n": 1}})
+	epoch := body["result"].(map[string]any)["epoch"].(string)
+	publishN(t, srv, "late", 2, 3)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	srv.API(t, "subscribe", map[string]any{"user": "u", "channel": "late", "recover_since": map[string]any{"offset": 1, "epoch": epoch}})
+	p := c.WaitPush(wait)
+	s := p["subscribe"].(map[string]any)
+	if p["channel"] != "late" || s["recovered"] != true || len(s["publications"].([]any)) != 2 {
+		t.Fatalf("subscribe push %v", p)
 	}
 }

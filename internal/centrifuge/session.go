@@ -55,6 +55,11 @@ type session struct {
 	pongTimer   *time.Timer
 	expireTimer *time.Timer
 	registered  bool // added to the hub
+	framePing   bool // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
+
+	// Command rate limit (token bucket), used only by the reader goroutine.
+	rateTokens float64
+	rateLast   time.Time
 
 	// wmu guards the outgoing queue.
 	wmu        sync.Mutex
@@ -84,7 +89,9 @@ type subscription struct {
 }
 
 func newSession(h *Handler, conn *websocket.Conn, r *http.Request) *session {
-	s := &session{h: h, conn: conn, req: r, subs: map[string]*subscription{}}
+	s := &session{h: h, conn: conn, req: r, subs: map[string]*subscription{},
+		framePing:  r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
+		rateTokens: float64(h.cfg.Client.CommandBurst), rateLast: time.Now()}
 	s.log = h.log.With(slog.String("remote_addr", r.RemoteAddr))
 	return s
 }
@@ -98,6 +105,18 @@ func (s *session) User() string { return s.user }
 func (s *session) run() {
 	cfg := &s.h.cfg.Client
 	s.conn.SetReadLimit(int64(cfg.MessageSizeLimit))
+	if s.framePing {
+		// Tools such as wscat and Postman answer WebSocket ping frames but not {}.
+		s.conn.SetPongHandler(func(string) error {
+			s.mu.Lock()
+			s.pingOut = false
+			if s.pongTimer != nil {
+				s.pongTimer.Stop()
+			}
+			s.mu.Unlock()
+			return nil
+		})
+	}
 	s.mu.Lock()
 	s.staleTimer = time.AfterFunc(cfg.StaleCloseDelay.D(), func() {
 		s.mu.Lock()
@@ -174,6 +193,10 @@ func (s *session) handleCommand(cmd *Command) *Disconnect {
 	if state == stateConnectFailed {
 		return bad("command after a connect error")
 	}
+	if state == stateConnected && cmd.ID != 0 && !s.allowCommand() {
+		s.replyError(cmd.ID, ErrTooManyRequests.With(fmt.Sprintf("client.command_rate_limit is %d per second", s.h.cfg.Client.CommandRateLimit)))
+		return nil
+	}
 	// Dispatch on the first request field, in the protocol's order.
 	switch {
 	case cmd.Connect != nil:
@@ -224,6 +247,27 @@ func (s *session) handleCommand(cmd *Command) *Disconnect {
 
 func isPong(cmd *Command) bool { return cmd.ID == 0 }
 
+// allowCommand takes a token from the connection's bucket. Refused commands
+// get error 111, which is temporary: SDKs retry them later.
+func (s *session) allowCommand() bool {
+	rate := s.h.cfg.Client.CommandRateLimit
+	if rate <= 0 {
+		return true
+	}
+	now := time.Now()
+	burst := float64(s.h.cfg.Client.CommandBurst)
+	s.rateTokens += now.Sub(s.rateLast).Seconds() * float64(rate)
+	if s.rateTokens > burst {
+		s.rateTokens = burst
+	}
+	s.rateLast = now
+	if s.rateTokens < 1 {
+		return false
+	}
+	s.rateTokens--
+	return true
+}
+
 func (s *session) withID(cmd *Command, f func() *Disconnect) *Disconnect {
 	if cmd.ID == 0 {
 		d := DisconnectBadRequest.With("command id must be > 0")
@@ -269,7 +313,12 @@ func (s *session) sendPing() {
 		}
 	})
 	s.schedulePing(false)
+	framePing := s.framePing
 	s.mu.Unlock()
+	if framePing {
+		_ = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
+		return
+	}
 	s.enqueue(pingFrame)
 }
 
@@ -359,7 +408,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 		res.Expires = true
 		res.TTL = ttlUntil(ident.ExpireAt, now)
 	}
-	if interval := h.cfg.Client.PingInterval.D(); interval > 0 {
+	if interval := h.cfg.Client.PingInterval.D(); interval > 0 && !s.framePing {
 		res.Ping = uint32(interval / time.Second)
 		if res.Ping == 0 {
 			res.Ping = 1
@@ -1075,6 +1124,11 @@ func (s *session) ServerUnsubscribe(channel string, code uint32, reason string) 
 // Disconnect implements hub.Client.
 func (s *session) Disconnect(code uint32, reason string) {
 	s.closeWith(Disconnect{Code: code, Reason: auth.Truncate(reason, maxCloseReason)})
+}
+
+// Send implements hub.Client: an asynchronous message push.
+func (s *session) Send(data []byte) {
+	s.enqueue(encodeReply(&Reply{Push: &Push{Message: &MessagePush{Data: data}}}))
 }
 
 // ServerRefresh implements hub.Client.

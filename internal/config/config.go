@@ -50,6 +50,8 @@ type Client struct {
 
 	ChannelLimit                   int  `yaml:"channel_limit" doc:"subscriptions per connection (error 106)"`
 	UserConnectionLimit            int  `yaml:"user_connection_limit" doc:"connections per user on this node, 0 = unlimited (disconnect 3504)"`
+	CommandRateLimit               int  `yaml:"command_rate_limit" doc:"commands per second one connection may send on average, 0 = unlimited (error 111 over it)"`
+	CommandBurst                   int  `yaml:"command_burst" doc:"commands a connection may send at once above the rate (connect plus resubscribes after a reconnect)"`
 	QueueMaxSize                   int  `yaml:"queue_max_size" doc:"bytes queued for one connection before disconnect 3008"`
 	MessageSizeLimit               int  `yaml:"message_size_limit" doc:"largest WebSocket message a client may send (close 1009)"`
 	HistoryMaxPublicationLimit     int  `yaml:"history_max_publication_limit" doc:"cap of publications in one client history reply"`
@@ -181,6 +183,8 @@ func Default() *Config {
 			ExpiredCloseDelay:           Duration(25 * time.Second),
 			ExpiredSubCloseDelay:        Duration(25 * time.Second),
 			ChannelLimit:                128,
+			CommandRateLimit:            100,
+			CommandBurst:                300,
 			QueueMaxSize:                1 << 20,
 			MessageSizeLimit:            65536,
 			HistoryMaxPublicationLimit:  300,

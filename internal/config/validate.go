@@ -53,6 +53,10 @@ func (c *Config) Validate() Problems {
 	atLeast("client.recovery_max_publication_limit", cl.RecoveryMaxPublicationLimit, 1)
 	atLeast("client.connection_info_max_size", cl.ConnectionInfoMaxSize, 0)
 	atLeast("client.user_connection_limit", cl.UserConnectionLimit, 0)
+	atLeast("client.command_rate_limit", cl.CommandRateLimit, 0)
+	if cl.CommandRateLimit > 0 && cl.CommandBurst < cl.ChannelLimit+1 {
+		add("client.command_burst", "(%d) must be at least client.channel_limit + 1 (%d), or reconnecting clients that resubscribe would be refused", cl.CommandBurst, cl.ChannelLimit+1)
+	}
 	if cl.PingInterval > 0 && cl.PongTimeout <= 0 {
 		add("client.pong_timeout", "must be set when pings are on (client.ping_interval %s)", cl.PingInterval)
 	}

@@ -74,6 +74,8 @@ type Client interface {
 	Disconnect(code uint32, reason string)
 	// ServerRefresh changes the connection's expiry and info.
 	ServerRefresh(r ServerRefresh)
+	// Send delivers an asynchronous message (not in any channel) to the client.
+	Send(data []byte)
 }
 
 // ServerSubscription is a subscription made by the server API.

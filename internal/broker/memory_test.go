@@ -1,0 +1,103 @@
+package broker
+
+import (
+	"testing"
+	"time"
+)
+
+type recorder struct{ pubs []uint64 }
+
+func (r *recorder) HandlePublication(_ string, p *Publication, _ StreamPosition) {
+	r.pubs = append(r.pubs, p.Offset)
+}
+func (r *recorder) HandleJoin(string, *ClientInfo)  {}
+func (r *recorder) HandleLeave(string, *ClientInfo) {}
+
+func TestHistorySizeTTLAndEpoch(t *testing.T) {
+	m := NewMemory()
+	rec := &recorder{}
+	m.Run(rec)
+	now := time.Unix(1000, 0)
+	m.now = func() time.Time { return now }
+	opts := PublishOptions{HistorySize: 3, HistoryTTL: time.Minute, HistoryMetaTTL: time.Hour}
+	var sp StreamPosition
+	for i := 0; i < 5; i++ {
+		sp, _ = m.Publish("c", &Publication{Data: []byte(`1`)}, opts)
+	}
+	if sp.Offset != 5 || sp.Epoch == "" || len(rec.pubs) != 5 {
+		t.Fatalf("position %+v, delivered %v", sp, rec.pubs)
+	}
+	pubs, top, _ := m.History("c", HistoryFilter{Limit: -1, MetaTTL: time.Hour})
+	if top != sp || len(pubs) != 3 || pubs[0].Offset != 3 {
+		t.Fatalf("history %v top %+v: size 3 keeps offsets 3..5", pubs, top)
+	}
+	// Publications older than the TTL go; the position stays.
+	now = now.Add(2 * time.Minute)
+	pubs, top, _ = m.History("c", HistoryFilter{Limit: -1, TTL: time.Minute, MetaTTL: time.Hour})
+	if len(pubs) != 0 || top.Offset != 5 {
+		t.Fatalf("after TTL: %v %+v", pubs, top)
+	}
+	// A stream unused for longer than its meta TTL starts over with a new epoch.
+	now = now.Add(2 * time.Hour)
+	sp2, _ := m.Publish("c", &Publication{Data: []byte(`1`)}, opts)
+	if sp2.Offset != 1 || sp2.Epoch == sp.Epoch {
+		t.Fatalf("after meta TTL: %+v, want offset 1 and a new epoch", sp2)
+	}
+	// Without history nothing is stored and no offset is assigned.
+	sp3, _ := m.Publish("nohist", &Publication{Data: []byte(`1`)}, PublishOptions{})
+	if sp3.Offset != 0 || sp3.Epoch != "" {
+		t.Fatalf("no-history publish gave a position: %+v", sp3)
+	}
+}
+
+func TestHistoryFilters(t *testing.T) {
+	m := NewMemory()
+	opts := PublishOptions{HistorySize: 10, HistoryTTL: time.Minute}
+	for i := 0; i < 5; i++ {
+		m.Publish("c", &Publication{Data: []byte(`1`)}, opts)
+	}
+	offsets := func(f HistoryFilter) []uint64 {
+		pubs, _, _ := m.History("c", f)
+		var out []uint64
+		for _, p := range pubs {
+			out = append(out, p.Offset)
+		}
+		return out
+	}
+	_, top, _ := m.History("c", HistoryFilter{})
+	cases := []struct {
+		f    HistoryFilter
+		want []uint64
+	}{
+		{HistoryFilter{Limit: 0}, nil},
+		{HistoryFilter{Limit: 2}, []uint64{1, 2}},
+		{HistoryFilter{Limit: 2, Reverse: true}, []uint64{5, 4}},
+		{HistoryFilter{Limit: -1, Since: &StreamPosition{Offset: 3, Epoch: top.Epoch}}, []uint64{4, 5}},
+		{HistoryFilter{Limit: -1, Since: &StreamPosition{Offset: 3, Epoch: top.Epoch}, Reverse: true}, []uint64{2, 1}},
+	}
+	for _, c := range cases {
+		if got := offsets(c.f); len(got) != len(c.want) || (len(got) > 0 && got[0] != c.want[0]) {
+			t.Errorf("%+v: %v, want %v", c.f, got, c.want)
+		}
+	}
+	m.RemoveHistory("c")
+	if pubs, top2, _ := m.History("c", HistoryFilter{Limit: -1}); len(pubs) != 0 || top2 != top {
+		t.Fatalf("remove history: %v %+v", pubs, top2)
+	}
+}
+
+func TestPresenceCountsAnonymousAsOneUser(t *testing.T) {
+	m := NewMemory()
+	m.AddPresence("c", "1", &ClientInfo{Client: "1"})
+	m.AddPresence("c", "2", &ClientInfo{Client: "2"})
+	m.AddPresence("c", "3", &ClientInfo{User: "u", Client: "3"})
+	if st, _ := m.PresenceStats("c"); st.NumClients != 3 || st.NumUsers != 2 {
+		t.Fatalf("stats %+v", st)
+	}
+	m.RemovePresence("c", "1")
+	m.RemovePresence("c", "2")
+	m.RemovePresence("c", "3")
+	if p, _ := m.Presence("c"); len(p) != 0 {
+		t.Fatalf("presence %v", p)
+	}
+}
