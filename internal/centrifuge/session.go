@@ -1,6 +1,7 @@
 package centrifuge
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -38,7 +40,8 @@ type session struct {
 	h    *Handler
 	conn *websocket.Conn
 	req  *http.Request
-	log  *slog.Logger
+	// logp is the session's logger; it gains client and user at connect.
+	logp atomic.Pointer[slog.Logger]
 
 	// mu guards the session state and subscriptions. It is never held while
 	// calling into the hub or broker, which call back into Deliver.
@@ -55,6 +58,7 @@ type session struct {
 	pongTimer   *time.Timer
 	expireTimer *time.Timer
 	registered  bool // added to the hub
+	closed      bool // cleanup has run: no new subscriptions
 	framePing   bool // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
 
 	// Command rate limit (token bucket), used only by the reader goroutine.
@@ -92,9 +96,11 @@ func newSession(h *Handler, conn *websocket.Conn, r *http.Request) *session {
 	s := &session{h: h, conn: conn, req: r, subs: map[string]*subscription{},
 		framePing:  r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
 		rateTokens: float64(h.cfg.Client.CommandBurst), rateLast: time.Now()}
-	s.log = h.log.With(slog.String("remote_addr", r.RemoteAddr))
+	s.logp.Store(h.log.With(slog.String("remote_addr", r.RemoteAddr)))
 	return s
 }
+
+func (s *session) log() *slog.Logger { return s.logp.Load() }
 
 // ID implements hub.Client.
 func (s *session) ID() string { return s.clientID }
@@ -123,7 +129,7 @@ func (s *session) run() {
 		stale := s.state != stateConnected
 		s.mu.Unlock()
 		if stale {
-			s.log.Info("disconnect: no connect command in time", slog.Duration("stale_close_delay", cfg.StaleCloseDelay.D()))
+			s.log().Info("disconnect: no connect command in time", slog.Duration("stale_close_delay", cfg.StaleCloseDelay.D()))
 			s.closeWith(DisconnectStale.With(fmt.Sprintf("no connect within %s", cfg.StaleCloseDelay.D())))
 		}
 	})
@@ -135,7 +141,7 @@ func (s *session) run() {
 				// The library has sent close 1009. Drain what the client is still
 				// sending, briefly, so that it reads the close frame instead of a
 				// connection reset.
-				s.log.Info("disconnect: message too big", slog.Int("message_size_limit", cfg.MessageSizeLimit))
+				s.log().Info("disconnect: message too big", slog.Int("message_size_limit", cfg.MessageSizeLimit))
 				nc := s.conn.NetConn()
 				_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
 				_, _ = io.Copy(io.Discard, io.LimitReader(nc, int64(cfg.MessageSizeLimit)*4))
@@ -166,7 +172,7 @@ func (s *session) handleFrame(data []byte) *Disconnect {
 		if errors.Is(err, errEmptyFrame) {
 			d = DisconnectBadRequest.With("empty frame")
 		}
-		s.log.Info("disconnect: bad frame", slog.String("detail", d.Reason))
+		s.log().Info("disconnect: bad frame", slog.String("detail", d.Reason))
 		return &d
 	}
 	for _, cmd := range cmds {
@@ -187,7 +193,7 @@ func (s *session) handleCommand(cmd *Command) *Disconnect {
 	s.mu.Unlock()
 	bad := func(detail string) *Disconnect {
 		d := DisconnectBadRequest.With(detail)
-		s.log.Info("disconnect: protocol violation", slog.String("detail", detail))
+		s.log().Info("disconnect: protocol violation", slog.String("detail", detail))
 		return &d
 	}
 	if state == stateConnectFailed {
@@ -308,7 +314,7 @@ func (s *session) sendPing() {
 		missing := s.pingOut
 		s.mu.Unlock()
 		if missing {
-			s.log.Info("disconnect: no pong", slog.Duration("pong_timeout", timeout))
+			s.log().Info("disconnect: no pong", slog.Duration("pong_timeout", timeout))
 			s.closeWith(DisconnectNoPong)
 		}
 	})
@@ -351,7 +357,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	ident, reason := h.verifier.Connect(areq)
 	if reason != nil {
 		attrs := append([]slog.Attr{slog.String("client_name", auth.Truncate(req.Name, 16))}, reason.LogAttrs()...)
-		s.log.LogAttrs(nil, slog.LevelInfo, "connection refused", attrs...)
+		s.log().LogAttrs(context.Background(), slog.LevelInfo, "connection refused", attrs...)
 		e, d := connectOutcome(reason)
 		if d != nil {
 			return d
@@ -360,12 +366,12 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	}
 	now := time.Now()
 	if !ident.ExpireAt.IsZero() && !ident.ExpireAt.After(now) {
-		s.log.Info("connection refused", slog.String("reason", "connection_expired"), slog.String("detail", "expire_at is in the past"), slog.String("user", ident.User))
+		s.log().Info("connection refused", slog.String("reason", "connection_expired"), slog.String("detail", "expire_at is in the past"), slog.String("user", ident.User))
 		return s.connectFailed(id, ErrExpired.With("expire_at is in the past"))
 	}
 	if limit := h.cfg.Client.UserConnectionLimit; limit > 0 && ident.User != "" {
 		if n := len(h.hub.UserClients(ident.User, "")); n >= limit {
-			s.log.Info("connection refused: user connection limit", slog.String("user", ident.User), slog.Int("user_connection_limit", limit))
+			s.log().Info("connection refused: user connection limit", slog.String("user", ident.User), slog.Int("user_connection_limit", limit))
 			d := DisconnectConnectionLimit.With(fmt.Sprintf("user has %d connections, client.user_connection_limit is %d", n, limit))
 			return &d
 		}
@@ -396,7 +402,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	s.expireAt = ident.ExpireAt
 	s.state = stateConnected
 	s.staleTimer.Stop()
-	s.log = s.log.With(slog.String("client", s.clientID), slog.String("user", s.user))
+	s.logp.Store(s.log().With(slog.String("client", s.clientID), slog.String("user", s.user)))
 	s.mu.Unlock()
 	h.hub.AddClient(s)
 	s.mu.Lock()
@@ -429,7 +435,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 			recover: recoverReq, grantsHistory: true,
 		})
 		if e != nil {
-			s.log.Warn("server-side subscription failed", slog.String("channel", ss.channel), slog.String("error", e.Message))
+			s.log().Warn("server-side subscription failed", slog.String("channel", ss.channel), slog.String("error", e.Message))
 			continue
 		}
 		if res.Subs == nil {
@@ -449,7 +455,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	for _, sub := range pending {
 		s.afterSubscribe(sub)
 	}
-	s.log.Debug("client connected", slog.String("token_source", string(ident.Source)), slog.String("key_fingerprint", ident.KeyFingerprint),
+	s.log().Debug("client connected", slog.String("token_source", string(ident.Source)), slog.String("key_fingerprint", ident.KeyFingerprint),
 		slog.String("client_name", auth.Truncate(req.Name, 16)), slog.String("client_version", auth.Truncate(req.Version, 64)))
 	return nil
 }
@@ -488,7 +494,7 @@ func (s *session) armExpiryLocked() {
 		expired := !s.expireAt.IsZero() && !time.Now().Before(s.expireAt.Add(grace))
 		s.mu.Unlock()
 		if expired {
-			s.log.Info("disconnect: connection expired and was not refreshed", slog.String("reason", string(auth.TokenExpired)))
+			s.log().Info("disconnect: connection expired and was not refreshed", slog.String("reason", string(auth.TokenExpired)))
 			s.closeWith(DisconnectExpired)
 		}
 	})
@@ -499,7 +505,7 @@ func (s *session) armExpiryLocked() {
 func (s *session) handleRefresh(id uint32, req *RefreshRequest) *Disconnect {
 	ident, reason := s.h.verifier.Refresh(req.Token, s.user)
 	if reason != nil {
-		s.log.LogAttrs(nil, slog.LevelInfo, "refresh refused", reason.LogAttrs()...)
+		s.log().LogAttrs(context.Background(), slog.LevelInfo, "refresh refused", reason.LogAttrs()...)
 		if reason.Code == auth.TokenExpired || reason.Code == auth.TokenNotYetValid {
 			d := DisconnectExpired.With(reason.Detail)
 			return &d
@@ -592,7 +598,7 @@ func (s *session) handleSubscribe(id uint32, req *SubscribeRequest) *Disconnect 
 		grant, reason := h.verifier.Subscription(auth.SubscriptionRequest{Token: req.Token, Channel: req.Channel, User: s.user, Client: s.clientID})
 		if reason != nil {
 			attrs := append([]slog.Attr{slog.String("channel", req.Channel)}, reason.LogAttrs()...)
-			s.log.LogAttrs(nil, slog.LevelInfo, "subscription refused", attrs...)
+			s.log().LogAttrs(context.Background(), slog.LevelInfo, "subscription refused", attrs...)
 			switch reason.Code {
 			case auth.TokenExpired, auth.TokenNotYetValid:
 				s.replyError(id, ErrTokenExpired.With(reason.Detail))
@@ -672,7 +678,7 @@ func (s *session) denyDetail(ns *hub.Namespace, op string, forClient, forAnonymo
 }
 
 func (s *session) deny(id uint32, channel, detail string) *Disconnect {
-	s.log.Info("permission denied", slog.String("reason", string(auth.ChannelNotPermitted)), slog.String("channel", channel), slog.String("detail", detail))
+	s.log().Info("permission denied", slog.String("reason", string(auth.ChannelNotPermitted)), slog.String("channel", channel), slog.String("detail", detail))
 	s.replyError(id, ErrPermissionDenied.With(detail))
 	return nil
 }
@@ -699,6 +705,10 @@ func (s *session) subscribe(channel string, ns *hub.Namespace, p subscribeParams
 		sub.positioned = sub.recoverable || boolOr(ov.ForcePositioning, ns.ForcePositioning) || (p.positioned && (p.grantsHistory || ns.AllowPositioning))
 	}
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, nil, ErrInternal.With("connection is closing")
+	}
 	if _, ok := s.subs[channel]; ok {
 		s.mu.Unlock()
 		return nil, nil, ErrAlreadySubscribed
@@ -708,6 +718,12 @@ func (s *session) subscribe(channel string, ns *hub.Namespace, p subscribeParams
 	if err := s.h.hub.Subscribe(channel, s); err != nil {
 		s.dropSub(sub)
 		return nil, nil, ErrInternal
+	}
+	// A subscription made by the server API can race with the connection's
+	// cleanup; never leave the hub holding a closed connection.
+	if !s.current(sub) {
+		_ = s.h.hub.Unsubscribe(channel, s)
+		return nil, nil, ErrInternal.With("connection is closing")
 	}
 	res := &SubscribeResult{Data: p.data}
 	if !sub.expireAt.IsZero() {
@@ -786,13 +802,26 @@ func (s *session) goLiveLocked(sub *subscription) {
 	s.armSubExpiryLocked(sub)
 }
 
+// current reports whether sub is still one of the live connection's subscriptions.
+func (s *session) current(sub *subscription) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.closed && s.subs[sub.channel] == sub
+}
+
 // afterSubscribe adds presence and announces the join.
 func (s *session) afterSubscribe(sub *subscription) {
 	h := s.h
 	info := s.clientInfo(sub)
 	if sub.presence {
 		if err := h.hub.Presence().AddPresence(sub.channel, s.clientID, info); err != nil {
-			s.log.Warn("presence add failed", slog.String("channel", sub.channel), slog.String("error", err.Error()))
+			s.log().Warn("presence add failed", slog.String("channel", sub.channel), slog.String("error", err.Error()))
+		}
+		// If the subscription ended meanwhile (a server API subscription racing
+		// with a disconnect), its removal may have run first: undo the add.
+		if !s.current(sub) {
+			_ = h.hub.Presence().RemovePresence(sub.channel, s.clientID)
+			return
 		}
 	}
 	if sub.joinLeave {
@@ -854,7 +883,7 @@ func (s *session) armSubExpiryLocked(sub *subscription) {
 		if !expired {
 			return
 		}
-		s.log.Info("subscription expired and was not refreshed", slog.String("channel", sub.channel))
+		s.log().Info("subscription expired and was not refreshed", slog.String("channel", sub.channel))
 		if sub.serverSide {
 			s.closeWith(DisconnectSubExpired)
 			return
@@ -891,7 +920,7 @@ func (s *session) handleSubRefresh(id uint32, req *SubRefreshRequest) *Disconnec
 	grant, reason := s.h.verifier.Subscription(auth.SubscriptionRequest{Token: req.Token, Source: auth.SourceSubRefreshCommand,
 		Channel: req.Channel, User: s.user, Client: s.clientID})
 	if reason != nil {
-		s.log.LogAttrs(nil, slog.LevelInfo, "sub_refresh refused", append([]slog.Attr{slog.String("channel", req.Channel)}, reason.LogAttrs()...)...)
+		s.log().LogAttrs(context.Background(), slog.LevelInfo, "sub_refresh refused", append([]slog.Attr{slog.String("channel", req.Channel)}, reason.LogAttrs()...)...)
 		if reason.Code == auth.TokenExpired || reason.Code == auth.TokenNotYetValid {
 			d := DisconnectSubExpired.With(reason.Detail)
 			return &d
@@ -951,7 +980,7 @@ func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
 	info := &broker.ClientInfo{User: s.user, Client: s.clientID, ConnInfo: s.info, ChanInfo: chanInfo}
 	s.mu.Unlock()
 	if _, err := s.h.hub.Publish(req.Channel, ns, &broker.Publication{Data: data, Info: info}); err != nil {
-		s.log.Error("publish failed", slog.String("channel", req.Channel), slog.String("error", err.Error()))
+		s.log().Error("publish failed", slog.String("channel", req.Channel), slog.String("error", err.Error()))
 		s.replyError(id, ErrInternal)
 		return nil
 	}
@@ -1096,8 +1125,11 @@ func (s *session) ServerSubscribe(channel string, o hub.ServerSubscription) erro
 	}
 	sub, res, e := s.subscribe(channel, ns, p)
 	if e != nil {
-		if e == ErrAlreadySubscribed {
-			return nil
+		s.mu.Lock()
+		closed := s.closed
+		s.mu.Unlock()
+		if e == ErrAlreadySubscribed || closed {
+			return nil // already there, or the connection is going away
 		}
 		return e
 	}
@@ -1157,6 +1189,7 @@ func (s *session) cleanup() {
 	s.queue = nil
 	s.wmu.Unlock()
 	s.mu.Lock()
+	s.closed = true
 	s.stopTimersLocked()
 	subs := make([]*subscription, 0, len(s.subs))
 	for _, sub := range s.subs {
@@ -1170,7 +1203,7 @@ func (s *session) cleanup() {
 	}
 	if registered {
 		s.h.hub.RemoveClient(s)
-		s.log.Debug("client disconnected")
+		s.log().Debug("client disconnected")
 	}
 }
 

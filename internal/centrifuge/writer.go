@@ -27,7 +27,7 @@ func (s *session) enqueue(b []byte) {
 		queued := s.queueBytes
 		s.queue, s.queueBytes = nil, 0
 		s.wmu.Unlock()
-		s.log.Info("disconnect: client is too slow", slog.Int("queued_bytes", queued), slog.Int("queue_max_size", s.h.cfg.Client.QueueMaxSize))
+		s.log().Info("disconnect: client is too slow", slog.Int("queued_bytes", queued), slog.Int("queue_max_size", s.h.cfg.Client.QueueMaxSize))
 		go s.closeWith(DisconnectSlow)
 		return
 	}
@@ -70,7 +70,7 @@ func (s *session) writeLoop() {
 			s.wmu.Lock()
 			s.writing = false
 			s.wmu.Unlock()
-			s.log.Debug("write failed", slog.String("error", err.Error()))
+			s.log().Debug("write failed", slog.String("error", err.Error()))
 			s.closeWith(DisconnectWriteError)
 			return
 		}
