@@ -460,3 +460,29 @@ func TestAPISubscribeRecoversSince(t *testing.T) {
 		t.Fatalf("subscribe push %v", p)
 	}
 }
+
+func TestTooManyServerSideChannelsIs3505(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Client.ChannelLimit = 2
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	c.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, testutil.Token(t, map[string]any{"sub": "u", "channels": []string{"a", "b", "c"}})))
+	if code, reason := c.ExpectClose(wait); code != 3505 || !strings.Contains(reason, "limit 2") {
+		t.Fatalf("close %d %q, want 3505", code, reason)
+	}
+}
+
+func TestExpiredServerSideSubscriptionIs3006(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Client.ExpiredSubCloseDelay = config.Duration(200 * time.Millisecond)
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	srv.API(t, "subscribe", map[string]any{"user": "u", "channel": "temp", "expire_at": time.Now().Add(time.Second).Unix()})
+	if p := c.WaitPush(wait); p["subscribe"].(map[string]any)["expires"] != true {
+		t.Fatalf("subscribe push %v, want expires", p)
+	}
+	if code, _ := c.ExpectClose(4 * time.Second); code != 3006 {
+		t.Fatalf("close %d, want 3006", code)
+	}
+}
