@@ -165,3 +165,24 @@ test('history returns the API publications in order with their offsets and epoch
   assert.equal(since.offset, 3);
   assert.equal(since.epoch, epoch);
 });
+
+test('a message sent through /api/send arrives as the client "message" event, and a client publish carries its info', async () => {
+  const client = server.client({ token: server.token({ sub: 'carol', info: { name: 'Carol' } }) });
+  const ctx = await connect(client);
+  const messages = recordEvents(client, ['message']);
+  await server.apiResult('send', { user: 'carol', data: { note: 'direct' } });
+  await waitUntil(() => messages.length >= 1, { label: 'the message event' });
+  assert.deepEqual(messages[0].ctx.data, { note: 'direct' });
+
+  const channel = uniqueName('talk');
+  const sub = client.newSubscription(channel);
+  await subscribe(sub);
+  const publications = recordEvents(sub, ['publication']);
+  await withTimeout(sub.publish({ text: 'from the client' }), 5_000, 'sub.publish()');
+  await waitUntil(() => publications.length >= 1, { label: 'own publication' });
+  const pub = publications[0].ctx;
+  assert.deepEqual(pub.data, { text: 'from the client' });
+  assert.equal(pub.info.user, 'carol');
+  assert.equal(pub.info.client, ctx.client);
+  assert.deepEqual(pub.info.connInfo, { name: 'Carol' });
+});
