@@ -486,3 +486,31 @@ func TestExpiredServerSideSubscriptionIs3006(t *testing.T) {
 		t.Fatalf("close %d, want 3006", code)
 	}
 }
+
+// TestBehindSubscriberGetsCoalescedFrames: messages queued while a write is
+// in progress go out together, newline-joined in one frame.
+func TestBehindSubscriberGetsCoalescedFrames(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	c.Call("subscribe", map[string]any{"channel": "burst"})
+	ns, _ := srv.Hub().Namespaces().Resolve("burst")
+	const n = 1000
+	for i := 0; i < n; i++ {
+		srv.Hub().Publish("burst", ns, &broker.Publication{Data: []byte(`{"i":1}`)})
+	}
+	frames, msgs := 0, 0
+	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for msgs < n {
+		_, data, err := c.Conn.ReadMessage()
+		if err != nil {
+			t.Fatalf("after %d messages: %v", msgs, err)
+		}
+		frames++
+		msgs += strings.Count(string(data), "\n") + 1
+	}
+	if msgs != n || frames >= n {
+		t.Fatalf("%d messages in %d frames: want all %d, coalesced into fewer frames", msgs, frames, n)
+	}
+	t.Logf("%d messages in %d frames", msgs, frames)
+}
