@@ -33,6 +33,12 @@ type Config struct {
 	Client  Client  `yaml:"client"`
 	HTTPAPI HTTPAPI `yaml:"http_api"`
 	Channel Channel `yaml:"channel"`
+	Admin   Admin   `yaml:"admin"`
+}
+
+// Admin holds the options of the operator endpoints under /debug/.
+type Admin struct {
+	Key string `yaml:"key" doc:"key for /debug/ endpoints (X-Admin-Key header); empty disables them" secret:"true"`
 }
 
 // Client holds the options of client connections.

@@ -69,6 +69,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	mux.Handle("/api/", s.api)
 	mux.Handle("/api", s.api)
 	mux.HandleFunc("/health", s.health)
+	mux.Handle("/debug/", s.debugHandler())
 	s.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

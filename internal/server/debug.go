@@ -1,0 +1,70 @@
+package server
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"runtime"
+	"time"
+)
+
+// debugHandler serves the operator endpoints under /debug/, guarded by
+// admin.key: /debug/vars (memory, goroutines, hub counters, for benchmarks
+// and dashboards) and /debug/pprof/ (profiles).
+func (s *Server) debugHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/vars", s.debugVars)
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	want := sha256.Sum256([]byte(s.cfg.Admin.Key))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Admin.Key == "" {
+			writeRefusal(w, http.StatusNotFound, "admin_disabled", "the /debug/ endpoints are off", "set admin.key (HERALD_ADMIN_KEY) to enable them")
+			return
+		}
+		got := sha256.Sum256([]byte(r.Header.Get("X-Admin-Key")))
+		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `admin-key realm="herald"`)
+			writeRefusal(w, http.StatusUnauthorized, "admin_key_wrong", "missing or wrong X-Admin-Key", "send admin.key in the X-Admin-Key header")
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+func writeRefusal(w http.ResponseWriter, status int, code, detail, hint string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"error": code, "detail": detail, "hint": hint})
+}
+
+func (s *Server) debugVars(w http.ResponseWriter, r *http.Request) {
+	var ms runtime.MemStats
+	if r.URL.Query().Get("gc") == "1" {
+		runtime.GC()
+	}
+	runtime.ReadMemStats(&ms)
+	st := s.hub.Stats()
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(map[string]any{
+		"time":          time.Now().UTC().Format(time.RFC3339Nano),
+		"goroutines":    runtime.NumGoroutine(),
+		"heap_alloc":    ms.HeapAlloc,
+		"heap_inuse":    ms.HeapInuse,
+		"stack_inuse":   ms.StackInuse,
+		"sys":           ms.Sys,
+		"num_gc":        ms.NumGC,
+		"total_alloc":   ms.TotalAlloc,
+		"sessions":      s.ws.NumSessions(),
+		"num_clients":   st.NumClients,
+		"num_users":     st.NumUsers,
+		"num_channels":  st.NumChannels,
+		"num_subs":      st.NumSubs,
+		"uptime_millis": st.Uptime.Milliseconds(),
+	})
+}

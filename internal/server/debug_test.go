@@ -1,0 +1,44 @@
+package server_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/heraldhub/herald/internal/testutil"
+)
+
+func TestDebugEndpointsNeedTheAdminKey(t *testing.T) {
+	off := testutil.Start(t, nil)
+	if resp, err := http.Get("http://" + off.Addr + "/debug/vars"); err != nil || resp.StatusCode != http.StatusNotFound {
+		t.Fatalf("without admin.key: %v %v, want 404", err, resp)
+	}
+	cfg := testutil.Config()
+	cfg.Admin.Key = "admin-secret"
+	srv := testutil.Start(t, cfg)
+	srv.Dial(t, nil).Connect(testutil.UserToken(t, "u"))
+	get := func(key string) *http.Response {
+		req, _ := http.NewRequest("GET", "http://"+srv.Addr+"/debug/vars", nil)
+		if key != "" {
+			req.Header.Set("X-Admin-Key", key)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp
+	}
+	for _, key := range []string{"", "wrong"} {
+		if resp := get(key); resp.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("key %q: status %d, want 401", key, resp.StatusCode)
+		}
+	}
+	resp := get("admin-secret")
+	var vars map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("vars: %d %v", resp.StatusCode, err)
+	}
+	if vars["num_clients"].(float64) != 1 || vars["heap_inuse"].(float64) <= 0 {
+		t.Fatalf("vars %v", vars)
+	}
+}
