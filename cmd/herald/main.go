@@ -30,6 +30,10 @@ const usage = `herald: a real-time messaging server (Centrifugo-compatible)
 Usage:
   herald serve [--config FILE] [--listen ADDR] [--api-key KEY] [--hmac-secret SECRET] [--dev]
   herald check-config --config FILE
+  herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN
+  herald token [--config FILE | --hmac-secret S] --user USER [--ttl 24h] [--channel C] [--info JSON]
+  herald keys [--config FILE | --hmac-secret S]
+  herald config-keys
   herald version
 
 With no configuration at all, "herald serve" runs a development server on
@@ -53,6 +57,15 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], env, stdout, stderr)
 	case "check-config", "checkconfig":
 		return checkConfig(args[1:], stdout, stderr)
+	case "explain":
+		return explain(args[1:], env, stdout, stderr)
+	case "token":
+		return token(args[1:], env, stdout, stderr)
+	case "keys":
+		return keys(args[1:], env, stdout, stderr)
+	case "config-keys":
+		fmt.Fprint(stdout, config.ReferenceTable())
+		return 0
 	case "version", "--version", "-v":
 		fmt.Fprintf(stdout, "herald %s\n", version)
 		return 0
@@ -163,6 +176,25 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// SIGHUP reloads the keys (key files, environment and the configuration
+	// file's token settings) without a restart; a bad new key keeps the old set.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			log.Info("SIGHUP received, reloading keys")
+			next, err := config.Load(config.Source{File: f.config, Env: env, Flags: flags})
+			if err != nil {
+				log.Error("key reload failed: invalid configuration; the previous keys stay in use", slog.String("error", err.Error()))
+				continue
+			}
+			if next.Client.Token.HMACSecretKey == "" && generated != nil && generated.secret {
+				next.Client.Token.HMACSecretKey = cfg.Client.Token.HMACSecretKey // keep the generated development secret
+			}
+			_ = srv.ReloadKeys(next)
+		}
+	}()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve() }()
 	select {

@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/hub"
@@ -67,19 +68,20 @@ func transportStatus(code uint32) int {
 
 // Handler serves /api/<method>.
 type Handler struct {
-	cfg     *config.Config
-	hub     *hub.Hub
-	log     *slog.Logger
-	version string
-	keySum  [32]byte
-	methods map[string]method
+	cfg      *config.Config
+	hub      *hub.Hub
+	verifier *auth.Verifier
+	log      *slog.Logger
+	version  string
+	keySum   [32]byte
+	methods  map[string]method
 }
 
 type method func(body json.RawMessage) (any, *Error)
 
 // New builds the API handler.
-func New(cfg *config.Config, h *hub.Hub, log *slog.Logger, version string) *Handler {
-	a := &Handler{cfg: cfg, hub: h, log: log, version: version, keySum: sha256.Sum256([]byte(cfg.HTTPAPI.Key))}
+func New(cfg *config.Config, h *hub.Hub, verifier *auth.Verifier, log *slog.Logger, version string) *Handler {
+	a := &Handler{cfg: cfg, hub: h, verifier: verifier, log: log, version: version, keySum: sha256.Sum256([]byte(cfg.HTTPAPI.Key))}
 	a.methods = map[string]method{
 		"publish":        a.publish,
 		"broadcast":      a.broadcast,
@@ -94,6 +96,9 @@ func New(cfg *config.Config, h *hub.Hub, log *slog.Logger, version string) *Hand
 		"channels":       a.channels,
 		"info":           a.info,
 		"send":           a.send,
+		// Revocation, with the method names and shapes of Centrifugo PRO.
+		"revoke_token":           a.revokeToken,
+		"invalidate_user_tokens": a.invalidateUserTokens,
 	}
 	return a
 }
@@ -545,6 +550,68 @@ func (a *Handler) send(body json.RawMessage) (any, *Error) {
 	for _, c := range a.userClients(req.User, req.Client) {
 		c.Send(data)
 	}
+	return struct{}{}, nil
+}
+
+// defaultRevocationKeep is how long a revocation is kept when the request
+// does not say when the revoked tokens expire.
+const defaultRevocationKeep = 30 * 24 * time.Hour
+
+func revocationUntil(expireAt int64) (time.Time, *Error) {
+	switch {
+	case expireAt < 0:
+		return time.Time{}, errBadRequest("expire_at must be a unix time in seconds")
+	case expireAt == 0:
+		return time.Now().Add(defaultRevocationKeep), nil
+	}
+	return time.Unix(expireAt, 0), nil
+}
+
+// revokeToken revokes one token by its jti ("uid"), for new and live connections.
+func (a *Handler) revokeToken(body json.RawMessage) (any, *Error) {
+	var req struct {
+		UID      string `json:"uid"`
+		ExpireAt int64  `json:"expire_at"`
+	}
+	if e := decode(body, &req); e != nil {
+		return nil, e
+	}
+	if req.UID == "" {
+		return nil, errBadRequest("uid (the token's jti) is required")
+	}
+	until, e := revocationUntil(req.ExpireAt)
+	if e != nil {
+		return nil, e
+	}
+	a.log.Info("token revoked", slog.String("jti", req.UID), slog.Time("until", until))
+	a.verifier.Revocations().RevokeToken(req.UID, until)
+	return struct{}{}, nil
+}
+
+// invalidateUserTokens revokes every token of a user issued before a time
+// (default now), for new and live connections.
+func (a *Handler) invalidateUserTokens(body json.RawMessage) (any, *Error) {
+	var req struct {
+		User         string `json:"user"`
+		IssuedBefore int64  `json:"issued_before"`
+		ExpireAt     int64  `json:"expire_at"`
+	}
+	if e := decode(body, &req); e != nil {
+		return nil, e
+	}
+	if req.User == "" {
+		return nil, errBadRequest("user is required")
+	}
+	before := time.Now()
+	if req.IssuedBefore > 0 {
+		before = time.Unix(req.IssuedBefore, 0)
+	}
+	until, e := revocationUntil(req.ExpireAt)
+	if e != nil {
+		return nil, e
+	}
+	a.log.Info("user tokens revoked", slog.String("user", req.User), slog.Time("issued_before", before), slog.Time("until", until))
+	a.verifier.Revocations().RevokeUser(req.User, before, until)
 	return struct{}{}, nil
 }
 

@@ -5,7 +5,9 @@
 package auth
 
 import (
+	"encoding/json"
 	"log/slog"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -42,13 +44,35 @@ const (
 	ChannelNotPermitted Code = "channel_not_permitted"
 	// OriginNotAllowed: the request's Origin matches none of client.allowed_origins.
 	OriginNotAllowed Code = "origin_not_allowed"
+	// UnknownKid: keys accept the token's alg, but none has its kid.
+	UnknownKid Code = "unknown_kid"
+	// JWKSUnavailable: a JWKS endpoint that would verify the token has never served keys.
+	JWKSUnavailable Code = "jwks_unavailable"
+	// TokenSourceDisabled: a token was found only in a source that is switched off.
+	TokenSourceDisabled Code = "token_source_disabled"
+	// TokenAmbiguous: two sources carried different tokens.
+	TokenAmbiguous Code = "token_ambiguous"
+	// TokenTooOld: the token is older (iat) or lives longer (exp - iat) than allowed.
+	TokenTooOld Code = "token_too_old"
+	// AudienceMismatch: aud does not name an accepted audience.
+	AudienceMismatch Code = "audience_mismatch"
+	// IssuerMismatch: iss is not an accepted issuer.
+	IssuerMismatch Code = "issuer_mismatch"
+	// UserClaimMissing: the configured user claim is absent although anonymous tokens are refused.
+	UserClaimMissing Code = "user_claim_missing"
+	// TokenRevoked: the token (jti), or every token of its user issued before a time, was revoked.
+	TokenRevoked Code = "token_revoked"
+	// TicketInvalid: a connection ticket is unknown, expired or already used.
+	TicketInvalid Code = "ticket_invalid"
 )
 
 // Catalogue lists every refusal code; docs/auth.md documents each one.
 var Catalogue = []Code{
 	TokenMissing, TokenMalformed, TokenTooLarge, AlgNotAllowed, SignatureInvalid, TokenExpired,
 	TokenNotYetValid, ClaimInvalid, AnonymousTokenRefused, KeysNotConfigured, SubscriptionTokenMismatch,
-	TokenUserMismatch, ChannelNotPermitted, OriginNotAllowed,
+	TokenUserMismatch, ChannelNotPermitted, OriginNotAllowed, UnknownKid, JWKSUnavailable,
+	TokenSourceDisabled, TokenAmbiguous, TokenTooOld, AudienceMismatch, IssuerMismatch,
+	UserClaimMissing, TokenRevoked, TicketInvalid,
 }
 
 // Source says where a token was found.
@@ -56,6 +80,16 @@ type Source string
 
 // Token sources.
 const (
+	// SourceHeader is the Authorization: Bearer header of the upgrade request.
+	SourceHeader Source = "header"
+	// SourceSubprotocol is a WebSocket subprotocol entry herald-token.<token>.
+	SourceSubprotocol Source = "subprotocol"
+	// SourceCookie is a named cookie.
+	SourceCookie Source = "cookie"
+	// SourceQuery is a URL query parameter.
+	SourceQuery Source = "query"
+	// SourceTicket is a one-time ticket from POST /auth/ticket in the URL.
+	SourceTicket Source = "ticket"
 	// SourceConnectCommand is the token field of the protocol's connect message.
 	SourceConnectCommand Source = "connect.token"
 	// SourceSubscribeCommand is the token field of a subscribe message.
@@ -75,6 +109,32 @@ type Reason struct {
 	Source Source // where the token came from, if any
 	// KeyFingerprint names the key that was tried, when one was.
 	KeyFingerprint string
+	// Facts about the token for the log (read from its claims, which are
+	// unverified when the signature failed). Never the token itself.
+	Alg, Kid, Issuer, Audience, Subject string
+	Expiry                              int64 // exp, unix seconds; 0 if none
+}
+
+// annotate records the token facts of claims on the reason, for the log.
+func (r *Reason) annotate(c claimSet, rules *Rules) {
+	if c == nil {
+		return
+	}
+	r.Issuer, _, _ = c.str("iss")
+	if auds, err := c.audiences(); err == nil {
+		r.Audience = strings.Join(auds, ",")
+	}
+	name := "sub"
+	if rules != nil && rules.UserClaim != "" {
+		name = rules.UserClaim
+	}
+	if raw, ok := c.path(name); ok {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			r.Subject = Truncate(s, 64)
+		}
+	}
+	r.Expiry, _, _ = c.num("exp")
 }
 
 // Error makes a Reason usable as an error.
@@ -102,6 +162,14 @@ func (r *Reason) LogAttrs() []slog.Attr {
 	}
 	if r.KeyFingerprint != "" {
 		attrs = append(attrs, slog.String("key_fingerprint", r.KeyFingerprint))
+	}
+	for _, f := range []struct{ k, v string }{{"alg", r.Alg}, {"kid", r.Kid}, {"iss", r.Issuer}, {"aud", r.Audience}, {"sub", r.Subject}} {
+		if f.v != "" {
+			attrs = append(attrs, slog.String(f.k, Truncate(f.v, 64)))
+		}
+	}
+	if r.Expiry != 0 {
+		attrs = append(attrs, slog.Int64("exp", r.Expiry))
 	}
 	return attrs
 }

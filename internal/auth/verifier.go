@@ -1,8 +1,7 @@
 package auth
 
 import (
-	"bytes"
-	"encoding/base64"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -23,6 +22,11 @@ const maxExpiry = 365 * 24 * time.Hour
 type Candidate struct {
 	Source Source
 	Token  string
+	// Disabled marks a token found in a source that is switched off: it is
+	// never used, but its presence explains a refusal.
+	Disabled bool
+	// Ticket, when set, is the reason a ticket could not be redeemed.
+	Ticket *Reason
 }
 
 // Request is what a front door knows about a connection attempt.
@@ -64,6 +68,9 @@ type Identity struct {
 	Subs           map[string]SubOptions
 	Source         Source // where the token came from; "" for anonymous without token
 	KeyFingerprint string
+	// Token facts kept for live revocation checks.
+	JTI      string
+	IssuedAt time.Time // zero when the token has no iat
 }
 
 // SubscriptionGrant is an accepted subscription token.
@@ -74,42 +81,90 @@ type SubscriptionGrant struct {
 	Override *Override
 }
 
-// Policy holds the switches that decide what happens without a token.
-type Policy struct {
-	// AllowAnonymous accepts connections without a token as anonymous.
-	AllowAnonymous bool
-	// DisallowAnonymousTokens refuses tokens with an empty sub.
-	DisallowAnonymousTokens bool
-	// Leeway is the clock-skew allowance for exp and nbf.
+// Rules are the claim rules of one kind of token.
+type Rules struct {
+	// Leeway is the clock-skew allowance for exp, nbf and iat.
 	Leeway time.Duration
+	// MaxLifetime refuses tokens issued longer ago than this; 0 = no limit.
+	MaxLifetime time.Duration
+	// Audience and Issuer, when set, list the accepted aud and iss values.
+	Audience []string
+	Issuer   []string
+	// UserClaim names the claim (or dotted path) holding the user id; "" = sub.
+	UserClaim string
+	// InfoClaim and MetaClaim name the claims holding info and meta; "" = info, meta.
+	InfoClaim string
+	MetaClaim string
 	// InfoMaxSize bounds the info/data JSON a token may carry; 0 = no bound.
 	InfoMaxSize int
 }
 
-// Verifier verifies connection, refresh and subscription tokens.
-// It is safe for concurrent use; keys can be swapped with SetKeys.
+// Policy holds the switches that decide what happens without a token, and
+// the claim rules.
+type Policy struct {
+	// AllowAnonymous accepts connections without a token as anonymous.
+	AllowAnonymous bool
+	// DisallowAnonymousTokens refuses tokens with an empty user.
+	DisallowAnonymousTokens bool
+	// Rules apply to connection tokens, and to subscription tokens unless
+	// Subscription is set.
+	Rules
+	Subscription *Rules
+}
+
+// Verifier verifies connection, refresh and subscription tokens. It is safe
+// for concurrent use; keys can be swapped at any time with SetKeys.
 type Verifier struct {
-	keys   keySetHolder
-	policy Policy
-	now    func() time.Time
-	parser *jwt.Parser
+	keys    keySetHolder
+	subKeys keySetHolder // nil set: use keys
+	policy  Policy
+	now     func() time.Time
+	parser  *jwt.Parser
+	cache   *verifiedCache
+	revoked *Revocations
+	// Refusals keeps the most recent refusals for /debug/auth.
+	Refusals *RefusalLog
 }
 
 // NewVerifier returns a verifier with the given keys and policy.
 func NewVerifier(keys *KeySet, p Policy) *Verifier {
-	v := &Verifier{policy: p, now: time.Now}
+	v := &Verifier{policy: p, now: time.Now, cache: newVerifiedCache(10000), Refusals: NewRefusalLog(200)}
+	v.revoked = NewRevocations(func() time.Time { return v.now() })
 	v.keys.p.Store(keys)
 	// Claims are validated here, not by the library, so that each failure
 	// becomes its own Reason; the library checks structure and signature.
+	// The jku, x5u and jwk headers are never consulted: keys come only from
+	// the configured set, and kid is only a lookup key into it.
 	v.parser = jwt.NewParser(jwt.WithoutClaimsValidation())
 	return v
 }
 
-// SetKeys swaps the key set atomically.
-func (v *Verifier) SetKeys(keys *KeySet) { v.keys.p.Store(keys) }
+// SetKeys swaps the connection key set atomically and forgets cached verifications.
+func (v *Verifier) SetKeys(keys *KeySet) {
+	v.keys.p.Store(keys)
+	v.cache.clear()
+}
 
-// Keys returns the current key set.
+// SetSubscriptionKeys sets a separate key set for subscription tokens (nil:
+// use the connection keys).
+func (v *Verifier) SetSubscriptionKeys(keys *KeySet) {
+	v.subKeys.p.Store(keys)
+	v.cache.clear()
+}
+
+// Keys returns the current connection key set.
 func (v *Verifier) Keys() *KeySet { return v.keys.p.Load() }
+
+// SubscriptionKeys returns the key set subscription tokens are verified with.
+func (v *Verifier) SubscriptionKeys() *KeySet {
+	if s := v.subKeys.p.Load(); s != nil {
+		return s
+	}
+	return v.Keys()
+}
+
+// Revocations returns the revocation list.
+func (v *Verifier) Revocations() *Revocations { return v.revoked }
 
 // SetClock replaces the clock (tests).
 func (v *Verifier) SetClock(now func() time.Time) { v.now = now }
@@ -117,35 +172,92 @@ func (v *Verifier) SetClock(now func() time.Time) { v.now = now }
 // Policy returns the verifier's policy.
 func (v *Verifier) Policy() Policy { return v.policy }
 
+func (v *Verifier) subRules() *Rules {
+	if v.policy.Subscription != nil {
+		return v.policy.Subscription
+	}
+	return &v.policy.Rules
+}
+
+// pick chooses the token of a connection attempt: the enabled sources must
+// agree, a token only in a disabled source is refused, and without any token
+// the connection is anonymous or refused.
+func (v *Verifier) pick(req *Request) (*Candidate, *Reason) {
+	var chosen *Candidate
+	var disabled *Candidate
+	for i := range req.Tokens {
+		c := &req.Tokens[i]
+		if c.Ticket != nil && !c.Disabled {
+			r := *c.Ticket
+			return nil, &r
+		}
+		if c.Token == "" {
+			continue
+		}
+		if c.Disabled {
+			if disabled == nil {
+				disabled = c
+			}
+			continue
+		}
+		if chosen == nil {
+			chosen = c
+			continue
+		}
+		if subtleEqual(chosen.Token, c.Token) {
+			continue
+		}
+		return nil, &Reason{Code: TokenAmbiguous, Source: chosen.Source,
+			Detail: fmt.Sprintf("different tokens in %s and %s", describeSource(chosen.Source), describeSource(c.Source)),
+			Hint:   "send the token in one place only"}
+	}
+	if chosen != nil {
+		return chosen, nil
+	}
+	if disabled != nil {
+		return nil, &Reason{Code: TokenSourceDisabled, Source: disabled.Source,
+			Detail: fmt.Sprintf("a token was found in %s, but that source is disabled", describeSource(disabled.Source)),
+			Hint:   "send it in connect.token or the Authorization header, or add it to client.token_sources"}
+	}
+	if v.policy.AllowAnonymous {
+		return nil, nil
+	}
+	return nil, &Reason{
+		Code:   TokenMissing,
+		Detail: "no credentials: the client sent no token and anonymous access is off",
+		Hint:   "send a connection JWT in connect.token, or set client.allow_anonymous_connect_without_token (or --dev)",
+	}
+}
+
+func subtleEqual(a, b string) bool {
+	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))
+	return ha == hb
+}
+
 // Connect decides a connection attempt.
 func (v *Verifier) Connect(req *Request) (*Identity, *Reason) {
-	var cand *Candidate
-	for i := range req.Tokens {
-		if req.Tokens[i].Token != "" {
-			cand = &req.Tokens[i]
-			break
-		}
+	cand, r := v.pick(req)
+	if r != nil {
+		return nil, r
 	}
 	if cand == nil {
-		if v.policy.AllowAnonymous {
-			return &Identity{}, nil
-		}
-		return nil, &Reason{
-			Code:   TokenMissing,
-			Detail: "no credentials: the client sent no token and anonymous access is off",
-			Hint:   "send a connection JWT in connect.token, or set client.allow_anonymous_connect_without_token (or --dev)",
-		}
+		return &Identity{}, nil
 	}
-	claims, fp, r := v.verify(cand.Token, cand.Source)
+	return v.connectToken(cand.Token, cand.Source)
+}
+
+func (v *Verifier) connectToken(token string, src Source) (*Identity, *Reason) {
+	claims, key, r := v.verify(token, src, v.Keys())
 	if r != nil {
 		return nil, r
 	}
-	id, r := v.connectionIdentity(claims, cand.Source)
+	id, r := v.connectionIdentity(claims, src)
 	if r != nil {
-		r.KeyFingerprint = fp
+		r.KeyFingerprint = key.Fingerprint
+		r.annotate(claims, &v.policy.Rules)
 		return nil, r
 	}
-	id.KeyFingerprint = fp
+	id.KeyFingerprint = key.Fingerprint
 	return id, nil
 }
 
@@ -155,20 +267,15 @@ func (v *Verifier) Refresh(token string, user string) (*Identity, *Reason) {
 		return nil, &Reason{Code: TokenMissing, Detail: "refresh without a token", Source: SourceRefreshCommand,
 			Hint: "the client's getToken must return a new connection token"}
 	}
-	claims, fp, r := v.verify(token, SourceRefreshCommand)
-	if r != nil {
-		return nil, r
-	}
-	id, r := v.connectionIdentity(claims, SourceRefreshCommand)
+	id, r := v.connectToken(token, SourceRefreshCommand)
 	if r != nil {
 		return nil, r
 	}
 	if id.User != user {
-		return nil, &Reason{Code: TokenUserMismatch, Source: SourceRefreshCommand, KeyFingerprint: fp,
+		return nil, &Reason{Code: TokenUserMismatch, Source: SourceRefreshCommand, KeyFingerprint: id.KeyFingerprint,
 			Detail: fmt.Sprintf("refresh token is for user %q, connection is user %q", id.User, user),
 			Hint:   "getToken must return a token for the same user as the connection"}
 	}
-	id.KeyFingerprint = fp
 	return id, nil
 }
 
@@ -187,12 +294,15 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 	if src == "" {
 		src = SourceSubscribeCommand
 	}
-	claims, fp, r := v.verify(req.Token, src)
+	rules := v.subRules()
+	claims, key, r := v.verify(req.Token, src, v.SubscriptionKeys())
 	if r != nil {
 		return nil, r
 	}
 	fail := func(code Code, hint, format string, args ...any) (*SubscriptionGrant, *Reason) {
-		return nil, &Reason{Code: code, Detail: fmt.Sprintf(format, args...), Hint: hint, Source: src, KeyFingerprint: fp}
+		r := &Reason{Code: code, Detail: fmt.Sprintf(format, args...), Hint: hint, Source: src, KeyFingerprint: key.Fingerprint}
+		r.annotate(claims, rules)
+		return nil, r
 	}
 	ch, ok, err := claims.str("channel")
 	if err != nil {
@@ -202,9 +312,10 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 		return fail(ClaimInvalid, "a connection token cannot be used to subscribe; mint a subscription token with a channel claim",
 			"subscription token has no channel claim")
 	}
-	sub, _, err := claims.userClaim()
-	if err != nil {
-		return fail(ClaimInvalid, "", "subscription token claim sub %s", err)
+	sub, r := claims.user(rules, false)
+	if r != nil {
+		r.Source, r.KeyFingerprint = src, key.Fingerprint
+		return nil, r
 	}
 	if ch != req.Channel {
 		return fail(SubscriptionTokenMismatch, "mint the subscription token for the channel being subscribed",
@@ -222,18 +333,18 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 		return fail(SubscriptionTokenMismatch, "the client claim must be this connection's client id",
 			"sub token client %q != client %q", client, req.Client)
 	}
-	if r := v.checkTimes(claims, src); r != nil {
-		r.KeyFingerprint = fp
+	if r := v.checkClaims(claims, rules, src); r != nil {
+		r.KeyFingerprint = key.Fingerprint
 		return nil, r
 	}
 	g := &SubscriptionGrant{}
 	if g.ExpireAt, r = v.expiry(claims, src); r != nil {
 		return nil, r
 	}
-	if g.Info, r = claims.rawJSON("info", "b64info", v.policy.InfoMaxSize, src); r != nil {
+	if g.Info, r = claims.rawJSON("info", "b64info", rules.InfoMaxSize, src); r != nil {
 		return nil, r
 	}
-	if g.Data, r = claims.rawJSON("data", "b64data", v.policy.InfoMaxSize, src); r != nil {
+	if g.Data, r = claims.rawJSON("data", "b64data", rules.InfoMaxSize, src); r != nil {
 		return nil, r
 	}
 	if raw, ok := claims["override"]; ok {
@@ -246,43 +357,53 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 	return g, nil
 }
 
-// verify checks size, structure, algorithm and signature and returns the claims.
-func (v *Verifier) verify(token string, src Source) (claimSet, string, *Reason) {
+// parsed is what verify learns from a token before the claims are checked.
+type parsed struct {
+	alg, kid string
+}
+
+// verify checks size, structure, algorithm and signature and returns the
+// claims and the key that verified them.
+func (v *Verifier) verify(token string, src Source, keys *KeySet) (claimSet, *Key, *Reason) {
 	if len(token) > MaxTokenSize {
-		return nil, "", &Reason{Code: TokenTooLarge, Source: src,
+		return nil, nil, &Reason{Code: TokenTooLarge, Source: src,
 			Detail: fmt.Sprintf("token is %d bytes, limit is %d", len(token), MaxTokenSize),
 			Hint:   "keep large data out of the token; put it in info via your backend"}
 	}
-	keys := v.keys.p.Load()
 	if keys.Empty() {
-		return nil, "", &Reason{Code: KeysNotConfigured, Source: src,
+		return nil, nil, &Reason{Code: KeysNotConfigured, Source: src,
 			Detail: "a token was sent but no verification key is configured",
-			Hint:   "set client.token.hmac_secret_key (or --hmac-secret)"}
+			Hint:   "set client.token.hmac_secret_key (or --hmac-secret) or client.token.keys"}
 	}
-	var reason *Reason
-	var tried []*Key
+	if c, k, ok := v.cache.get(token, v.now()); ok {
+		return c, k, nil
+	}
+	var (
+		reason *Reason
+		tried  []*Key
+		p      parsed
+	)
 	claims := claimSet{}
 	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		alg, _ := t.Header["alg"].(string)
-		kid, _ := t.Header["kid"].(string)
-		tried = keys.forAlg(alg, kid)
-		if len(tried) == 0 {
-			if alg == "" {
-				alg = "(none)"
-			}
-			reason = &Reason{Code: AlgNotAllowed, Source: src,
-				Detail: fmt.Sprintf("token alg %s has no configured key; accepted: %s", alg, keys.algs()),
-				Hint:   "sign tokens with an algorithm of a configured key"}
-			return nil, errors.New(string(AlgNotAllowed))
+		p.alg, _ = t.Header["alg"].(string)
+		p.kid, _ = t.Header["kid"].(string)
+		var r *Reason
+		tried, r = keys.Lookup(p.alg, p.kid, v.now())
+		if r != nil {
+			r.Source = src
+			reason = r
+			return nil, errors.New(string(r.Code))
 		}
 		set := jwt.VerificationKeySet{}
 		for _, k := range tried {
-			set.Keys = append(set.Keys, k.material)
+			set.Keys = append(set.Keys, k.Material)
 		}
 		return set, nil
 	})
 	if reason != nil {
-		return nil, "", reason
+		reason.Alg, reason.Kid = p.alg, p.kid
+		reason.annotate(claims, nil)
+		return nil, nil, reason
 	}
 	if err != nil {
 		switch {
@@ -292,20 +413,37 @@ func (v *Verifier) verify(token string, src Source) (claimSet, string, *Reason) 
 				fps[i] = k.Fingerprint
 			}
 			fp := strings.Join(fps, ",")
-			return nil, fp, &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: fp,
+			r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: fp, Alg: p.alg, Kid: p.kid,
 				Detail: "signature does not match key " + fp,
-				Hint:   "the token was signed with a different secret; compare key fingerprints (herald prints them at start)"}
+				Hint:   "the token was signed with a different key; compare key fingerprints (herald keys, and the startup log)"}
+			r.annotate(claims, nil)
+			return nil, nil, r
 		default:
-			return nil, "", &Reason{Code: TokenMalformed, Source: src,
+			return nil, nil, &Reason{Code: TokenMalformed, Source: src, Alg: p.alg, Kid: p.kid,
 				Detail: "not a valid JWT: " + malformedDetail(err),
 				Hint:   "send the compact JWT (header.payload.signature) without a Bearer prefix or quotes"}
 		}
 	}
-	fp := ""
-	if len(tried) == 1 {
-		fp = tried[0].Fingerprint
+	key := tried[0]
+	if len(tried) > 1 {
+		key = whichKey(token, tried)
 	}
-	return claims, fp, nil
+	if key.Family != FamilyHMAC {
+		// Asymmetric verification is the expensive part of a connect; a
+		// reconnect storm with the same token pays it once.
+		v.cache.put(token, claims, key, v.now())
+	}
+	return claims, key, nil
+}
+
+// whichKey finds the key of a set that verified token (for fingerprints in logs).
+func whichKey(token string, keys []*Key) *Key {
+	for _, k := range keys {
+		if _, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return k.Material, nil }, jwt.WithoutClaimsValidation()); err == nil {
+			return k
+		}
+	}
+	return keys[0]
 }
 
 func malformedDetail(err error) string {
@@ -316,20 +454,21 @@ func malformedDetail(err error) string {
 
 // connectionIdentity turns verified connection claims into an Identity.
 func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reason) {
+	rules := &v.policy.Rules
 	bad := func(format string, args ...any) (*Identity, *Reason) {
 		return nil, &Reason{Code: ClaimInvalid, Source: src, Detail: fmt.Sprintf(format, args...)}
 	}
-	user, _, err := c.userClaim()
-	if err != nil {
-		return bad("claim sub %s", err)
-	}
-	if _, ok := c["channel"]; ok {
-		r := &Reason{Code: ClaimInvalid, Source: src,
-			Detail: "connection JWT contains a channel claim (this looks like a subscription token)",
-			Hint:   "connect with a connection token; use subscription tokens only in subscribe"}
+	user, r := c.user(rules, v.policy.DisallowAnonymousTokens)
+	if r != nil {
+		r.Source = src
 		return nil, r
 	}
-	if r := v.checkTimes(c, src); r != nil {
+	if _, ok := c["channel"]; ok {
+		return nil, &Reason{Code: ClaimInvalid, Source: src,
+			Detail: "connection JWT contains a channel claim (this looks like a subscription token)",
+			Hint:   "connect with a connection token; use subscription tokens only in subscribe"}
+	}
+	if r := v.checkClaims(c, rules, src); r != nil {
 		return nil, r
 	}
 	if user == "" && v.policy.DisallowAnonymousTokens {
@@ -338,14 +477,29 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 			Hint:   "put the user id in sub, or unset client.disallow_anonymous_connection_tokens"}
 	}
 	id := &Identity{User: user, Source: src}
-	var r *Reason
+	id.JTI, _, _ = c.str("jti")
+	if iat, ok, _ := c.num("iat"); ok {
+		id.IssuedAt = time.Unix(iat, 0)
+	}
+	if r := v.revoked.Check(user, id.JTI, id.IssuedAt); r != nil {
+		r.Source = src
+		return nil, r
+	}
 	if id.ExpireAt, r = v.expiry(c, src); r != nil {
 		return nil, r
 	}
-	if id.Info, r = c.rawJSON("info", "b64info", v.policy.InfoMaxSize, src); r != nil {
-		return nil, r
+	infoClaim, metaClaim := orDefault(rules.InfoClaim, "info"), orDefault(rules.MetaClaim, "meta")
+	if infoClaim == "info" {
+		if id.Info, r = c.rawJSON("info", "b64info", rules.InfoMaxSize, src); r != nil {
+			return nil, r
+		}
+	} else if raw, ok := c.path(infoClaim); ok {
+		if rules.InfoMaxSize > 0 && len(raw) > rules.InfoMaxSize {
+			return bad("claim %s is %d bytes, limit %d", infoClaim, len(raw), rules.InfoMaxSize)
+		}
+		id.Info = compactJSON(raw)
 	}
-	if raw, ok := c["meta"]; ok && !isNull(raw) {
+	if raw, ok := c.path(metaClaim); ok {
 		id.Meta = compactJSON(raw)
 	}
 	if raw, ok := c["channels"]; ok && !isNull(raw) {
@@ -360,7 +514,7 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 		}
 		id.Subs = make(map[string]SubOptions, len(subs))
 		for ch, rawOpts := range subs {
-			opts, err := decodeSubOptions(rawOpts, v.policy.InfoMaxSize)
+			opts, err := decodeSubOptions(rawOpts, rules.InfoMaxSize)
 			if err != nil {
 				return bad("claim subs[%q]: %s", ch, err)
 			}
@@ -375,6 +529,13 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 	return id, nil
 }
 
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func contains(list []string, s string) bool {
 	for _, x := range list {
 		if x == s {
@@ -384,199 +545,8 @@ func contains(list []string, s string) bool {
 	return false
 }
 
-// checkTimes applies exp and nbf with the configured leeway.
-func (v *Verifier) checkTimes(c claimSet, src Source) *Reason {
-	now := v.now()
-	exp, hasExp, err := c.num("exp")
-	if err != nil {
-		return &Reason{Code: ClaimInvalid, Source: src, Detail: "claim exp " + err.Error()}
-	}
-	if hasExp && now.After(time.Unix(exp, 0).Add(v.policy.Leeway)) {
-		ago := now.Sub(time.Unix(exp, 0)).Truncate(time.Second)
-		return &Reason{Code: TokenExpired, Source: src,
-			Detail: fmt.Sprintf("token expired %s ago", ago),
-			Hint:   "get a fresh token (the SDK calls getToken on this code)"}
-	}
-	nbf, hasNbf, err := c.num("nbf")
-	if err != nil {
-		return &Reason{Code: ClaimInvalid, Source: src, Detail: "claim nbf " + err.Error()}
-	}
-	if hasNbf && now.Add(v.policy.Leeway).Before(time.Unix(nbf, 0)) {
-		return &Reason{Code: TokenNotYetValid, Source: src,
-			Detail: fmt.Sprintf("token not valid for another %s (nbf)", time.Unix(nbf, 0).Sub(now).Truncate(time.Second)),
-			Hint:   "check the clocks of the issuer and the server, or configure client.token.leeway"}
-	}
-	return nil
-}
-
-// expiry returns when the connection or subscription expires: expire_at when
-// present (0 = never), else exp; capped at now + 1 year.
-func (v *Verifier) expiry(c claimSet, src Source) (time.Time, *Reason) {
-	at, has, err := c.num("expire_at")
-	if err != nil {
-		return time.Time{}, &Reason{Code: ClaimInvalid, Source: src, Detail: "claim expire_at " + err.Error()}
-	}
-	if !has {
-		at, has, _ = c.num("exp")
-	}
-	if !has || at == 0 {
-		return time.Time{}, nil
-	}
-	t := time.Unix(at, 0)
-	if limit := v.now().Add(maxExpiry); t.After(limit) {
-		t = limit
-	}
-	return t, nil
-}
-
-// claimSet is the decoded claims of a token, kept raw so every claim can be
-// checked for its type with a precise message.
-type claimSet map[string]json.RawMessage
-
-// The jwt.Claims methods; claims are validated by the Verifier, not the library.
-func (claimSet) GetExpirationTime() (*jwt.NumericDate, error) { return nil, nil }
-func (claimSet) GetIssuedAt() (*jwt.NumericDate, error)       { return nil, nil }
-func (claimSet) GetNotBefore() (*jwt.NumericDate, error)      { return nil, nil }
-func (claimSet) GetIssuer() (string, error)                   { return "", nil }
-func (claimSet) GetSubject() (string, error)                  { return "", nil }
-func (claimSet) GetAudience() (jwt.ClaimStrings, error)       { return nil, nil }
-
-func isNull(raw json.RawMessage) bool { return len(raw) == 0 || string(raw) == "null" }
-
-func jsonKind(raw json.RawMessage) string {
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '"':
-		return "string"
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
-	}
-}
-
-func (c claimSet) str(name string) (string, bool, error) {
-	raw, ok := c[name]
-	if !ok || isNull(raw) {
-		return "", false, nil
-	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", true, fmt.Errorf("must be a string, got %s", jsonKind(raw))
-	}
-	return s, true, nil
-}
-
-func (c claimSet) userClaim() (string, bool, error) { return c.str("sub") }
-
-func (c claimSet) num(name string) (int64, bool, error) {
-	raw, ok := c[name]
-	if !ok || isNull(raw) {
-		return 0, false, nil
-	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
-		return 0, true, fmt.Errorf("must be a number (unix seconds), got %s", jsonKind(raw))
-	}
-	return int64(f), true, nil
-}
-
-// rawJSON returns a JSON claim (or its base64 variant, which must hold JSON
-// because JSON clients cannot carry binary), compacted to one line.
-func (c claimSet) rawJSON(name, b64name string, max int, src Source) (json.RawMessage, *Reason) {
-	if raw, ok := c[name]; ok && !isNull(raw) {
-		if max > 0 && len(raw) > max {
-			return nil, &Reason{Code: ClaimInvalid, Source: src, Detail: fmt.Sprintf("claim %s is %d bytes, limit %d", name, len(raw), max)}
-		}
-		return compactJSON(raw), nil
-	}
-	if raw, ok := c[b64name]; ok && !isNull(raw) {
-		var s string
-		if json.Unmarshal(raw, &s) != nil {
-			return nil, &Reason{Code: ClaimInvalid, Source: src, Detail: "claim " + b64name + " must be a base64 string"}
-		}
-		b, err := base64.StdEncoding.DecodeString(s)
-		if err != nil {
-			return nil, &Reason{Code: ClaimInvalid, Source: src, Detail: "claim " + b64name + " is not valid base64"}
-		}
-		if !json.Valid(b) {
-			return nil, &Reason{Code: ClaimInvalid, Source: src, Detail: "claim " + b64name + " must hold JSON for JSON clients"}
-		}
-		if max > 0 && len(b) > max {
-			return nil, &Reason{Code: ClaimInvalid, Source: src, Detail: fmt.Sprintf("claim %s is %d bytes, limit %d", b64name, len(b), max)}
-		}
-		return compactJSON(b), nil
-	}
-	return nil, nil
-}
-
-// compactJSON removes insignificant whitespace (and so every raw newline,
-// which would break the protocol's line framing).
-func compactJSON(raw []byte) json.RawMessage {
-	var buf bytes.Buffer
-	buf.Grow(len(raw))
-	if err := json.Compact(&buf, raw); err != nil {
-		return json.RawMessage(raw)
-	}
-	return buf.Bytes()
-}
-
-func decodeSubOptions(raw json.RawMessage, max int) (SubOptions, error) {
-	var m claimSet
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return SubOptions{}, fmt.Errorf("must be an object")
-	}
-	var o SubOptions
-	var r *Reason
-	if o.Info, r = m.rawJSON("info", "b64info", max, ""); r != nil {
-		return o, errors.New(r.Detail)
-	}
-	if o.Data, r = m.rawJSON("data", "b64data", max, ""); r != nil {
-		return o, errors.New(r.Detail)
-	}
-	if ov, ok := m["override"]; ok {
-		var err error
-		if o.Override, err = decodeOverride(ov); err != nil {
-			return o, fmt.Errorf("override: %s", err)
-		}
-	}
-	return o, nil
-}
-
-func decodeOverride(raw json.RawMessage) (*Override, error) {
-	if isNull(raw) {
-		return nil, nil
-	}
-	type boolValue struct {
-		Value bool `json:"value"`
-	}
-	var in struct {
-		Presence           *boolValue `json:"presence"`
-		JoinLeave          *boolValue `json:"join_leave"`
-		ForcePushJoinLeave *boolValue `json:"force_push_join_leave"`
-		ForceRecovery      *boolValue `json:"force_recovery"`
-		ForcePositioning   *boolValue `json:"force_positioning"`
-	}
-	if err := json.Unmarshal(raw, &in); err != nil {
-		return nil, fmt.Errorf("must be an object of {\"value\": bool} entries")
-	}
-	get := func(b *boolValue) *bool {
-		if b == nil {
-			return nil
-		}
-		v := b.Value
-		return &v
-	}
-	return &Override{
-		Presence: get(in.Presence), JoinLeave: get(in.JoinLeave), ForcePushJoinLeave: get(in.ForcePushJoinLeave),
-		ForceRecovery: get(in.ForceRecovery), ForcePositioning: get(in.ForcePositioning),
-	}, nil
+// RevokedIdentity reports whether a live connection's token has been revoked
+// since it connected.
+func (v *Verifier) RevokedIdentity(user, jti string, issuedAt time.Time) *Reason {
+	return v.revoked.Check(user, jti, issuedAt)
 }

@@ -87,7 +87,7 @@ func TestPolicies(t *testing.T) {
 	if _, r := connect(empty, sign(t, secret, map[string]any{"sub": "u"})); r == nil || r.Code != KeysNotConfigured {
 		t.Fatalf("no keys: %v", r)
 	}
-	lenient := newVerifier(t, Policy{Leeway: time.Minute})
+	lenient := newVerifier(t, Policy{Rules: Rules{Leeway: time.Minute}})
 	if _, r := connect(lenient, sign(t, secret, map[string]any{"sub": "u", "exp": time.Now().Add(-30 * time.Second).Unix()})); r != nil {
 		t.Fatalf("leeway not applied: %v", r)
 	}

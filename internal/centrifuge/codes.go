@@ -96,19 +96,23 @@ const (
 )
 
 // connectOutcome maps a refused connection token to the protocol: an error
-// reply (the connection stays open but unusable) or a disconnect.
-func connectOutcome(r *auth.Reason) (*Error, *Disconnect) {
+// reply (the connection stays open but unusable) or a disconnect. shown is
+// what the client may see of the reason.
+func connectOutcome(r *auth.Reason, shown string) (*Error, *Disconnect) {
 	switch r.Code {
 	case auth.TokenExpired, auth.TokenNotYetValid:
-		return ErrTokenExpired.With(r.Detail), nil
+		return ErrTokenExpired.With(shown), nil
 	case auth.TokenMissing:
-		d := DisconnectBadRequest.With(r.Detail)
+		d := DisconnectBadRequest.With(shown)
 		return nil, &d
 	case auth.AnonymousTokenRefused:
-		d := DisconnectPermissionDenied.With(string(r.Code))
+		d := DisconnectPermissionDenied.With(shown)
 		return nil, &d
+	case auth.JWKSUnavailable:
+		// The key endpoint is down: a temporary failure, the SDK retries.
+		return ErrInternal.With(shown), nil
 	default:
-		d := DisconnectInvalidToken.With(r.Error())
+		d := DisconnectInvalidToken.With(shown)
 		return nil, &d
 	}
 }

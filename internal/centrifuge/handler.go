@@ -22,6 +22,7 @@ type Options struct {
 	Config   *config.Config
 	Hub      *hub.Hub
 	Verifier *auth.Verifier
+	Sources  *auth.Sources
 	Logger   *slog.Logger
 	Version  string
 }
@@ -31,6 +32,7 @@ type Handler struct {
 	cfg      *config.Config
 	hub      *hub.Hub
 	verifier *auth.Verifier
+	sources  *auth.Sources
 	log      *slog.Logger
 	version  string
 	upgrader websocket.Upgrader
@@ -43,7 +45,7 @@ type Handler struct {
 
 // NewHandler builds the WebSocket front door.
 func NewHandler(o Options) *Handler {
-	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, log: o.Logger, version: o.Version,
+	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, log: o.Logger, version: o.Version,
 		sessions: map[*session]struct{}{}}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
@@ -56,6 +58,41 @@ func NewHandler(o Options) *Handler {
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
 	return h
+}
+
+// fullReasons reports whether clients see a refusal's detail and hint, or
+// only its code (client.reason_detail; default full with --dev, code otherwise).
+func (h *Handler) fullReasons() bool {
+	switch h.cfg.Client.ReasonDetail {
+	case "full":
+		return true
+	case "code":
+		return false
+	}
+	return h.cfg.Dev
+}
+
+// shown is what a client sees of a refusal, after the protocol's own text.
+func (h *Handler) shown(r *auth.Reason) string {
+	if !h.fullReasons() {
+		return string(r.Code)
+	}
+	s := r.Error()
+	if r.Hint != "" {
+		s += " (" + r.Hint + ")"
+	}
+	return s
+}
+
+// refused logs a refusal with every structured field (never the token) and
+// keeps it for /debug/auth.
+func (s *session) refused(msg string, r *auth.Reason, channel string) {
+	attrs := r.LogAttrs()
+	if channel != "" {
+		attrs = append(attrs, slog.String("channel", channel))
+	}
+	s.log().LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
+	s.h.verifier.Refusals.Add(r, "websocket", s.req.RemoteAddr, channel)
 }
 
 // originAllowed applies client.allowed_origins with Centrifugo's semantics:
@@ -119,6 +156,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := newSession(h, conn, r)
+	// Tokens on the upgrade request are collected now: a ticket works once.
+	s.httpTokens = h.sources.FromHTTP(r, "")
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()

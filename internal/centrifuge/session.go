@@ -1,7 +1,6 @@
 package centrifuge
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -59,7 +58,10 @@ type session struct {
 	expireTimer *time.Timer
 	registered  bool // added to the hub
 	closed      bool // cleanup has run: no new subscriptions
-	framePing   bool // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
+	jti         string
+	issuedAt    time.Time
+	httpTokens  []auth.Candidate // tokens found on the upgrade request
+	framePing   bool             // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
 
 	// Command rate limit (token bucket), used only by the reader goroutine.
 	rateTokens float64
@@ -349,16 +351,15 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	h := s.h
 	areq := &auth.Request{
 		Transport:  "websocket",
-		Tokens:     []auth.Candidate{{Source: auth.SourceConnectCommand, Token: req.Token}},
+		Tokens:     h.sources.WithConnect(s.httpTokens, req.Token),
 		Header:     s.req.Header,
 		Origin:     s.req.Header.Get("Origin"),
 		RemoteAddr: s.req.RemoteAddr,
 	}
 	ident, reason := h.verifier.Connect(areq)
 	if reason != nil {
-		attrs := append([]slog.Attr{slog.String("client_name", auth.Truncate(req.Name, 16))}, reason.LogAttrs()...)
-		s.log().LogAttrs(context.Background(), slog.LevelInfo, "connection refused", attrs...)
-		e, d := connectOutcome(reason)
+		s.refused("connection refused", reason, "")
+		e, d := connectOutcome(reason, h.shown(reason))
 		if d != nil {
 			return d
 		}
@@ -399,6 +400,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	s.clientID = uuid.NewString()
 	s.user = ident.User
 	s.info = ident.Info
+	s.jti, s.issuedAt = ident.JTI, ident.IssuedAt
 	s.expireAt = ident.ExpireAt
 	s.state = stateConnected
 	s.staleTimer.Stop()
@@ -455,7 +457,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	for _, sub := range pending {
 		s.afterSubscribe(sub)
 	}
-	s.log().Debug("client connected", slog.String("token_source", string(ident.Source)), slog.String("key_fingerprint", ident.KeyFingerprint),
+	s.log().Info("client connected", slog.String("token_source", string(ident.Source)), slog.String("key_fingerprint", ident.KeyFingerprint),
 		slog.String("client_name", auth.Truncate(req.Name, 16)), slog.String("client_version", auth.Truncate(req.Version, 64)))
 	return nil
 }
@@ -505,17 +507,18 @@ func (s *session) armExpiryLocked() {
 func (s *session) handleRefresh(id uint32, req *RefreshRequest) *Disconnect {
 	ident, reason := s.h.verifier.Refresh(req.Token, s.user)
 	if reason != nil {
-		s.log().LogAttrs(context.Background(), slog.LevelInfo, "refresh refused", reason.LogAttrs()...)
+		s.refused("refresh refused", reason, "")
 		if reason.Code == auth.TokenExpired || reason.Code == auth.TokenNotYetValid {
-			d := DisconnectExpired.With(reason.Detail)
+			d := DisconnectExpired.With(s.h.shown(reason))
 			return &d
 		}
-		d := DisconnectInvalidToken.With(reason.Error())
+		d := DisconnectInvalidToken.With(s.h.shown(reason))
 		return &d
 	}
 	now := time.Now()
 	s.mu.Lock()
 	s.expireAt = ident.ExpireAt
+	s.jti, s.issuedAt = ident.JTI, ident.IssuedAt
 	if ident.Info != nil {
 		s.info = ident.Info
 	}
@@ -597,21 +600,24 @@ func (s *session) handleSubscribe(id uint32, req *SubscribeRequest) *Disconnect 
 	case req.Token != "":
 		grant, reason := h.verifier.Subscription(auth.SubscriptionRequest{Token: req.Token, Channel: req.Channel, User: s.user, Client: s.clientID})
 		if reason != nil {
-			attrs := append([]slog.Attr{slog.String("channel", req.Channel)}, reason.LogAttrs()...)
-			s.log().LogAttrs(context.Background(), slog.LevelInfo, "subscription refused", attrs...)
+			s.refused("subscription refused", reason, req.Channel)
+			shown := h.shown(reason)
 			switch reason.Code {
 			case auth.TokenExpired, auth.TokenNotYetValid:
-				s.replyError(id, ErrTokenExpired.With(reason.Detail))
+				s.replyError(id, ErrTokenExpired.With(shown))
+				return nil
+			case auth.JWKSUnavailable:
+				s.replyError(id, ErrInternal.With(shown))
 				return nil
 			case auth.SubscriptionTokenMismatch:
 				if h.cfg.Client.SubscriptionTokenMismatchError {
-					s.replyError(id, ErrPermissionDenied.With(reason.Error()))
+					s.replyError(id, ErrPermissionDenied.With(shown))
 					return nil
 				}
-				d := DisconnectInvalidToken.With(reason.Detail)
+				d := DisconnectInvalidToken.With(shown)
 				return &d
 			default:
-				s.replyError(id, ErrPermissionDenied.With(reason.Error()))
+				s.replyError(id, ErrPermissionDenied.With(shown))
 				return nil
 			}
 		}
@@ -678,8 +684,14 @@ func (s *session) denyDetail(ns *hub.Namespace, op string, forClient, forAnonymo
 }
 
 func (s *session) deny(id uint32, channel, detail string) *Disconnect {
-	s.log().Info("permission denied", slog.String("reason", string(auth.ChannelNotPermitted)), slog.String("channel", channel), slog.String("detail", detail))
-	s.replyError(id, ErrPermissionDenied.With(detail))
+	r := &auth.Reason{Code: auth.ChannelNotPermitted, Detail: detail,
+		Hint: "set the namespace's allow_* option, or use a subscription token"}
+	s.refused("permission denied", r, channel)
+	shown := string(r.Code)
+	if s.h.fullReasons() {
+		shown = detail
+	}
+	s.replyError(id, ErrPermissionDenied.With(shown))
 	return nil
 }
 
@@ -920,12 +932,12 @@ func (s *session) handleSubRefresh(id uint32, req *SubRefreshRequest) *Disconnec
 	grant, reason := s.h.verifier.Subscription(auth.SubscriptionRequest{Token: req.Token, Source: auth.SourceSubRefreshCommand,
 		Channel: req.Channel, User: s.user, Client: s.clientID})
 	if reason != nil {
-		s.log().LogAttrs(context.Background(), slog.LevelInfo, "sub_refresh refused", append([]slog.Attr{slog.String("channel", req.Channel)}, reason.LogAttrs()...)...)
+		s.refused("sub_refresh refused", reason, req.Channel)
 		if reason.Code == auth.TokenExpired || reason.Code == auth.TokenNotYetValid {
-			d := DisconnectSubExpired.With(reason.Detail)
+			d := DisconnectSubExpired.With(s.h.shown(reason))
 			return &d
 		}
-		d := DisconnectInvalidToken.With(reason.Error())
+		d := DisconnectInvalidToken.With(s.h.shown(reason))
 		return &d
 	}
 	s.mu.Lock()
@@ -1161,6 +1173,22 @@ func (s *session) Disconnect(code uint32, reason string) {
 // Send implements hub.Client: an asynchronous message push.
 func (s *session) Send(data []byte) {
 	s.enqueue(encodeReply(&Reply{Push: &Push{Message: &MessagePush{Data: data}}}))
+}
+
+// CheckRevoked implements hub.Client: a connection whose token was revoked
+// is closed with 3500 (terminal; the user must get a new token).
+func (s *session) CheckRevoked() {
+	s.mu.Lock()
+	user, jti, iat, connected := s.user, s.jti, s.issuedAt, s.state == stateConnected
+	s.mu.Unlock()
+	if !connected {
+		return
+	}
+	if r := s.h.verifier.RevokedIdentity(user, jti, iat); r != nil {
+		r.Source = "live"
+		s.refused("connection closed: token revoked", r, "")
+		s.closeWith(DisconnectInvalidToken.With(s.h.shown(r)))
+	}
 }
 
 // ServerRefresh implements hub.Client.

@@ -47,6 +47,15 @@ type Client struct {
 	AllowAnonymousConnectWithoutToken bool     `yaml:"allow_anonymous_connect_without_token" doc:"accept connections without a token as anonymous"`
 	DisallowAnonymousConnectionTokens bool     `yaml:"disallow_anonymous_connection_tokens" doc:"refuse tokens with an empty sub (disconnect 3507)"`
 	Token                             Token    `yaml:"token"`
+	// SubscriptionToken, when enabled, verifies subscription tokens with
+	// their own keys and claim rules instead of client.token's.
+	SubscriptionToken SubscriptionToken `yaml:"subscription_token"`
+
+	TokenSources    []string `yaml:"token_sources" doc:"where a connection may present its token, in order: connect, header, subprotocol, cookie, query, ticket"`
+	TokenCookie     string   `yaml:"token_cookie" doc:"name of the cookie that carries a token (source cookie)"`
+	TokenQueryParam string   `yaml:"token_query_param" doc:"name of the URL query parameter that carries a token (source query); its value is redacted from logs"`
+	TicketTTL       Duration `yaml:"ticket_ttl" doc:"how long a one-time connection ticket from POST /auth/ticket stays valid"`
+	ReasonDetail    string   `yaml:"reason_detail" doc:"what clients see of a refusal: code (the reason code only) or full (code, detail and hint); empty = full with --dev, code otherwise"`
 
 	PingInterval         Duration `yaml:"ping_interval" doc:"server ping interval; 0 disables pings"`
 	PongTimeout          Duration `yaml:"pong_timeout" doc:"time to wait for a pong before disconnect 3012"`
@@ -66,10 +75,40 @@ type Client struct {
 	SubscriptionTokenMismatchError bool `yaml:"subscription_token_mismatch_error" doc:"answer error 103 instead of disconnect 3500 on a subscription token for another user, channel or client"`
 }
 
-// Token holds the connection and subscription token verification keys.
+// Token holds the keys and claim rules tokens are verified with.
 type Token struct {
-	HMACSecretKey string   `yaml:"hmac_secret_key" doc:"HMAC secret for HS256/HS384/HS512 tokens" secret:"true"`
-	Leeway        Duration `yaml:"leeway" doc:"clock-skew leeway for exp and nbf"`
+	HMACSecretKey                   string `yaml:"hmac_secret_key" doc:"HMAC secret for HS256/HS384/HS512 tokens" secret:"true"`
+	HMACPreviousSecretKey           string `yaml:"hmac_previous_secret_key" doc:"the previous HMAC secret, still accepted during a rotation" secret:"true"`
+	HMACPreviousSecretKeyValidUntil int64  `yaml:"hmac_previous_secret_key_valid_until" doc:"unix time after which the previous HMAC secret is refused; 0 = until removed"`
+	Keys                            []Key  `yaml:"keys" doc:"verification keys, each pinned to one algorithm"`
+
+	Leeway      Duration `yaml:"leeway" doc:"clock-skew leeway for exp, nbf and iat"`
+	MaxLifetime Duration `yaml:"max_lifetime" doc:"refuse tokens issued (iat) longer ago than this; 0 = no limit"`
+	Audience    []string `yaml:"audience" doc:"accepted aud values; empty = aud not checked"`
+	Issuer      []string `yaml:"issuer" doc:"accepted iss values; empty = iss not checked"`
+	UserClaim   string   `yaml:"user_claim" doc:"claim holding the user id: a name (sub, https://example.com/uid) or a dotted path (user.id)"`
+	InfoClaim   string   `yaml:"info_claim" doc:"claim (name or dotted path) whose JSON becomes the connection info"`
+	MetaClaim   string   `yaml:"meta_claim" doc:"claim (name or dotted path) whose JSON becomes the connection meta"`
+}
+
+// SubscriptionToken holds separate verification settings for subscription tokens.
+type SubscriptionToken struct {
+	Enabled bool `yaml:"enabled" doc:"verify subscription tokens with the settings below instead of client.token"`
+	Token   `yaml:",inline"`
+}
+
+// Key is one configured verification key. Exactly one of secret, value,
+// env, file and jwks_url gives its material.
+type Key struct {
+	Kid             string   `yaml:"kid" doc:"key id; tokens naming a kid use only the key with that kid"`
+	Alg             string   `yaml:"alg" doc:"the one algorithm this key verifies: HS256/384/512, RS256/384/512, PS256/384/512, ES256/384/512 or EdDSA"`
+	Secret          string   `yaml:"secret" doc:"an HMAC secret, inline" secret:"true"`
+	Value           string   `yaml:"value" doc:"a public key inline: PEM, certificate, JWK or JWKS"`
+	Env             string   `yaml:"env" doc:"name of an environment variable holding the secret or public key"`
+	File            string   `yaml:"file" doc:"path of a file holding the secret or public key (PEM, certificate, JWK or JWKS); reloaded when it changes"`
+	JWKSURL         string   `yaml:"jwks_url" doc:"URL of a JWKS endpoint, cached and refreshed in the background"`
+	RefreshInterval Duration `yaml:"refresh_interval" doc:"how often a JWKS endpoint is fetched again"`
+	ValidUntil      int64    `yaml:"valid_until" doc:"unix time after which this key is refused; 0 = no limit"`
 }
 
 // HTTPAPI holds the server API options.
@@ -196,6 +235,16 @@ func Default() *Config {
 			HistoryMaxPublicationLimit:  300,
 			RecoveryMaxPublicationLimit: 300,
 			ConnectionInfoMaxSize:       16384,
+			TokenSources:                []string{"connect", "header", "subprotocol", "ticket"},
+			TokenCookie:                 "herald_token",
+			TokenQueryParam:             "token",
+			TicketTTL:                   Duration(10 * time.Second),
+			Token: Token{
+				Leeway:    Duration(5 * time.Second),
+				UserClaim: "sub",
+				InfoClaim: "info",
+				MetaClaim: "meta",
+			},
 		},
 		Channel: Channel{
 			MaxLength: 255,

@@ -85,7 +85,7 @@ func TestKeysKnownEntries(t *testing.T) {
 		{Path: "client.token.hmac_secret_key", Env: "HERALD_CLIENT_TOKEN_HMAC_SECRET_KEY", Type: "string", Default: ""},
 		{Path: "http_api.key", Env: "HERALD_HTTP_API_KEY", Type: "string", Default: ""},
 		{Path: "channel.without_namespace.presence", Env: "HERALD_CHANNEL_WITHOUT_NAMESPACE_PRESENCE", Type: "bool", Default: "false"},
-		{Path: "channel.namespaces", Env: "HERALD_CHANNEL_NAMESPACES", Type: "list of namespaces", Default: "[]"},
+		{Path: "channel.namespaces", Env: "HERALD_CHANNEL_NAMESPACES", Type: "list", Default: "[]"},
 		{Path: "channel.namespaces[].name", Env: "", Type: "string", Default: ""},
 		{Path: "channel.namespaces[].history_ttl", Env: "", Type: "duration", Default: "0s"},
 	}

@@ -64,7 +64,7 @@ func (k kind) typeName() string {
 	case kindStrings:
 		return "list of strings"
 	case kindStructList:
-		return "list of namespaces"
+		return "list"
 	case kindStruct:
 		return "map"
 	}

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // MaxHistorySize is the largest history_size a namespace may have.
@@ -78,6 +79,7 @@ func (c *Config) Validate() Problems {
 		}
 	}
 
+	ps = append(ps, cl.validateAuth()...)
 	ps = append(ps, c.Channel.WithoutNamespace.validate("channel.without_namespace")...)
 	firstByName := map[string]int{}
 	for i := range c.Channel.Namespaces {
@@ -135,6 +137,120 @@ func (o *NamespaceOptions) validate(path string) Problems {
 	if o.ChannelRegex != "" {
 		if _, err := regexp.Compile(o.ChannelRegex); err != nil {
 			add("channel_regex", "does not compile: %v", err)
+		}
+	}
+	return ps
+}
+
+// tokenSourceNames are the names client.token_sources accepts.
+var tokenSourceNames = []string{"connect", "header", "subprotocol", "cookie", "query", "ticket"}
+
+// keyAlgs are the algorithms a configured key may be pinned to.
+var keyAlgs = []string{"HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+
+func oneOf(s string, list []string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// validateAuth checks the token sources, keys and claim rules.
+func (cl *Client) validateAuth() Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	seen := map[string]bool{}
+	for i, s := range cl.TokenSources {
+		key := fmt.Sprintf("client.token_sources[%d]", i)
+		switch {
+		case !oneOf(s, tokenSourceNames):
+			add(key, "%q is not a token source (use %s)", s, strings.Join(tokenSourceNames, ", "))
+		case seen[s]:
+			add(key, "%q is listed twice", s)
+		}
+		seen[s] = true
+	}
+	if seen["cookie"] && cl.TokenCookie == "" {
+		add("client.token_cookie", "must name the cookie when token_sources has cookie")
+	}
+	if seen["query"] && cl.TokenQueryParam == "" {
+		add("client.token_query_param", "must name the parameter when token_sources has query")
+	}
+	if seen["ticket"] && cl.TicketTTL <= 0 {
+		add("client.ticket_ttl", "must be more than 0 when token_sources has ticket")
+	}
+	if cl.TicketTTL > Duration(5*time.Minute) {
+		add("client.ticket_ttl", "(%s) must be at most 5m: tickets travel in URLs and must be short-lived", cl.TicketTTL)
+	}
+	if !oneOf(cl.ReasonDetail, []string{"", "code", "full"}) {
+		add("client.reason_detail", "must be code or full (got %q)", cl.ReasonDetail)
+	}
+	ps = append(ps, cl.Token.validate("client.token")...)
+	if cl.SubscriptionToken.Enabled {
+		ps = append(ps, cl.SubscriptionToken.Token.validate("client.subscription_token")...)
+	}
+	return ps
+}
+
+func (t *Token) validate(path string) Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: path + "." + key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if t.HMACPreviousSecretKeyValidUntil != 0 && t.HMACPreviousSecretKey == "" {
+		add("hmac_previous_secret_key_valid_until", "is set but hmac_previous_secret_key is empty")
+	}
+	if t.HMACPreviousSecretKeyValidUntil < 0 {
+		add("hmac_previous_secret_key_valid_until", "must be a unix time in seconds")
+	}
+	if t.Leeway > Duration(5*time.Minute) {
+		add("leeway", "(%s) must be at most 5m", t.Leeway)
+	}
+	for i, a := range t.Audience {
+		if a == "" {
+			add(fmt.Sprintf("audience[%d]", i), "must not be empty")
+		}
+	}
+	for i, a := range t.Issuer {
+		if a == "" {
+			add(fmt.Sprintf("issuer[%d]", i), "must not be empty")
+		}
+	}
+	if t.UserClaim == "" {
+		add("user_claim", "must name a claim (sub by default)")
+	}
+	for i, k := range t.Keys {
+		kp := fmt.Sprintf("keys[%d]", i)
+		n := 0
+		for _, set := range []bool{k.Secret != "", k.Value != "", k.Env != "", k.File != "", k.JWKSURL != ""} {
+			if set {
+				n++
+			}
+		}
+		if n != 1 {
+			add(kp, "needs exactly one of secret, value, env, file and jwks_url (got %d)", n)
+		}
+		if k.Alg != "" && !oneOf(k.Alg, keyAlgs) {
+			add(kp+".alg", "%q is not a supported algorithm (use %s)", k.Alg, strings.Join(keyAlgs, ", "))
+		}
+		if k.Alg == "" && k.Secret != "" {
+			add(kp+".alg", "is required for an HMAC secret (HS256, HS384 or HS512)")
+		}
+		if k.Secret != "" && k.Alg != "" && !strings.HasPrefix(k.Alg, "HS") {
+			add(kp+".alg", "%s cannot verify with an HMAC secret; a secret needs HS256, HS384 or HS512", k.Alg)
+		}
+		if k.JWKSURL != "" && !strings.HasPrefix(k.JWKSURL, "https://") && !strings.HasPrefix(k.JWKSURL, "http://") {
+			add(kp+".jwks_url", "must be an http:// or https:// URL")
+		}
+		if k.RefreshInterval != 0 && k.JWKSURL == "" {
+			add(kp+".refresh_interval", "applies to jwks_url keys only")
+		}
+		if k.ValidUntil < 0 {
+			add(kp+".valid_until", "must be a unix time in seconds")
 		}
 	}
 	return ps

@@ -76,6 +76,8 @@ type Client interface {
 	ServerRefresh(r ServerRefresh)
 	// Send delivers an asynchronous message (not in any channel) to the client.
 	Send(data []byte)
+	// CheckRevoked closes the connection if its token has been revoked.
+	CheckRevoked()
 }
 
 // ServerSubscription is a subscription made by the server API.

@@ -27,6 +27,7 @@ func (f *fakeClient) ServerUnsubscribe(string, uint32, string)         {}
 func (f *fakeClient) Disconnect(uint32, string)                        {}
 func (f *fakeClient) ServerRefresh(ServerRefresh)                      {}
 func (f *fakeClient) Send([]byte)                                      {}
+func (f *fakeClient) CheckRevoked()                                    {}
 
 var builds atomic.Int64
 

@@ -34,20 +34,19 @@ type Server struct {
 	httpSrv  *http.Server
 	ln       net.Listener
 	draining atomic.Bool
+
+	keys      *keyManager
+	sources   *auth.Sources
+	stopWatch context.CancelFunc
 }
 
 // New builds a server from configuration. The configuration must be valid.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
-	keys, err := keySet(cfg)
-	if err != nil {
+	verifier := auth.NewVerifier(auth.NewKeySet(), BuildPolicy(cfg))
+	keys := &keyManager{verifier: verifier, log: log}
+	if err := keys.apply(cfg); err != nil {
 		return nil, err
 	}
-	verifier := auth.NewVerifier(keys, auth.Policy{
-		AllowAnonymous:          cfg.Dev || cfg.Client.AllowAnonymousConnectWithoutToken,
-		DisallowAnonymousTokens: cfg.Client.DisallowAnonymousConnectionTokens,
-		Leeway:                  cfg.Client.Token.Leeway.D(),
-		InfoMaxSize:             cfg.Client.ConnectionInfoMaxSize,
-	})
 	ns, err := hub.NewNamespaces(&cfg.Channel)
 	if err != nil {
 		return nil, err
@@ -60,15 +59,26 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	h.NodeID = uuid.NewString()
 	h.NodeName = cfg.NodeName
 	h.Version = version
-	s := &Server{cfg: cfg, log: log, verifier: verifier, hub: h}
-	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Logger: log, Version: version})
-	s.api = api.New(cfg, h, log, version)
+	s := &Server{cfg: cfg, log: log, verifier: verifier, hub: h, keys: keys, sources: BuildSources(cfg)}
+	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Sources: s.sources, Logger: log, Version: version})
+	// A revocation applies at once to live connections.
+	verifier.Revocations().OnChange(func() {
+		for _, c := range h.Clients() {
+			c.CheckRevoked()
+		}
+	})
+	s.stopWatch = func() {}
+	watchCtx, cancel := context.WithCancel(context.Background())
+	s.stopWatch = cancel
+	s.watchKeyFiles(watchCtx)
+	s.api = api.New(cfg, h, verifier, log, version)
 
 	mux := http.NewServeMux()
 	mux.Handle("/connection/websocket", s.ws)
 	mux.Handle("/api/", s.api)
 	mux.Handle("/api", s.api)
 	mux.HandleFunc("/health", s.health)
+	mux.HandleFunc("/auth/ticket", s.ticket)
 	mux.Handle("/debug/", s.debugHandler())
 	s.httpSrv = &http.Server{
 		Handler:           mux,
@@ -77,18 +87,6 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
-}
-
-func keySet(cfg *config.Config) (*auth.KeySet, error) {
-	var keys []*auth.Key
-	if secret := cfg.Client.Token.HMACSecretKey; secret != "" {
-		k, err := auth.NewHMACKey(secret)
-		if err != nil {
-			return nil, err
-		}
-		keys = append(keys, k)
-	}
-	return auth.NewKeySet(keys...), nil
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -132,9 +130,7 @@ func (s *Server) Addr() string {
 // warning for each setting that commonly surprises users.
 func (s *Server) LogStartup() {
 	cfg := s.cfg
-	for _, k := range s.verifier.Keys().Keys() {
-		s.log.Info("token key loaded", slog.String("family", string(k.Family)), slog.String("key_fingerprint", k.Fingerprint))
-	}
+	logKeys(s.log, s.verifier)
 	if s.verifier.Keys().Empty() {
 		s.log.Warn("no token key configured: every connection token will be refused (set client.token.hmac_secret_key or --hmac-secret)")
 	}
@@ -186,6 +182,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	wsErr := s.ws.Shutdown(ctx)
 	err := <-httpErr
 	_ = s.hub.Broker().Close()
+	s.stopWatch()
+	s.keys.stop()
 	if wsErr != nil {
 		return wsErr
 	}

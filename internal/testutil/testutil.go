@@ -67,6 +67,7 @@ func Config() *config.Config {
 	cfg.Client.Token.HMACSecretKey = Secret
 	cfg.HTTPAPI.Key = APIKey
 	cfg.ShutdownTimeout = config.Duration(5 * time.Second)
+	cfg.Client.ReasonDetail = "full"
 	wn := &cfg.Channel.WithoutNamespace
 	wn.Presence = true
 	wn.JoinLeave = true

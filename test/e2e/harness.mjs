@@ -144,6 +144,7 @@ export function defaultConfig() {
       token: { hmac_secret_key: DEFAULT_SECRET },
       allowed_origins: [],
       allow_anonymous_connect_without_token: false,
+      reason_detail: 'full',
       ping_interval: '25s',
       pong_timeout: '8s',
       expired_close_delay: '25s',

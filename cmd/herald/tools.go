@@ -1,0 +1,218 @@
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/server"
+)
+
+// keyFlags are the flags the token tools share with serve, so a token can be
+// checked or minted with the same settings the server uses.
+type keyFlags struct {
+	config, hmacSecret string
+}
+
+func (k *keyFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&k.config, "config", "", "configuration file (YAML or JSON)")
+	fs.StringVar(&k.hmacSecret, "hmac-secret", "", "HMAC secret (client.token.hmac_secret_key)")
+}
+
+func (k *keyFlags) load(env []string) (*config.Config, error) {
+	flags := map[string]string{}
+	if k.hmacSecret != "" {
+		flags["client.token.hmac_secret_key"] = k.hmacSecret
+	}
+	file := k.config
+	if file == "" {
+		file = lookupEnv(env, "HERALD_CONFIG")
+	}
+	return config.Load(config.Source{File: file, Env: env, Flags: flags})
+}
+
+// verifierFor builds the auth engine of cfg, with JWKS endpoints fetched once.
+func verifierFor(cfg *config.Config) (*auth.Verifier, func(), error) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	return server.NewVerifier(cfg, log)
+}
+
+// explain verifies a token offline and prints each check.
+func explain(args, env []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var kf keyFlags
+	kf.register(fs)
+	sub := fs.Bool("subscription", false, "explain a subscription token")
+	channel := fs.String("channel", "", "with --subscription: the channel being subscribed")
+	user := fs.String("user", "", "with --subscription: the connection's user")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() != 1 {
+		fmt.Fprintln(stderr, "usage: herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN   (TOKEN - reads standard input)")
+		return 2
+	}
+	tok := fs.Arg(0)
+	if tok == "-" {
+		b, _ := io.ReadAll(io.LimitReader(os.Stdin, auth.MaxTokenSize+1))
+		tok = strings.TrimSpace(string(b))
+	}
+	cfg, err := kf.load(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	v, stop, err := verifierFor(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: %v\n", err)
+		return 2
+	}
+	defer stop()
+	checks, ok := v.Explain(auth.ExplainRequest{Token: tok, Subscription: *sub, Channel: *channel, User: *user})
+	for _, c := range checks {
+		mark := "PASS"
+		switch {
+		case c.Skipped:
+			mark = "skip"
+		case !c.OK:
+			mark = "FAIL"
+		}
+		line := c.Detail
+		if c.Code != "" {
+			line = string(c.Code) + ": " + c.Detail
+		}
+		fmt.Fprintf(stdout, "%s  %-10s %s\n", mark, c.Name, line)
+		if c.Hint != "" && !c.OK {
+			fmt.Fprintf(stdout, "      %-10s hint: %s\n", "", c.Hint)
+		}
+	}
+	if ok {
+		fmt.Fprintln(stdout, "verdict: accepted")
+		return 0
+	}
+	fmt.Fprintln(stdout, "verdict: refused")
+	return 1
+}
+
+// token mints a connection or subscription token with the configured HMAC secret.
+func token(args, env []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("token", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var kf keyFlags
+	kf.register(fs)
+	user := fs.String("user", "", "user id (sub); empty = anonymous")
+	ttl := fs.Duration("ttl", 24*time.Hour, "lifetime; 0 = no exp")
+	channel := fs.String("channel", "", "mint a subscription token for this channel")
+	info := fs.String("info", "", "JSON for the info claim")
+	alg := fs.String("alg", "HS256", "HS256, HS384 or HS512")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := kf.load(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	t := &cfg.Client.Token
+	if *channel != "" && cfg.Client.SubscriptionToken.Enabled {
+		t = &cfg.Client.SubscriptionToken.Token
+	}
+	secret, kid := t.HMACSecretKey, ""
+	if secret == "" {
+		for _, k := range t.Keys {
+			if k.Secret != "" && k.Alg == *alg {
+				secret, kid = k.Secret, k.Kid
+				break
+			}
+		}
+	}
+	if secret == "" {
+		fmt.Fprintln(stderr, "herald token: no HMAC secret configured (set --hmac-secret, client.token.hmac_secret_key or an HS key in client.token.keys); tokens for public keys are minted by their private key's owner")
+		return 2
+	}
+	method := jwt.GetSigningMethod(*alg)
+	if method == nil || !strings.HasPrefix(*alg, "HS") {
+		fmt.Fprintf(stderr, "herald token: --alg %q: use HS256, HS384 or HS512\n", *alg)
+		return 2
+	}
+	now := time.Now()
+	claims := jwt.MapClaims{"sub": *user, "iat": now.Unix()}
+	if *ttl > 0 {
+		claims["exp"] = now.Add(*ttl).Unix()
+	}
+	if *channel != "" {
+		claims["channel"] = *channel
+	}
+	if *info != "" {
+		var v any
+		if err := json.Unmarshal([]byte(*info), &v); err != nil {
+			fmt.Fprintf(stderr, "herald token: --info is not JSON: %v\n", err)
+			return 2
+		}
+		claims["info"] = v
+	}
+	tk := jwt.NewWithClaims(method, claims)
+	if kid != "" {
+		tk.Header["kid"] = kid
+	}
+	s, err := tk.SignedString([]byte(secret))
+	if err != nil {
+		fmt.Fprintf(stderr, "herald token: %v\n", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, s)
+	return 0
+}
+
+// keys prints every configured key by fingerprint.
+func keys(args, env []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("keys", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var kf keyFlags
+	kf.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := kf.load(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
+		return 2
+	}
+	v, stop, err := verifierFor(cfg)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: %v\n", err)
+		return 1
+	}
+	defer stop()
+	print := func(title string, set *auth.KeySet) {
+		fmt.Fprintf(stdout, "%s:\n", title)
+		if set.Empty() {
+			fmt.Fprintln(stdout, "  (no keys)")
+		}
+		for _, k := range set.Keys() {
+			fmt.Fprintf(stdout, "  %s\n", k)
+		}
+		for _, p := range set.Providers() {
+			if len(p.Keys()) == 0 {
+				fmt.Fprintf(stdout, "  %s: no keys loaded\n", p.Name())
+			}
+		}
+	}
+	print("connection tokens", v.Keys())
+	if v.SubscriptionKeys() != v.Keys() {
+		print("subscription tokens", v.SubscriptionKeys())
+	}
+	fmt.Fprintf(stdout, "\nAn HMAC secret's fingerprint: printf %%s \"$SECRET\" | sha256sum | cut -c1-8\n")
+	fmt.Fprintln(stdout, "A public key's fingerprint:   openssl pkey -pubin -in key.pem -outform DER | sha256sum | cut -c1-8")
+	return 0
+}
