@@ -152,6 +152,10 @@ func (v *Verifier) SetSubscriptionKeys(keys *KeySet) {
 	v.cache.clear()
 }
 
+// ForgetVerified drops every cached verification; key providers call it when
+// their keys change, so a withdrawn key stops verifying at once.
+func (v *Verifier) ForgetVerified() { v.cache.clear() }
+
 // Keys returns the current connection key set.
 func (v *Verifier) Keys() *KeySet { return v.keys.p.Load() }
 

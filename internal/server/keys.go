@@ -106,7 +106,7 @@ type keyManager struct {
 // hmac_previous_secret_key (which verify the whole HS256/384/512 family, as
 // Centrifugo's do), the keys of keys (each pinned to its alg), and the JWKS
 // providers, started with ctx.
-func buildSet(ctx context.Context, t *config.Token, log *slog.Logger) (*auth.KeySet, error) {
+func buildSet(ctx context.Context, t *config.Token, log *slog.Logger, onChange func()) (*auth.KeySet, error) {
 	var keys []*auth.Key
 	if t.HMACSecretKey != "" {
 		k, err := auth.NewHMACKey(t.HMACSecretKey)
@@ -130,14 +130,14 @@ func buildSet(ctx context.Context, t *config.Token, log *slog.Logger) (*auth.Key
 	if len(static) > 0 {
 		loaded, err := auth.LoadKeys(static, os.LookupEnv)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("keys (numbered from 0): %w", err)
 		}
 		keys = append(keys, loaded...)
 	}
 	set := auth.NewKeySet(keys...)
 	var providers []auth.KeyProvider
 	for _, k := range jwks {
-		p := auth.NewJWKS(k.JWKSURL, auth.JWKSOptions{RefreshInterval: k.RefreshInterval.D(), Alg: k.Alg, Logger: log})
+		p := auth.NewJWKS(k.JWKSURL, auth.JWKSOptions{RefreshInterval: k.RefreshInterval.D(), Alg: k.Alg, Logger: log, OnChange: onChange})
 		p.Start(ctx)
 		providers = append(providers, p)
 	}
@@ -151,14 +151,14 @@ func buildSet(ctx context.Context, t *config.Token, log *slog.Logger) (*auth.Key
 // them in. On error the current sets stay.
 func (m *keyManager) apply(cfg *config.Config) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	conn, err := buildSet(ctx, &cfg.Client.Token, m.log)
+	conn, err := buildSet(ctx, &cfg.Client.Token, m.log, m.verifier.ForgetVerified)
 	if err != nil {
 		cancel()
 		return fmt.Errorf("client.token: %w", err)
 	}
 	var sub *auth.KeySet
 	if st := &cfg.Client.SubscriptionToken; st.Enabled {
-		if sub, err = buildSet(ctx, &st.Token, m.log); err != nil {
+		if sub, err = buildSet(ctx, &st.Token, m.log, m.verifier.ForgetVerified); err != nil {
 			cancel()
 			return fmt.Errorf("client.subscription_token: %w", err)
 		}
@@ -198,6 +198,11 @@ func logKeys(log *slog.Logger, v *auth.Verifier) {
 	}
 	for _, p := range v.Keys().Providers() {
 		log.Info("token key provider", slog.String("provider", p.Name()), slog.Int("keys", len(p.Keys())))
+	}
+	for _, k := range v.Keys().Keys() {
+		if m, ok := k.Material.([]byte); ok && len(m) < 32 {
+			log.Warn("an HMAC secret is shorter than 32 bytes; use a long random secret", slog.String("key_fingerprint", k.Fingerprint))
+		}
 	}
 }
 
