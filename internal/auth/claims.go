@@ -50,8 +50,11 @@ func (c claimSet) str(name string) (string, bool, error) {
 	if !ok || isNull(raw) {
 		return "", false, nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	if raw[0] != '"' {
+		return "", true, fmt.Errorf("must be a string, got %s", jsonKind(raw))
+	}
+	s, err := unquote(raw)
+	if err != nil {
 		return "", true, fmt.Errorf("must be a string, got %s", jsonKind(raw))
 	}
 	return s, true, nil
@@ -103,8 +106,8 @@ func (c claimSet) user(rules *Rules, disallowAnonymous bool) (string, *Reason) {
 		}
 		return "", nil
 	}
-	var s string
-	if err := json.Unmarshal(raw, &s); err != nil {
+	s, err := unquote(raw)
+	if err != nil {
 		return "", &Reason{Code: ClaimInvalid, Detail: fmt.Sprintf("claim %s must be a string, got %s", name, jsonKind(raw)),
 			Hint: "user ids are JSON strings: \"42\", not 42"}
 	}
@@ -133,8 +136,8 @@ func (c claimSet) num(name string) (int64, bool, error) {
 	if !ok || isNull(raw) {
 		return 0, false, nil
 	}
-	var f float64
-	if err := json.Unmarshal(raw, &f); err != nil {
+	f, ok := numeric(raw)
+	if !ok {
 		return 0, true, fmt.Errorf("must be a number (unix seconds), got %s", jsonKind(raw))
 	}
 	return int64(f), true, nil
@@ -172,6 +175,9 @@ func (c claimSet) rawJSON(name, b64name string, max int, src Source) (json.RawMe
 // compactJSON removes insignificant whitespace (and so every raw newline,
 // which would break the protocol's line framing).
 func compactJSON(raw []byte) json.RawMessage {
+	if !bytes.ContainsAny(raw, " \t\r\n") {
+		return json.RawMessage(raw) // already compact (and validated by the parser)
+	}
 	var buf bytes.Buffer
 	buf.Grow(len(raw))
 	if err := json.Compact(&buf, raw); err != nil {

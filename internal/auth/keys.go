@@ -147,6 +147,24 @@ func (s *KeySet) Keys() []*Key {
 	return out
 }
 
+// has reports whether k is one of the set's keys now (a cached verification
+// counts only while its key is still in the set).
+func (s *KeySet) has(k *Key) bool {
+	for _, x := range s.keys {
+		if x == k {
+			return true
+		}
+	}
+	for _, p := range s.providers {
+		for _, x := range p.Keys() {
+			if x == k {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Providers returns the set's providers.
 func (s *KeySet) Providers() []KeyProvider {
 	if s == nil {

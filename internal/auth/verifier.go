@@ -3,10 +3,10 @@ package auth
 import (
 	"crypto/sha256"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -119,8 +119,8 @@ type Verifier struct {
 	subKeys keySetHolder // nil set: use keys
 	policy  Policy
 	now     func() time.Time
-	parser  *jwt.Parser
 	cache   *verifiedCache
+	macs    sync.Map // macPoolKey -> *sync.Pool of HMAC states
 	revoked *Revocations
 	// Refusals keeps the most recent refusals for /debug/auth.
 	Refusals *RefusalLog
@@ -131,11 +131,10 @@ func NewVerifier(keys *KeySet, p Policy) *Verifier {
 	v := &Verifier{policy: p, now: time.Now, cache: newVerifiedCache(10000), Refusals: NewRefusalLog(200)}
 	v.revoked = NewRevocations(func() time.Time { return v.now() })
 	v.keys.p.Store(keys)
-	// Claims are validated here, not by the library, so that each failure
-	// becomes its own Reason; the library checks structure and signature.
+	// Tokens are parsed by parseJWT and claims validated here, so that each
+	// failure becomes its own Reason; golang-jwt checks asymmetric signatures.
 	// The jku, x5u and jwk headers are never consulted: keys come only from
 	// the configured set, and kid is only a lookup key into it.
-	v.parser = jwt.NewParser(jwt.WithoutClaimsValidation())
 	return v
 }
 
@@ -143,6 +142,7 @@ func NewVerifier(keys *KeySet, p Policy) *Verifier {
 func (v *Verifier) SetKeys(keys *KeySet) {
 	v.keys.p.Store(keys)
 	v.cache.clear()
+	v.macs.Clear()
 }
 
 // SetSubscriptionKeys sets a separate key set for subscription tokens (nil:
@@ -150,6 +150,7 @@ func (v *Verifier) SetKeys(keys *KeySet) {
 func (v *Verifier) SetSubscriptionKeys(keys *KeySet) {
 	v.subKeys.p.Store(keys)
 	v.cache.clear()
+	v.macs.Clear()
 }
 
 // ForgetVerified drops every cached verification; key providers call it when
@@ -361,11 +362,6 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 	return g, nil
 }
 
-// parsed is what verify learns from a token before the claims are checked.
-type parsed struct {
-	alg, kid string
-}
-
 // verify checks size, structure, algorithm and signature and returns the
 // claims and the key that verified them.
 func (v *Verifier) verify(token string, src Source, keys *KeySet) (claimSet, *Key, *Reason) {
@@ -379,75 +375,62 @@ func (v *Verifier) verify(token string, src Source, keys *KeySet) (claimSet, *Ke
 			Detail: "a token was sent but no verification key is configured",
 			Hint:   "set client.token.hmac_secret_key (or --hmac-secret) or client.token.keys"}
 	}
-	if c, k, ok := v.cache.get(token, v.now()); ok {
-		return c, k, nil
-	}
-	var (
-		reason *Reason
-		tried  []*Key
-		p      parsed
-	)
-	claims := claimSet{}
-	_, err := v.parser.ParseWithClaims(token, &claims, func(t *jwt.Token) (any, error) {
-		p.alg, _ = t.Header["alg"].(string)
-		p.kid, _ = t.Header["kid"].(string)
-		var r *Reason
-		tried, r = keys.Lookup(p.alg, p.kid, v.now())
-		if r != nil {
-			r.Source = src
-			reason = r
-			return nil, errors.New(string(r.Code))
-		}
-		set := jwt.VerificationKeySet{}
-		for _, k := range tried {
-			set.Keys = append(set.Keys, k.Material)
-		}
-		return set, nil
-	})
-	if reason != nil {
-		reason.Alg, reason.Kid = p.alg, p.kid
-		reason.annotate(claims, nil)
-		return nil, nil, reason
-	}
+	t, err := parseJWT(token)
 	if err != nil {
-		switch {
-		case errors.Is(err, jwt.ErrTokenSignatureInvalid):
-			fps := make([]string, len(tried))
-			for i, k := range tried {
-				fps[i] = k.Fingerprint
-			}
-			fp := strings.Join(fps, ",")
-			r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: fp, Alg: p.alg, Kid: p.kid,
-				Detail: "signature does not match key " + fp,
-				Hint:   "the token was signed with a different key; compare key fingerprints (herald keys, and the startup log)"}
-			r.annotate(claims, nil)
-			return nil, nil, r
-		default:
-			return nil, nil, &Reason{Code: TokenMalformed, Source: src, Alg: p.alg, Kid: p.kid,
-				Detail: "not a valid JWT: " + malformedDetail(err),
-				Hint:   "send the compact JWT (header.payload.signature) without a Bearer prefix or quotes"}
+		return nil, nil, &Reason{Code: TokenMalformed, Source: src,
+			Detail: "not a valid JWT: " + Truncate(err.Error(), 80),
+			Hint:   "send the compact JWT (header.payload.signature) without a Bearer prefix or quotes"}
+	}
+	hmacToken := AlgFamily(t.alg) == FamilyHMAC
+	if !hmacToken {
+		if c, k, ok := v.cache.get(token, v.now()); ok && keys.has(k) {
+			return c, k, nil
 		}
 	}
-	key := tried[0]
-	if len(tried) > 1 {
-		key = whichKey(token, tried)
+	tried, r := keys.Lookup(t.alg, t.kid, v.now())
+	if r != nil {
+		r.Source, r.Alg, r.Kid = src, t.alg, t.kid
+		r.annotate(t.claims, nil)
+		return nil, nil, r
 	}
-	if key.Family != FamilyHMAC {
+	var key *Key
+	for _, k := range tried {
+		if v.verifySignature(k, t) {
+			key = k
+			break
+		}
+	}
+	if key == nil {
+		fps := make([]string, len(tried))
+		for i, k := range tried {
+			fps[i] = k.Fingerprint
+		}
+		fp := strings.Join(fps, ",")
+		r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: fp, Alg: t.alg, Kid: t.kid,
+			Detail: "signature does not match key " + fp,
+			Hint:   "the token was signed with a different key; compare key fingerprints (herald keys, and the startup log)"}
+		r.annotate(t.claims, nil)
+		return nil, nil, r
+	}
+	if !hmacToken {
 		// Asymmetric verification is the expensive part of a connect; a
 		// reconnect storm with the same token pays it once.
-		v.cache.put(token, claims, key, v.now())
+		v.cache.put(token, t.claims, key, v.now())
 	}
-	return claims, key, nil
+	return t.claims, key, nil
 }
 
-// whichKey finds the key of a set that verified token (for fingerprints in logs).
-func whichKey(token string, keys []*Key) *Key {
-	for _, k := range keys {
-		if _, err := jwt.Parse(token, func(*jwt.Token) (any, error) { return k.Material, nil }, jwt.WithoutClaimsValidation()); err == nil {
-			return k
-		}
+// verifySignature checks t's signature with k, whose pinned algorithms
+// include t.alg (KeySet.Lookup made sure).
+func (v *Verifier) verifySignature(k *Key, t *rawToken) bool {
+	if k.Family == FamilyHMAC {
+		return v.verifyHMAC(k, t.alg, t.signingInput, t.sig)
 	}
-	return keys[0]
+	m := jwt.GetSigningMethod(t.alg)
+	if m == nil {
+		return false
+	}
+	return m.Verify(t.signingInput, t.sig, k.Material) == nil
 }
 
 func malformedDetail(err error) string {
