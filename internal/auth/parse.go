@@ -28,7 +28,6 @@ const maxJSONDepth = 32
 
 // rawToken is a split and decoded token, not yet verified.
 type rawToken struct {
-	header       claimSet
 	claims       claimSet
 	alg, kid     string
 	signingInput string // base64url(header) "." base64url(claims)
@@ -51,75 +50,110 @@ func parseJWT(token string) (*rawToken, error) {
 	if strings.IndexByte(token[d2+1:], '.') >= 0 {
 		return nil, errSegments
 	}
-	hb, err := base64.RawURLEncoding.DecodeString(token[:d1])
+	enc := base64.RawURLEncoding
+	// One buffer for the three decoded segments.
+	buf := make([]byte, enc.DecodedLen(d1)+enc.DecodedLen(d2-d1-1)+enc.DecodedLen(len(token)-d2-1))
+	n, err := enc.Decode(buf, []byte(token[:d1]))
 	if err != nil {
 		return nil, fmt.Errorf("header is not base64url: %v", err)
 	}
+	hb, rest := buf[:n], buf[n:]
 	t := &rawToken{signingInput: token[:d2]}
-	if t.header, err = scanObject(hb); err != nil {
+	var algSeen bool
+	err = scanMembers(hb, func(k, v []byte) error {
+		switch string(k) {
+		case `"alg"`:
+			a, err := unquote(v)
+			if err != nil {
+				return errors.New("alg must be a string")
+			}
+			t.alg, algSeen = a, true
+		case `"kid"`:
+			kid, err := unquote(v)
+			if err != nil {
+				return errors.New("kid must be a string")
+			}
+			t.kid = kid
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, fmt.Errorf("header: %v", err)
 	}
-	var ok bool
-	if t.alg, ok, err = t.header.str("alg"); err != nil || !ok {
-		return nil, errors.New("header has no alg string")
+	if !algSeen {
+		return nil, errors.New("header has no alg")
 	}
-	if t.kid, _, err = t.header.str("kid"); err != nil {
-		return nil, errors.New("header kid must be a string")
-	}
-	cb, err := base64.RawURLEncoding.DecodeString(token[d1+1 : d2])
-	if err != nil {
+	if n, err = enc.Decode(rest, []byte(token[d1+1:d2])); err != nil {
 		return nil, fmt.Errorf("claims are not base64url: %v", err)
 	}
+	cb, rest := rest[:n], rest[n:]
 	if t.claims, err = scanObject(cb); err != nil {
 		return nil, fmt.Errorf("claims: %v", err)
 	}
-	if t.sig, err = base64.RawURLEncoding.DecodeString(token[d2+1:]); err != nil {
+	if n, err = enc.Decode(rest, []byte(token[d2+1:])); err != nil {
 		return nil, fmt.Errorf("signature is not base64url: %v", err)
 	}
+	t.sig = rest[:n]
 	return t, nil
 }
 
 // scanObject reads a JSON object into its top-level members, validating the
 // whole document without decoding nested values.
 func scanObject(data []byte) (claimSet, error) {
+	out := claimSet{}
+	err := scanMembers(data, func(rawKey, rawVal []byte) error {
+		key, err := unquote(rawKey)
+		if err != nil {
+			return err
+		}
+		out[key] = json.RawMessage(rawVal)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// scanMembers validates a JSON object and calls fn with each member's raw
+// (still quoted) key and raw value.
+func scanMembers(data []byte, fn func(rawKey, rawVal []byte) error) error {
 	s := scanner{data: data}
 	s.ws()
 	if !s.eat('{') {
-		return nil, errors.New("not a JSON object")
+		return errors.New("not a JSON object")
 	}
-	out := claimSet{}
 	s.ws()
 	if s.eat('}') {
-		return out, s.end()
+		return s.end()
 	}
 	for {
 		s.ws()
 		kstart := s.i
 		if err := s.str(); err != nil {
-			return nil, err
+			return err
 		}
-		key, err := unquote(data[kstart:s.i])
-		if err != nil {
-			return nil, err
-		}
+		kend := s.i
 		s.ws()
 		if !s.eat(':') {
-			return nil, s.errf("expected ':'")
+			return s.errf("expected ':'")
 		}
 		s.ws()
 		vstart := s.i
 		if err := s.value(1); err != nil {
-			return nil, err
+			return err
 		}
-		out[key] = json.RawMessage(data[vstart:s.i])
+		if err := fn(data[kstart:kend], data[vstart:s.i]); err != nil {
+			return err
+		}
 		s.ws()
 		if s.eat(',') {
 			continue
 		}
 		if s.eat('}') {
-			return out, s.end()
+			return s.end()
 		}
-		return nil, s.errf("expected ',' or '}'")
+		return s.errf("expected ',' or '}'")
 	}
 }
 
