@@ -182,3 +182,26 @@ test('a $private channel needs a subscription token: 103 without, subscribed wit
   assert.equal(client.state, 'connected');
   assert.deepEqual(clientEvents, [], 'the connection was never interrupted');
 });
+
+test('the refusal reason reaches the client: detail and hint in dev mode, the code only in production', async () => {
+  const dev = await startServer({ dev: true, client: { reason_detail: '' } });
+  const prod = await startServer({ client: { reason_detail: '' } });
+  try {
+    for (const [srv, full] of [[dev, true], [prod, false]]) {
+      const client = srv.client({ token: signHS256({ sub: 'mallory', exp: nowSeconds() + 3600 }, 'not-the-server-secret') });
+      const disconnected = waitOkOrFail(client, 'disconnected', 'connected', { label: 'a disconnected event' });
+      client.connect();
+      const ctx = await disconnected;
+      assert.equal(ctx.code, 3500, 'invalid token stays the protocol code');
+      if (full) {
+        assert.match(ctx.reason, /^invalid token: signature_invalid: signature does not match key [0-9a-f]{8}/, `dev reason ${JSON.stringify(ctx.reason)}`);
+      } else {
+        assert.equal(ctx.reason, 'invalid token: signature_invalid', 'production shows the code only');
+      }
+      assert.ok(Buffer.byteLength(ctx.reason) <= 123, 'a close reason fits the WebSocket limit');
+    }
+  } finally {
+    await dev.stop();
+    await prod.stop();
+  }
+});
