@@ -134,18 +134,25 @@ func checkIss(v *Verifier, c claimSet, rules *Rules) *Reason {
 
 // expiry returns when the connection or subscription expires: expire_at when
 // present (0 = never), else exp; capped at now + 1 year.
-func (v *Verifier) expiry(c claimSet, src Source) (time.Time, *Reason) {
+func (v *Verifier) expiry(c claimSet, src Source, leeway time.Duration) (time.Time, *Reason) {
 	at, has, err := c.num("expire_at")
 	if err != nil {
 		return time.Time{}, &Reason{Code: ClaimInvalid, Source: src, Detail: "claim expire_at " + err.Error()}
 	}
+	fromExp := false
 	if !has {
 		at, has, _ = c.num("exp")
+		fromExp = has
 	}
 	if !has || at == 0 {
 		return time.Time{}, nil
 	}
 	t := time.Unix(at, 0)
+	if fromExp && !t.After(v.now()) {
+		// exp passed within the leeway (checkExp accepted it): the
+		// connection expires when the leeway ends, and refreshes then.
+		t = t.Add(leeway)
+	}
 	if limit := v.now().Add(maxExpiry); t.After(limit) {
 		t = limit
 	}

@@ -122,6 +122,10 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 	switch {
 	case r != nil:
 		fail("user", r)
+	case req.Subscription && req.User != "" && user != req.User:
+		fail("user", &Reason{Code: SubscriptionTokenMismatch,
+			Detail: fmt.Sprintf("token user %q != connection user %q", user, req.User),
+			Hint:   "the sub claim of a subscription token must equal the connection's user"})
 	case user == "":
 		pass("user", "anonymous (empty %s)%s", orDefault(rules.UserClaim, "sub"), suffix)
 	default:

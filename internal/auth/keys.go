@@ -147,6 +147,18 @@ func (s *KeySet) Keys() []*Key {
 	return out
 }
 
+// expired returns the static keys that would take alg and kid but whose
+// NotAfter has passed.
+func (s *KeySet) expired(alg, kid string, now time.Time) []*Key {
+	var out []*Key
+	for _, k := range s.keys {
+		if k.allows(alg) && (kid == "" || k.ID == "" || k.ID == kid) && !k.NotAfter.IsZero() && now.After(k.NotAfter) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
 // has reports whether k is one of the set's keys now (a cached verification
 // counts only while its key is still in the set).
 func (s *KeySet) has(k *Key) bool {

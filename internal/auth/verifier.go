@@ -343,7 +343,7 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 		return nil, r
 	}
 	g := &SubscriptionGrant{}
-	if g.ExpireAt, r = v.expiry(claims, src); r != nil {
+	if g.ExpireAt, r = v.expiry(claims, src, rules.Leeway); r != nil {
 		return nil, r
 	}
 	if g.Info, r = claims.rawJSON("info", "b64info", rules.InfoMaxSize, src); r != nil {
@@ -401,6 +401,17 @@ func (v *Verifier) verify(token string, src Source, keys *KeySet) (claimSet, *Ke
 		}
 	}
 	if key == nil {
+		// A key that stopped verifying (a previous secret after its
+		// valid_until) says so, rather than "a different key".
+		for _, k := range keys.expired(t.alg, t.kid, v.now()) {
+			if v.verifySignature(k, t) {
+				r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: k.Fingerprint, Alg: t.alg, Kid: t.kid,
+					Detail: fmt.Sprintf("key %s stopped verifying at %s", k.Fingerprint, k.NotAfter.UTC().Format(time.RFC3339)),
+					Hint:   "sign with the current key; the previous one was valid only during the rotation"}
+				r.annotate(t.claims, nil)
+				return nil, nil, r
+			}
+		}
 		fps := make([]string, len(tried))
 		for i, k := range tried {
 			fps[i] = k.Fingerprint
@@ -472,7 +483,7 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 		r.Source = src
 		return nil, r
 	}
-	if id.ExpireAt, r = v.expiry(c, src); r != nil {
+	if id.ExpireAt, r = v.expiry(c, src, rules.Leeway); r != nil {
 		return nil, r
 	}
 	infoClaim, metaClaim := orDefault(rules.InfoClaim, "info"), orDefault(rules.MetaClaim, "meta")

@@ -691,4 +691,3 @@ func TestAuthTicketSourceDisabled(t *testing.T) {
 	o := dialWS(t, srv, "ticket=0123456789abcdef", nil).connect("")
 	expectClosed(t, o, 3500, "token_source_disabled")
 }
-
