@@ -2,6 +2,7 @@ package auth
 
 import (
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,6 +15,26 @@ func TestCatalogueIsDocumented(t *testing.T) {
 	for _, c := range Catalogue {
 		if !strings.Contains(string(doc), "| `"+string(c)+"` |") {
 			t.Errorf("docs/auth.md has no entry for %s", c)
+		}
+	}
+}
+
+// TestEveryReasonIsExercisedEndToEnd: each code of the catalogue is produced
+// by a test that runs a real server (outside this package), which checks what
+// the client sees.
+func TestEveryReasonIsExercisedEndToEnd(t *testing.T) {
+	var corpus strings.Builder
+	for _, dir := range []string{"../centrifuge", "../server", "../api", "../../cmd/herald"} {
+		files, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
+		for _, f := range files {
+			b, _ := os.ReadFile(f)
+			corpus.Write(b)
+		}
+	}
+	all := corpus.String()
+	for _, c := range Catalogue {
+		if !strings.Contains(all, string(c)) {
+			t.Errorf("no server-level test mentions %s", c)
 		}
 	}
 }

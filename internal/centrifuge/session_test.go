@@ -2,6 +2,7 @@ package centrifuge_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"regexp"
 	"strings"
@@ -225,8 +226,11 @@ func TestAllowedOrigins(t *testing.T) {
 	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("dial from a foreign origin: err=%v resp=%v, want 403", err, resp)
 	}
+	if body, _ := io.ReadAll(resp.Body); !strings.Contains(string(body), `"error":"origin_not_allowed"`) || !strings.Contains(string(body), "https://evil.io") {
+		t.Fatalf("403 body %s must name the reason and the origin", body)
+	}
 	logs := srv.Logs.String()
-	if !strings.Contains(logs, "origin=https://evil.io") || !strings.Contains(logs, "client.allowed_origins") {
+	if !strings.Contains(logs, "origin=https://evil.io") || !strings.Contains(logs, "client.allowed_origins") || !strings.Contains(logs, "reason=origin_not_allowed") {
 		t.Fatalf("log must name the refused origin and the setting:\n%s", logs)
 	}
 
@@ -575,4 +579,36 @@ func signWith(t *testing.T, secret string, claims map[string]any) string {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestReasonsWithoutAKey covers the refusals that happen before any key is
+// tried: the client-visible close and the log line.
+func TestReasonsWithoutAKey(t *testing.T) {
+	cases := []struct {
+		name   string
+		mutate func(*config.Config)
+		token  string
+		code   string
+	}{
+		{"token_too_large", nil, strings.Repeat("a", 20000), "token_too_large"},
+		{"keys_not_configured", func(c *config.Config) { c.Client.Token.HMACSecretKey = "" }, testutil.UserToken(t, "u"), "keys_not_configured"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := testutil.Config()
+			if tc.mutate != nil {
+				tc.mutate(cfg)
+			}
+			srv := testutil.Start(t, cfg)
+			c := srv.Dial(t, nil)
+			c.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tc.token))
+			code, reason := c.ExpectClose(wait)
+			if code != 3500 || !strings.HasPrefix(reason, "invalid token: "+tc.code) {
+				t.Fatalf("close %d %q, want 3500 invalid token: %s", code, reason, tc.code)
+			}
+			if !strings.Contains(srv.Logs.String(), "reason="+tc.code) {
+				t.Fatalf("log lacks reason=%s:\n%s", tc.code, srv.Logs.String())
+			}
+		})
+	}
 }
