@@ -301,3 +301,65 @@ func waitListening(t *testing.T, p *proc) string {
 	t.Fatalf("server did not report its address:\n%s", p.stderr.String())
 	return ""
 }
+
+func TestSIGHUPReloadsKeys(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the binary")
+	}
+	bin := buildBinary(t)
+	file := filepath.Join(t.TempDir(), "herald.yaml")
+	write := func(secret string) {
+		os.WriteFile(file, []byte("listen: 127.0.0.1:0\nlog_format: json\nclient:\n  reason_detail: code\n  token:\n    hmac_secret_key: "+secret+"\n"), 0o600)
+	}
+	write("first-secret-first-secret-first-secret")
+	p := start(t, bin, nil, "serve", "--config", file)
+	addr := waitListening(t, p)
+	connect := func(secret string) string {
+		tok, _ := jwtFor(secret)
+		conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/connection/websocket", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tok)))
+		conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, data, err := conn.ReadMessage()
+		if err != nil {
+			return err.Error()
+		}
+		return string(data)
+	}
+	if got := connect("first-secret-first-secret-first-secret"); !strings.Contains(got, `"connect"`) {
+		t.Fatalf("first secret: %s", got)
+	}
+	write("second-secret-second-secret-second")
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline := time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stderr.String(), "keys reloaded") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := connect("second-secret-second-secret-second"); !strings.Contains(got, `"connect"`) {
+		t.Fatalf("new secret after SIGHUP: %s\n%s", got, p.stderr.String())
+	}
+	if got := connect("first-secret-first-secret-first-secret"); !strings.Contains(got, "signature_invalid") {
+		t.Fatalf("old secret after SIGHUP must be refused: %s", got)
+	}
+	// A broken file keeps the keys in use.
+	os.WriteFile(file, []byte("client: [\n"), 0o600)
+	p.cmd.Process.Signal(syscall.SIGHUP)
+	deadline = time.Now().Add(5 * time.Second)
+	for !strings.Contains(p.stderr.String(), "key reload failed") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if got := connect("second-secret-second-secret-second"); !strings.Contains(got, `"connect"`) {
+		t.Fatalf("a bad reload must keep the keys: %s", got)
+	}
+}
+
+func jwtFor(secret string) (string, error) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"token", "--hmac-secret", secret, "--user", "u"}, nil, &out, &errb); code != 0 {
+		return "", fmt.Errorf("token: %s", errb.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
