@@ -1,0 +1,97 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParsePub(t *testing.T) {
+	cases := []struct {
+		line    string
+		t, seq  int64
+		matches bool
+	}{
+		{`{"push":{"channel":"bench","pub":{"data":{"t":1732380000123456789,"seq":42},"offset":5}}}`, 1732380000123456789, 42, true},
+		{`{"push":{"channel":"bench","pub":{"data":{"seq":7,"t":99}}}}`, 99, 7, true},
+		{`{"push":{"channel":"bench","pub":{"data":{"t":5,"seq":-3}}}}`, 5, -3, true},
+		{`{"id":2,"subscribe":{}}`, 0, 0, false},
+		{`{"push":{"channel":"bench","join":{"info":{"user":"u"}}}}`, 0, 0, false},
+		{`{}`, 0, 0, false},
+	}
+	for _, c := range cases {
+		ts, seq, ok := parsePub([]byte(c.line))
+		if ok != c.matches || (ok && (ts != c.t || seq != c.seq)) {
+			t.Errorf("parsePub(%s) = %d, %d, %v; want %d, %d, %v", c.line, ts, seq, ok, c.t, c.seq, c.matches)
+		}
+	}
+}
+
+func TestRecorderMissingAndDuplicates(t *testing.T) {
+	rs := &runState{m: 4}
+	c := &client{run: rs}
+	c.rec.reset(4)
+	for _, seq := range []string{"0", "1", "1", "3", "9", "-1"} {
+		c.handleLine([]byte(`{"push":{"channel":"c","pub":{"data":{"t":100,"seq":`+seq+`}}}}`), 150)
+	}
+	if c.rec.got != 3 || c.rec.dups != 1 || c.rec.outOfRange != 1 || rs.warm.Load() != 1 {
+		t.Fatalf("got %d dups %d out of range %d warm %d; want 3 1 1 1", c.rec.got, c.rec.dups, c.rec.outOfRange, rs.warm.Load())
+	}
+	for _, l := range c.rec.lat {
+		if l != 50 {
+			t.Fatalf("latency %d, want 50", l)
+		}
+	}
+}
+
+func TestPercentileAndMedian(t *testing.T) {
+	s := []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	if p := pct(s, 50); p != 5 {
+		t.Errorf("p50 = %d", p)
+	}
+	if p := pct(s, 99); p != 10 {
+		t.Errorf("p99 = %d", p)
+	}
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median = %v", m)
+	}
+}
+
+func TestServerConfigIsTheDocumentedOne(t *testing.T) {
+	cfg := serverConfig(0)
+	for _, want := range []string{"listen: 127.0.0.1:0", "ping_interval: 0", "allow_subscribe_for_client: true", "key: bench-admin-key"} {
+		if !strings.Contains(cfg, want) {
+			t.Errorf("config lacks %q:\n%s", want, cfg)
+		}
+	}
+	if cfg := serverConfig(5e9); !strings.Contains(cfg, "pong_timeout: 2.5s") {
+		t.Errorf("short ping interval needs a shorter pong_timeout:\n%s", cfg)
+	}
+}
+
+// BenchmarkParsePub is the load generator's cost per received publication
+// (parsing only): it must stay far below the server's cost per delivery.
+func BenchmarkParsePub(b *testing.B) {
+	line := []byte(`{"push":{"channel":"bench","pub":{"data":{"t":1732380000123456789,"seq":4242},"offset":5}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, ok := parsePub(line); !ok {
+			b.Fatal("no match")
+		}
+	}
+}
+
+// BenchmarkHandleLine includes the per-subscriber bookkeeping (bitset,
+// latency slice, counters).
+func BenchmarkHandleLine(b *testing.B) {
+	rs := &runState{m: 1 << 20}
+	c := &client{run: rs}
+	c.rec.reset(rs.m)
+	line := []byte(`{"push":{"channel":"bench","pub":{"data":{"t":1732380000123456789,"seq":4242},"offset":5}}}`)
+	b.ReportAllocs()
+	for b.Loop() {
+		c.handleLine(line, 1732380000123456999)
+	}
+}
