@@ -50,7 +50,8 @@ func NewHandler(o Options) *Handler {
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.
-		ReadBufferSize:  1024,
+		// Commands are small; a larger message costs a few more reads.
+		ReadBufferSize:  256,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
 		Subprotocols:    []string{"centrifuge-json"},
@@ -92,7 +93,7 @@ func (s *session) refused(msg string, r *auth.Reason, channel string) {
 		attrs = append(attrs, slog.String("channel", channel))
 	}
 	s.log().LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
-	s.h.verifier.Refusals.Add(r, "websocket", s.req.RemoteAddr, channel)
+	s.h.verifier.Refusals.Add(r, "websocket", s.remoteAddr, channel)
 }
 
 // originAllowed applies client.allowed_origins with Centrifugo's semantics:
@@ -147,11 +148,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	h.wg.Add(1)
 	h.mu.Unlock()
-	defer h.wg.Done()
 
 	conn, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered with an HTTP error.
+		h.wg.Done()
 		h.log.Debug("websocket upgrade failed", slog.String("error", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		return
 	}
@@ -163,14 +164,21 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.mu.Unlock()
 		s.closeWith(DisconnectShutdown)
 		_ = conn.Close()
+		h.wg.Done()
 		return
 	}
 	h.sessions[s] = struct{}{}
 	h.mu.Unlock()
-	s.run()
-	h.mu.Lock()
-	delete(h.sessions, s)
-	h.mu.Unlock()
+	// The session runs on its own goroutine and ServeHTTP returns, so
+	// net/http's per-request buffers and objects (about 10 KiB) are freed
+	// for the whole life of the connection.
+	go func() {
+		defer h.wg.Done()
+		s.run()
+		h.mu.Lock()
+		delete(h.sessions, s)
+		h.mu.Unlock()
+	}()
 }
 
 func writeHTTPRefusal(w http.ResponseWriter, status int, code, detail, hint string) {

@@ -49,8 +49,11 @@ func (s *session) writeLoop() {
 			s.wmu.Unlock()
 			return
 		}
+		// Swap the queue with the spare slice, so a busy connection does not
+		// allocate a new queue for every write.
 		msgs := s.queue
-		s.queue, s.queueBytes = nil, 0
+		s.queue, s.queueBytes = s.spare[:0], 0
+		s.spare = nil
 		s.wmu.Unlock()
 
 		buf := framePool.Get().(*bytes.Buffer)
@@ -61,11 +64,22 @@ func (s *session) writeLoop() {
 			}
 			buf.Write(m)
 		}
-		_ = s.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+		// Move the write deadline only when it gets close: setting it costs a
+		// timer update on every frame.
+		if now := time.Now(); s.deadline.Sub(now) < writeTimeout/2 {
+			s.deadline = now.Add(writeTimeout)
+			_ = s.conn.SetWriteDeadline(s.deadline)
+		}
 		err := s.conn.WriteMessage(websocket.TextMessage, buf.Bytes())
 		if buf.Cap() <= 64<<10 {
 			framePool.Put(buf)
 		}
+		clear(msgs) // drop references to the encoded messages
+		s.wmu.Lock()
+		if s.spare == nil && cap(msgs) <= 1024 {
+			s.spare = msgs[:0]
+		}
+		s.wmu.Unlock()
 		if err != nil {
 			s.wmu.Lock()
 			s.writing = false
