@@ -40,10 +40,20 @@ func (k *keyFlags) load(env []string) (*config.Config, error) {
 	return config.Load(config.Source{File: file, Env: env, Flags: flags})
 }
 
-// verifierFor builds the auth engine of cfg, with JWKS endpoints fetched once.
-func verifierFor(cfg *config.Config) (*auth.Verifier, func(), error) {
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	return server.NewVerifier(cfg, log)
+// verifier loads the configuration and builds its auth engine, with JWKS
+// endpoints fetched once. On failure it reports and returns the exit status.
+func (k *keyFlags) verifier(env []string, stderr io.Writer) (*auth.Verifier, func(), int) {
+	cfg, err := k.load(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
+		return nil, nil, 2
+	}
+	v, stop, err := server.NewVerifier(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		fmt.Fprintf(stderr, "herald: %v\n", err)
+		return nil, nil, 2
+	}
+	return v, stop, 0
 }
 
 // explain verifies a token offline and prints each check.
@@ -67,15 +77,9 @@ func explain(args, env []string, stdout, stderr io.Writer) int {
 		b, _ := io.ReadAll(io.LimitReader(os.Stdin, auth.MaxTokenSize+1))
 		tok = strings.TrimSpace(string(b))
 	}
-	cfg, err := kf.load(env)
-	if err != nil {
-		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
-		return 2
-	}
-	v, stop, err := verifierFor(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "herald: %v\n", err)
-		return 2
+	v, stop, status := kf.verifier(env, stderr)
+	if v == nil {
+		return status
 	}
 	defer stop()
 	checks, ok := v.Explain(auth.ExplainRequest{Token: tok, Subscription: *sub, Channel: *channel, User: *user})
@@ -183,15 +187,9 @@ func keys(args, env []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	cfg, err := kf.load(env)
-	if err != nil {
-		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
-		return 2
-	}
-	v, stop, err := verifierFor(cfg)
-	if err != nil {
-		fmt.Fprintf(stderr, "herald: %v\n", err)
-		return 1
+	v, stop, status := kf.verifier(env, stderr)
+	if v == nil {
+		return status
 	}
 	defer stop()
 	print := func(title string, set *auth.KeySet) {

@@ -120,12 +120,21 @@ func scanObject(data []byte) (claimSet, error) {
 func scanMembers(data []byte, fn func(rawKey, rawVal []byte) error) error {
 	s := scanner{data: data}
 	s.ws()
-	if !s.eat('{') {
+	if s.i >= len(s.data) || s.data[s.i] != '{' {
 		return errors.New("not a JSON object")
 	}
+	if err := s.object(0, fn); err != nil {
+		return err
+	}
+	return s.end()
+}
+
+// object scans an object at s.i, calling fn (when set) for each member.
+func (s *scanner) object(depth int, fn func(rawKey, rawVal []byte) error) error {
+	s.i++ // '{'
 	s.ws()
 	if s.eat('}') {
-		return s.end()
+		return nil
 	}
 	for {
 		s.ws()
@@ -140,18 +149,20 @@ func scanMembers(data []byte, fn func(rawKey, rawVal []byte) error) error {
 		}
 		s.ws()
 		vstart := s.i
-		if err := s.value(1); err != nil {
+		if err := s.value(depth + 1); err != nil {
 			return err
 		}
-		if err := fn(data[kstart:kend], data[vstart:s.i]); err != nil {
-			return err
+		if fn != nil {
+			if err := fn(s.data[kstart:kend], s.data[vstart:s.i]); err != nil {
+				return err
+			}
 		}
 		s.ws()
 		if s.eat(',') {
 			continue
 		}
 		if s.eat('}') {
-			return s.end()
+			return nil
 		}
 		return s.errf("expected ',' or '}'")
 	}
@@ -202,33 +213,7 @@ func (s *scanner) value(depth int) error {
 	case c == '"':
 		return s.str()
 	case c == '{':
-		s.i++
-		s.ws()
-		if s.eat('}') {
-			return nil
-		}
-		for {
-			s.ws()
-			if err := s.str(); err != nil {
-				return err
-			}
-			s.ws()
-			if !s.eat(':') {
-				return s.errf("expected ':'")
-			}
-			s.ws()
-			if err := s.value(depth + 1); err != nil {
-				return err
-			}
-			s.ws()
-			if s.eat(',') {
-				continue
-			}
-			if s.eat('}') {
-				return nil
-			}
-			return s.errf("expected ',' or '}'")
-		}
+		return s.object(depth, nil)
 	case c == '[':
 		s.i++
 		s.ws()
