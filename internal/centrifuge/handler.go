@@ -37,6 +37,8 @@ type Handler struct {
 	version  string
 	upgrader websocket.Upgrader
 
+	workers *workerPool
+
 	mu       sync.Mutex
 	sessions map[*session]struct{}
 	closing  bool
@@ -46,7 +48,7 @@ type Handler struct {
 // NewHandler builds the WebSocket front door.
 func NewHandler(o Options) *Handler {
 	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, log: o.Logger, version: o.Version,
-		sessions: map[*session]struct{}{}}
+		sessions: map[*session]struct{}{}, workers: newWorkerPool()}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.
@@ -202,6 +204,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
+	defer h.workers.stop()
 	select {
 	case <-done:
 		return nil

@@ -177,6 +177,7 @@ func (s *session) run() {
 		}
 	})
 	s.mu.Unlock()
+	var done chan *Disconnect
 	for {
 		_, data, err := s.conn.ReadMessage()
 		if err != nil {
@@ -191,7 +192,10 @@ func (s *session) run() {
 			}
 			break
 		}
-		if d := s.handleFrame(data); d != nil {
+		if done == nil {
+			done = make(chan *Disconnect, 1)
+		}
+		if d := s.h.workers.run(s, data, done); d != nil {
 			s.closeWith(*d)
 			// Keep reading until the client answers the close frame or the
 			// read deadline set by closeWith passes.
