@@ -37,7 +37,7 @@ type Handler struct {
 	version  string
 	upgrader websocket.Upgrader
 
-	workers *workerPool
+	workers *pool // frame handling
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -48,7 +48,7 @@ type Handler struct {
 // NewHandler builds the WebSocket front door.
 func NewHandler(o Options) *Handler {
 	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, log: o.Logger, version: o.Version,
-		sessions: map[*session]struct{}{}, workers: newWorkerPool()}
+		sessions: map[*session]struct{}{}, workers: newPool()}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.

@@ -195,7 +195,7 @@ func (s *session) run() {
 		if done == nil {
 			done = make(chan *Disconnect, 1)
 		}
-		if d := s.h.workers.run(s, data, done); d != nil {
+		if d := s.h.workers.handle(s, data, done); d != nil {
 			s.closeWith(*d)
 			// Keep reading until the client answers the close frame or the
 			// read deadline set by closeWith passes.

@@ -2,64 +2,63 @@ package centrifuge
 
 import "sync"
 
-// Commands run on a small pool of long-lived worker goroutines rather than
-// on each connection's reading goroutine. Handling a command (JSON decoding,
-// token verification, hub calls) grows a goroutine's stack to 8 KiB; an idle
-// connection's reader then keeps that stack for its whole life. With the
-// work done elsewhere the reader stays small, which is most of an idle
-// connection's memory after the buffers. The reader still waits for each
-// frame's result, so a connection's commands keep their order.
-
-// maxIdleWorkers bounds the workers kept waiting for work; when all are busy
-// (say a command waits on a JWKS fetch) a new one is started, so no command
+// A pool runs short jobs on long-lived goroutines. It handles frames: a
+// command's JSON decoding, token check and hub calls grow a goroutine's stack
+// to 8 KiB; done on the connection's reader, that stack stays for the
+// connection's whole life. On a pool worker the reader stays small, which is
+// most of an idle connection's memory after the buffers. The reader waits for
+// each frame's result, so a connection's commands keep their order.
+//
+// A job goes to an idle worker when there is one; when all are busy (a
+// command waiting on a JWKS fetch, say) a new goroutine starts, so no job
 // waits for another connection's.
-const maxIdleWorkers = 64
 
-type frameJob struct {
-	s    *session
-	data []byte
-	done chan *Disconnect
-}
+// maxIdleWorkers bounds the workers kept waiting for work in one pool.
+const maxIdleWorkers = 128
 
-type workerPool struct {
-	jobs chan frameJob // unbuffered: a send succeeds only to an idle worker
+type pool struct {
+	jobs chan func()   // unbuffered: a send succeeds only to an idle worker
 	idle chan struct{} // a token per idle worker, bounding their number
 	quit chan struct{} // closed at shutdown: idle workers end
 	once sync.Once
 }
 
-func newWorkerPool() *workerPool {
-	return &workerPool{jobs: make(chan frameJob), idle: make(chan struct{}, maxIdleWorkers), quit: make(chan struct{})}
+func newPool() *pool {
+	return &pool{jobs: make(chan func()), idle: make(chan struct{}, maxIdleWorkers), quit: make(chan struct{})}
 }
 
-// stop ends the idle workers; busy ones end after their frame.
-func (p *workerPool) stop() { p.once.Do(func() { close(p.quit) }) }
-
-// run handles a frame on a worker and returns its result.
-func (p *workerPool) run(s *session, data []byte, done chan *Disconnect) *Disconnect {
-	j := frameJob{s: s, data: data, done: done}
+// submit runs f on an idle worker or a new goroutine.
+func (p *pool) submit(f func()) {
 	select {
-	case p.jobs <- j:
+	case p.jobs <- f:
 	default:
-		go p.work(j)
+		go p.work(f)
 	}
-	return <-done
 }
 
-func (p *workerPool) work(j frameJob) {
+func (p *pool) work(f func()) {
 	for {
-		j.done <- j.s.handleFrame(j.data)
+		f()
 		select {
 		case p.idle <- struct{}{}:
 		default:
 			return // enough idle workers already
 		}
 		select {
-		case j = <-p.jobs:
+		case f = <-p.jobs:
 			<-p.idle
 		case <-p.quit:
 			<-p.idle
 			return
 		}
 	}
+}
+
+// stop ends the idle workers; busy ones end after their job.
+func (p *pool) stop() { p.once.Do(func() { close(p.quit) }) }
+
+// handle runs a frame's commands on a worker and returns the result.
+func (p *pool) handle(s *session, data []byte, done chan *Disconnect) *Disconnect {
+	p.submit(func() { done <- s.handleFrame(data) })
+	return <-done
 }
