@@ -64,6 +64,26 @@ const (
 	TokenRevoked Code = "token_revoked"
 	// TicketInvalid: a connection ticket is unknown, expired or already used.
 	TicketInvalid Code = "ticket_invalid"
+
+	// Refusals of the backend proxies (internal/proxy). The first four are
+	// temporary: the backend may come back, and clients retry with backoff.
+
+	// ProxyTimeout: the backend did not answer within the proxy's timeout.
+	ProxyTimeout Code = "proxy_timeout"
+	// ProxyUnreachable: the connection to the backend failed (refused, DNS, TLS).
+	ProxyUnreachable Code = "proxy_unreachable"
+	// ProxyOverloaded: the proxy's concurrency limit was reached.
+	ProxyOverloaded Code = "proxy_overloaded"
+	// ProxyCircuitOpen: the backend failed repeatedly; calls pause for a cool-down.
+	ProxyCircuitOpen Code = "proxy_circuit_open"
+	// ProxyHTTPStatus: the backend answered with a non-2xx status.
+	ProxyHTTPStatus Code = "proxy_http_status"
+	// ProxyBadJSON: the backend's body is not JSON.
+	ProxyBadJSON Code = "proxy_bad_json"
+	// ProxyBadResponse: the JSON is not exactly one of result, error, disconnect, or has wrong types.
+	ProxyBadResponse Code = "proxy_bad_response"
+	// ProxyEmptyUser: a connect result has an empty user while anonymous connections are not allowed.
+	ProxyEmptyUser Code = "proxy_empty_user"
 )
 
 // Catalogue lists every refusal code; docs/auth.md documents each one.
