@@ -33,6 +33,7 @@ type Config struct {
 	Client  Client  `yaml:"client"`
 	HTTPAPI HTTPAPI `yaml:"http_api"`
 	Channel Channel `yaml:"channel"`
+	RPC     RPC     `yaml:"rpc"`
 	Admin   Admin   `yaml:"admin"`
 }
 
@@ -50,6 +51,10 @@ type Client struct {
 	// SubscriptionToken, when enabled, verifies subscription tokens with
 	// their own keys and claim rules instead of client.token's.
 	SubscriptionToken SubscriptionToken `yaml:"subscription_token"`
+
+	// Proxy holds the connect proxy: the team's backend decides connections
+	// that present no token.
+	Proxy ClientProxies `yaml:"proxy"`
 
 	TokenSources    []string `yaml:"token_sources" doc:"where a connection may present its token, in order: connect, header, subprotocol, cookie, query, ticket"`
 	TokenCookie     string   `yaml:"token_cookie" doc:"name of the cookie that carries a token (source cookie)"`
@@ -91,6 +96,34 @@ type Token struct {
 	MetaClaim   string   `yaml:"meta_claim" doc:"claim (name or dotted path) whose JSON becomes the connection meta"`
 }
 
+// ClientProxies are the proxies of the connection lifecycle.
+type ClientProxies struct {
+	Connect Proxy `yaml:"connect"`
+}
+
+// Proxy is one backend endpoint Herald asks for decisions (Centrifugo's
+// proxy protocol over HTTP with JSON).
+type Proxy struct {
+	Enabled          bool              `yaml:"enabled" doc:"call this proxy"`
+	Endpoint         string            `yaml:"endpoint" doc:"http:// or https:// URL of the backend"`
+	Timeout          Duration          `yaml:"timeout" doc:"how long to wait for the backend"`
+	HTTPHeaders      []string          `yaml:"http_headers" doc:"headers of the client's upgrade request to forward (e.g. Cookie, Authorization)"`
+	EmulatedHeaders  []string          `yaml:"emulated_headers" doc:"headers the client sent in its connect message to forward (untrusted)"`
+	StaticHeaders    []string          `yaml:"static_headers" doc:"headers added to every request, as \"Name: value\""`
+	StatusTransforms []StatusTransform `yaml:"status_to_code_transforms" doc:"map backend HTTP statuses to protocol errors or disconnects"`
+	MaxConcurrent    int               `yaml:"max_concurrent" doc:"requests in flight at most; more are refused at once (temporary)"`
+}
+
+// StatusTransform turns a backend HTTP status into an error or a disconnect.
+type StatusTransform struct {
+	StatusCode       int    `yaml:"status_code" doc:"the backend's HTTP status"`
+	ErrorCode        int    `yaml:"error_code" doc:"answer the client with this error code"`
+	ErrorMessage     string `yaml:"error_message" doc:"the error's message"`
+	ErrorTemporary   bool   `yaml:"error_temporary" doc:"mark the error temporary (the client retries)"`
+	DisconnectCode   int    `yaml:"disconnect_code" doc:"or close the connection with this code (4000-4999)"`
+	DisconnectReason string `yaml:"disconnect_reason" doc:"the close reason"`
+}
+
 // SubscriptionToken holds separate verification settings for subscription tokens.
 type SubscriptionToken struct {
 	Enabled bool `yaml:"enabled" doc:"verify subscription tokens with the settings below instead of client.token"`
@@ -120,8 +153,20 @@ type HTTPAPI struct {
 // Channel holds channel naming and namespace options.
 type Channel struct {
 	MaxLength        int              `yaml:"max_length" doc:"longest channel name (error 107)"`
+	Proxy            ChannelProxies   `yaml:"proxy" doc:"backend proxies for channel operations, enabled per namespace"`
 	WithoutNamespace NamespaceOptions `yaml:"without_namespace" doc:"options for channels without a namespace"`
 	Namespaces       []Namespace      `yaml:"namespaces" doc:"named channel namespaces (ns:channel)"`
+}
+
+// ChannelProxies are the proxies of channel operations.
+type ChannelProxies struct {
+	Subscribe Proxy `yaml:"subscribe"`
+	Publish   Proxy `yaml:"publish"`
+}
+
+// RPC holds the RPC proxy.
+type RPC struct {
+	Proxy Proxy `yaml:"proxy" doc:"backend that answers client rpc commands"`
 }
 
 // Namespace is a named set of channel options.
@@ -156,6 +201,8 @@ type NamespaceOptions struct {
 	AllowPresenceForAnonymous  bool `yaml:"allow_presence_for_anonymous" doc:"anonymous connections may read presence too"`
 
 	AllowUserLimitedChannels bool   `yaml:"allow_user_limited_channels" doc:"allow #user-limited channels"`
+	SubscribeProxyEnabled    bool   `yaml:"subscribe_proxy_enabled" doc:"ask channel.proxy.subscribe about subscriptions without a token"`
+	PublishProxyEnabled      bool   `yaml:"publish_proxy_enabled" doc:"ask channel.proxy.publish about client publications (its answer decides)"`
 	ChannelRegex             string `yaml:"channel_regex" doc:"regular expression the channel name (after ns:) must match"`
 }
 

@@ -80,6 +80,22 @@ func (c *Config) Validate() Problems {
 	}
 
 	ps = append(ps, cl.validateAuth()...)
+	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
+	ps = append(ps, c.Channel.Proxy.Subscribe.validate("channel.proxy.subscribe")...)
+	ps = append(ps, c.Channel.Proxy.Publish.validate("channel.proxy.publish")...)
+	ps = append(ps, c.RPC.Proxy.validate("rpc.proxy")...)
+	nsProxy := func(path string, o *NamespaceOptions) {
+		if o.SubscribeProxyEnabled && !c.Channel.Proxy.Subscribe.Enabled {
+			ps = append(ps, Problem{Key: path + ".subscribe_proxy_enabled", Msg: "needs channel.proxy.subscribe to be enabled"})
+		}
+		if o.PublishProxyEnabled && !c.Channel.Proxy.Publish.Enabled {
+			ps = append(ps, Problem{Key: path + ".publish_proxy_enabled", Msg: "needs channel.proxy.publish to be enabled"})
+		}
+	}
+	nsProxy("channel.without_namespace", &c.Channel.WithoutNamespace)
+	for i := range c.Channel.Namespaces {
+		nsProxy(fmt.Sprintf("channel.namespaces[%d]", i), &c.Channel.Namespaces[i].NamespaceOptions)
+	}
 	ps = append(ps, c.Channel.WithoutNamespace.validate("channel.without_namespace")...)
 	firstByName := map[string]int{}
 	for i := range c.Channel.Namespaces {
@@ -251,6 +267,49 @@ func (t *Token) validate(path string) Problems {
 		}
 		if k.ValidUntil < 0 {
 			add(kp+".valid_until", "must be a unix time in seconds")
+		}
+	}
+	return ps
+}
+
+// validate checks one proxy's settings at key path path.
+func (p *Proxy) validate(path string) Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: path + "." + key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if !p.Enabled {
+		return nil
+	}
+	switch {
+	case p.Endpoint == "":
+		add("endpoint", "is required when the proxy is enabled")
+	case !strings.HasPrefix(p.Endpoint, "http://") && !strings.HasPrefix(p.Endpoint, "https://"):
+		add("endpoint", "%q must be an http:// or https:// URL (gRPC proxies are not supported yet)", p.Endpoint)
+	}
+	if p.Timeout < 0 {
+		add("timeout", "must not be negative")
+	}
+	if p.MaxConcurrent < 0 {
+		add("max_concurrent", "must not be negative")
+	}
+	for i, h := range p.StaticHeaders {
+		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
+			add(fmt.Sprintf("static_headers[%d]", i), "must be \"Name: value\"")
+		}
+	}
+	for i, t := range p.StatusTransforms {
+		kp := fmt.Sprintf("status_to_code_transforms[%d]", i)
+		if t.StatusCode < 100 || t.StatusCode > 599 {
+			add(kp+".status_code", "must be an HTTP status (got %d)", t.StatusCode)
+		}
+		switch {
+		case (t.ErrorCode != 0) == (t.DisconnectCode != 0):
+			add(kp, "needs exactly one of error_code and disconnect_code")
+		case t.ErrorCode != 0 && (t.ErrorCode < 100 || t.ErrorCode > 1999):
+			add(kp+".error_code", "must be from 100 to 1999 (got %d)", t.ErrorCode)
+		case t.DisconnectCode != 0 && (t.DisconnectCode < 4000 || t.DisconnectCode > 4999):
+			add(kp+".disconnect_code", "must be from 4000 to 4999 (got %d)", t.DisconnectCode)
 		}
 	}
 	return ps

@@ -196,3 +196,25 @@ func TestValidateNeverShowsSecrets(t *testing.T) {
 		t.Errorf("Validate shows a secret:\n%v", ps)
 	}
 }
+
+func TestValidateProxies(t *testing.T) {
+	c := Default()
+	c.Client.Proxy.Connect = Proxy{Enabled: true, Endpoint: "grpc://backend:9000", StaticHeaders: []string{"NoColon"},
+		StatusTransforms: []StatusTransform{{StatusCode: 403, ErrorCode: 5000}, {StatusCode: 42, DisconnectCode: 4500}, {StatusCode: 401}}}
+	c.Channel.WithoutNamespace.SubscribeProxyEnabled = true
+	var got []string
+	for _, p := range c.Validate() {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`client.proxy.connect.endpoint: "grpc://backend:9000" must be an http:// or https:// URL (gRPC proxies are not supported yet)`,
+		`client.proxy.connect.static_headers[0]: must be "Name: value"`,
+		"client.proxy.connect.status_to_code_transforms[0].error_code: must be from 100 to 1999 (got 5000)",
+		"client.proxy.connect.status_to_code_transforms[1].status_code: must be an HTTP status (got 42)",
+		"client.proxy.connect.status_to_code_transforms[2]: needs exactly one of error_code and disconnect_code",
+		"channel.without_namespace.subscribe_proxy_enabled: needs channel.proxy.subscribe to be enabled",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
