@@ -208,6 +208,10 @@ func decodeSubOptions(raw json.RawMessage, max int) (SubOptions, error) {
 	return o, nil
 }
 
+// DecodeOverride reads an override object ({"presence":{"value":false},...}),
+// as tokens and proxy results carry it.
+func DecodeOverride(raw json.RawMessage) (*Override, error) { return decodeOverride(raw) }
+
 func decodeOverride(raw json.RawMessage) (*Override, error) {
 	if isNull(raw) {
 		return nil, nil

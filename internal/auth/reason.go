@@ -93,6 +93,8 @@ var Catalogue = []Code{
 	TokenUserMismatch, ChannelNotPermitted, OriginNotAllowed, UnknownKid, JWKSUnavailable,
 	TokenSourceDisabled, TokenAmbiguous, TokenTooOld, AudienceMismatch, IssuerMismatch,
 	UserClaimMissing, TokenRevoked, TicketInvalid,
+	ProxyTimeout, ProxyUnreachable, ProxyOverloaded, ProxyCircuitOpen, ProxyHTTPStatus, ProxyBadJSON,
+	ProxyBadResponse, ProxyEmptyUser,
 }
 
 // Source says where a token was found.

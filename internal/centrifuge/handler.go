@@ -23,6 +23,7 @@ type Options struct {
 	Hub      *hub.Hub
 	Verifier *auth.Verifier
 	Sources  *auth.Sources
+	Proxies  *Proxies // nil: no proxies
 	Logger   *slog.Logger
 	Version  string
 }
@@ -33,6 +34,7 @@ type Handler struct {
 	hub      *hub.Hub
 	verifier *auth.Verifier
 	sources  *auth.Sources
+	proxies  *Proxies
 	log      *slog.Logger
 	version  string
 	upgrader websocket.Upgrader
@@ -47,7 +49,11 @@ type Handler struct {
 
 // NewHandler builds the WebSocket front door.
 func NewHandler(o Options) *Handler {
-	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, log: o.Logger, version: o.Version,
+	proxies := o.Proxies
+	if proxies == nil {
+		proxies = &Proxies{}
+	}
+	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, proxies: proxies, log: o.Logger, version: o.Version,
 		sessions: map[*session]struct{}{}, workers: newPool()}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
@@ -161,6 +167,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := newSession(h, conn, r)
 	// Tokens on the upgrade request are collected now: a ticket works once.
 	s.httpTokens = h.sources.FromHTTP(r, "")
+	s.upgradeHeaders = h.proxies.keepHeaders(r)
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()

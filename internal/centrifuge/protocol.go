@@ -35,6 +35,10 @@ type ConnectRequest struct {
 	Subs    map[string]*SubscribeRequest `json:"subs"`
 	Name    string                       `json:"name"`
 	Version string                       `json:"version"`
+	// Headers are "emulated headers" the client sends in band (browsers
+	// cannot set them on a WebSocket); untrusted, forwarded to proxies only
+	// when allowlisted.
+	Headers map[string]string `json:"headers"`
 }
 
 // SubscribeRequest is the subscribe command (and a connect.subs entry).
@@ -112,7 +116,7 @@ type Reply struct {
 	Presence      *PresenceResult       `json:"presence,omitempty"`
 	PresenceStats *broker.PresenceStats `json:"presence_stats,omitempty"`
 	History       *HistoryResult        `json:"history,omitempty"`
-	RPC           *struct{}             `json:"rpc,omitempty"`
+	RPC           *RPCResult            `json:"rpc,omitempty"`
 	Refresh       *RefreshResult        `json:"refresh,omitempty"`
 	SubRefresh    *RefreshResult        `json:"sub_refresh,omitempty"`
 	Push          *Push                 `json:"push,omitempty"`
@@ -154,6 +158,11 @@ type HistoryResult struct {
 	Publications []*Publication `json:"publications,omitempty"`
 	Epoch        string         `json:"epoch,omitempty"`
 	Offset       uint64         `json:"offset,omitempty"`
+}
+
+// RPCResult is the reply to rpc.
+type RPCResult struct {
+	Data json.RawMessage `json:"data,omitempty"`
 }
 
 // RefreshResult is the reply to refresh and sub_refresh.

@@ -60,12 +60,15 @@ type session struct {
 	pingTimer   *time.Timer
 	pongTimer   *time.Timer
 	expireTimer *time.Timer
-	registered  bool // added to the hub
-	closed      bool // cleanup has run: no new subscriptions
-	jti         string
-	issuedAt    time.Time
-	httpTokens  []auth.Candidate // tokens found on the upgrade request
-	framePing   bool             // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
+	registered  bool            // added to the hub
+	closed      bool            // cleanup has run: no new subscriptions
+	meta        json.RawMessage // server-only data from the token or the connect proxy
+	// upgradeHeaders are the upgrade request's headers that proxies forward.
+	upgradeHeaders http.Header
+	jti            string
+	issuedAt       time.Time
+	httpTokens     []auth.Candidate // tokens found on the upgrade request
+	framePing      bool             // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
 
 	// Command rate limit (token bucket), used only by the reader goroutine.
 	rateTokens float64
@@ -278,10 +281,7 @@ func (s *session) handleCommand(cmd *Command) *Disconnect {
 	case cmd.History != nil:
 		return s.withID(cmd, func() *Disconnect { return s.handleHistory(cmd.ID, cmd.History) })
 	case cmd.RPC != nil:
-		return s.withID(cmd, func() *Disconnect {
-			s.replyError(cmd.ID, ErrNotAvailable.With("no RPC handler is configured"))
-			return nil
-		})
+		return s.withID(cmd, func() *Disconnect { return s.handleRPC(cmd.ID, cmd.RPC) })
 	case cmd.Send != nil:
 		d := DisconnectNotAvailable.With("no handler for send")
 		return &d
@@ -401,6 +401,18 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 		RemoteAddr: s.remoteAddr,
 	}
 	ident, reason := h.verifier.Connect(areq)
+	// Credential precedence: a token; else the connect proxy; else anonymous.
+	var connectData json.RawMessage
+	if h.proxies.Connect != nil && ((reason != nil && reason.Code == auth.TokenMissing) || (reason == nil && ident.Source == "")) {
+		var e *Error
+		var d *Disconnect
+		if ident, connectData, e, d = s.connectViaProxy(req); d != nil {
+			return d
+		} else if e != nil {
+			return s.connectFailed(id, e)
+		}
+		reason = nil
+	}
 	if reason != nil {
 		s.refused("connection refused", reason, "")
 		e, d := connectOutcome(reason, h.shown(reason))
@@ -445,6 +457,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	s.user = ident.User
 	s.info = ident.Info
 	s.jti, s.issuedAt = ident.JTI, ident.IssuedAt
+	s.meta = ident.Meta
 	s.expireAt = ident.ExpireAt
 	s.state = stateConnected
 	s.staleTimer.Stop()
@@ -455,7 +468,7 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	s.registered = true
 	s.mu.Unlock()
 
-	res := &ConnectResult{Client: s.clientID, Version: h.version}
+	res := &ConnectResult{Client: s.clientID, Version: h.version, Data: connectData}
 	if !ident.ExpireAt.IsZero() {
 		res.Expires = true
 		res.TTL = ttlUntil(ident.ExpireAt, now)
@@ -675,6 +688,15 @@ func (s *session) handleSubscribe(id uint32, req *SubscribeRequest) *Disconnect 
 		if limited, allowed := hub.UserLimited(req.Channel, s.user); limited && ns.AllowUserLimitedChannels {
 			if !allowed {
 				return s.deny(id, req.Channel, fmt.Sprintf("user-limited channel does not list user %q", s.user))
+			}
+		} else if ns.SubscribeProxyEnabled && h.proxies.Subscribe != nil {
+			// The subscribe proxy decides (Centrifugo's order: after tokens
+			// and user-limited channels, before the allow_* flags).
+			if e, d := s.subscribeViaProxy(req, &p); d != nil {
+				return d
+			} else if e != nil {
+				s.replyError(id, e)
+				return nil
 			}
 		} else if !s.allowed(ns.AllowSubscribeForClient, false, ns.AllowSubscribeForAnonymous, req.Channel) {
 			return s.deny(id, req.Channel, s.denyDetail(ns, "subscribe", ns.AllowSubscribeForClient, ns.AllowSubscribeForAnonymous))
@@ -1016,7 +1038,8 @@ func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
 	if ns == nil {
 		return nil
 	}
-	if !s.allowed(ns.AllowPublishForClient, ns.AllowPublishForSubscriber, ns.AllowPublishForAnonymous, req.Channel) {
+	viaProxy := ns.PublishProxyEnabled && s.h.proxies.Publish != nil
+	if !viaProxy && !s.allowed(ns.AllowPublishForClient, ns.AllowPublishForSubscriber, ns.AllowPublishForAnonymous, req.Channel) {
 		detail := fmt.Sprintf("%s: publish needs allow_publish_for_client, or allow_publish_for_subscriber while subscribed", ns.Label())
 		if s.user == "" && (ns.AllowPublishForClient || ns.AllowPublishForSubscriber) && !ns.AllowPublishForAnonymous {
 			detail = fmt.Sprintf("%s: allow_publish_for_anonymous is false and the connection is anonymous", ns.Label())
@@ -1028,6 +1051,24 @@ func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
 		s.replyError(id, ErrBadRequest.With(err.Error()))
 		return nil
 	}
+	pub := &broker.Publication{}
+	if viaProxy {
+		// The publish proxy's answer decides, and may replace the data.
+		var skip bool
+		var e *Error
+		var d *Disconnect
+		if data, skip, pub.Tags, e, d = s.publishViaProxy(req, data); d != nil {
+			return d
+		} else if e != nil {
+			s.replyError(id, e)
+			return nil
+		}
+		if skip {
+			nsCopy := *ns
+			nsCopy.HistorySize, nsCopy.HistoryTTL = 0, 0
+			ns = &nsCopy
+		}
+	}
 	s.mu.Lock()
 	var chanInfo json.RawMessage
 	if sub := s.subs[req.Channel]; sub != nil {
@@ -1035,7 +1076,8 @@ func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
 	}
 	info := &broker.ClientInfo{User: s.user, Client: s.clientID, ConnInfo: s.info, ChanInfo: chanInfo}
 	s.mu.Unlock()
-	if _, err := s.h.hub.Publish(req.Channel, ns, &broker.Publication{Data: data, Info: info}); err != nil {
+	pub.Data, pub.Info = data, info
+	if _, err := s.h.hub.Publish(req.Channel, ns, pub); err != nil {
 		s.log().Error("publish failed", slog.String("channel", req.Channel), slog.String("error", err.Error()))
 		s.replyError(id, ErrInternal)
 		return nil

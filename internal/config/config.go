@@ -112,6 +112,8 @@ type Proxy struct {
 	StaticHeaders    []string          `yaml:"static_headers" doc:"headers added to every request, as \"Name: value\""`
 	StatusTransforms []StatusTransform `yaml:"status_to_code_transforms" doc:"map backend HTTP statuses to protocol errors or disconnects"`
 	MaxConcurrent    int               `yaml:"max_concurrent" doc:"requests in flight at most; more are refused at once (temporary)"`
+	BreakerFailures  int               `yaml:"breaker_failures" doc:"consecutive failures (timeout, unreachable, 5xx) that pause calls to the backend"`
+	BreakerCooldown  Duration          `yaml:"breaker_cooldown" doc:"how long calls pause before one trial call"`
 }
 
 // StatusTransform turns a backend HTTP status into an error or a disconnect.

@@ -293,6 +293,12 @@ func (p *Proxy) validate(path string) Problems {
 	if p.MaxConcurrent < 0 {
 		add("max_concurrent", "must not be negative")
 	}
+	if p.BreakerFailures < 0 {
+		add("breaker_failures", "must not be negative")
+	}
+	if p.BreakerCooldown < 0 {
+		add("breaker_cooldown", "must not be negative")
+	}
 	for i, h := range p.StaticHeaders {
 		if name, _, ok := strings.Cut(h, ":"); !ok || strings.TrimSpace(name) == "" {
 			add(fmt.Sprintf("static_headers[%d]", i), "must be \"Name: value\"")

@@ -60,7 +60,11 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	h.NodeName = cfg.NodeName
 	h.Version = version
 	s := &Server{cfg: cfg, log: log, verifier: verifier, hub: h, keys: keys, sources: BuildSources(cfg)}
-	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Sources: s.sources, Logger: log, Version: version})
+	proxies, err := buildProxies(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Sources: s.sources, Proxies: proxies, Logger: log, Version: version})
 	// A revocation applies at once to live connections.
 	verifier.Revocations().OnChange(func() {
 		for _, c := range h.Clients() {

@@ -1,0 +1,226 @@
+package centrifuge
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/hub"
+	"github.com/heraldhub/herald/internal/proxy"
+)
+
+// Proxies are the team's backends that decide for Herald. A nil proxy is off.
+type Proxies struct {
+	Connect   *proxy.Proxy
+	Subscribe *proxy.Proxy
+	Publish   *proxy.Proxy
+	RPC       *proxy.Proxy
+	// Headers lists (in canonical form) every transport header any proxy
+	// forwards; only these are kept from the upgrade request.
+	Headers []string
+}
+
+// keepHeaders copies the upgrade request's headers that some proxy forwards.
+func (p *Proxies) keepHeaders(r *http.Request) http.Header {
+	if len(p.Headers) == 0 {
+		return nil
+	}
+	out := http.Header{}
+	for _, name := range p.Headers {
+		if v := r.Header.Values(name); len(v) > 0 {
+			out[name] = append([]string(nil), v...)
+		}
+	}
+	return out
+}
+
+func (s *session) proxyBase() proxy.Base {
+	return proxy.Base{Client: s.clientID, Transport: "websocket", Protocol: "json", Encoding: "json"}
+}
+
+func (s *session) proxyHeaders(emulated map[string]string) proxy.Headers {
+	return proxy.Headers{Transport: s.upgradeHeaders, Emulated: emulated}
+}
+
+func proxyCtx(p *proxy.Proxy) (context.Context, context.CancelFunc) {
+	// The proxy enforces its own timeout; this only bounds a stuck call.
+	return context.WithTimeout(context.Background(), p.Timeout()+time.Second)
+}
+
+// proxyRefusal maps a proxy failure to a reply error: temporary failures
+// (timeout, unreachable, overloaded, circuit open) are error 100 with
+// temporary set, so SDKs retry with backoff; a backend that answers wrongly
+// gets terminal, which ends the retry loop.
+func (s *session) proxyRefusal(r *auth.Reason, terminal *Error) *Error {
+	shown := s.h.shown(r)
+	if proxy.Temporary(r) {
+		return ErrInternal.With(shown)
+	}
+	return terminal.With(shown)
+}
+
+func replyErrorFrom(e *proxy.ErrorReply) *Error {
+	return &Error{Code: e.Code, Message: auth.Truncate(e.Message, maxErrorMessage), Temporary: e.Temporary}
+}
+
+func disconnectFrom(d *proxy.DisconnectReply) *Disconnect {
+	return &Disconnect{Code: d.Code, Reason: auth.Truncate(d.Reason, maxCloseReason)}
+}
+
+// connectViaProxy asks the connect proxy who the client is. It returns the
+// identity and the result data for the connect reply, or the protocol outcome.
+func (s *session) connectViaProxy(req *ConnectRequest) (*auth.Identity, json.RawMessage, *Error, *Disconnect) {
+	h := s.h
+	preq := &proxy.ConnectRequest{Base: s.proxyBase(), Name: req.Name, Version: req.Version, Data: req.Data}
+	preq.Client = "" // the client id is assigned after the connect is accepted
+	for ch := range req.Subs {
+		preq.Channels = append(preq.Channels, ch)
+	}
+	ctx, cancel := proxyCtx(h.proxies.Connect)
+	defer cancel()
+	allowAnon := h.verifier.Policy().AllowAnonymous
+	res, perr, pdis, reason := h.proxies.Connect.Connect(ctx, preq, s.proxyHeaders(req.Headers), allowAnon)
+	switch {
+	case reason != nil:
+		s.refused("connection refused by the connect proxy", reason, "")
+		return nil, nil, s.proxyRefusal(reason, ErrUnauthorized), nil
+	case pdis != nil:
+		s.log().Info("connect proxy disconnected the client", "code", pdis.Code)
+		return nil, nil, nil, disconnectFrom(pdis)
+	case perr != nil:
+		s.log().Info("connect proxy refused the client", "code", perr.Code)
+		return nil, nil, replyErrorFrom(perr), nil
+	}
+	ident := &auth.Identity{User: res.User, Info: compact(res.Info), Meta: compact(res.Meta), Source: "proxy"}
+	if res.ExpireAt > 0 {
+		ident.ExpireAt = time.Unix(res.ExpireAt, 0)
+	}
+	ident.Channels = append(ident.Channels, res.Channels...)
+	if len(res.Subs) > 0 {
+		ident.Subs = map[string]auth.SubOptions{}
+		for ch, o := range res.Subs {
+			opts := auth.SubOptions{Info: compact(o.Info), Data: compact(o.Data)}
+			if len(o.Override) > 0 {
+				ov, err := auth.DecodeOverride(o.Override)
+				if err != nil {
+					r := &auth.Reason{Code: auth.ProxyBadResponse, Detail: "result.subs[" + ch + "].override: " + err.Error()}
+					s.refused("connection refused by the connect proxy", r, "")
+					return nil, nil, ErrUnauthorized.With(s.h.shown(r)), nil
+				}
+				opts.Override = ov
+			}
+			ident.Subs[ch] = opts
+			if !contains(ident.Channels, ch) {
+				ident.Channels = append(ident.Channels, ch)
+			}
+		}
+	}
+	if ident.User == "" {
+		s.log().Info("connect proxy accepted an anonymous connection")
+	}
+	return ident, compact(res.Data), nil, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// compact normalizes raw JSON from a backend (no raw newlines on the wire).
+func compact(raw json.RawMessage) json.RawMessage {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	out, err := hub.NormalizeData(raw)
+	if err != nil {
+		return nil
+	}
+	return out
+}
+
+// subscribeViaProxy asks the subscribe proxy. ok reports permission; when
+// not ok, the error or disconnect is the answer.
+func (s *session) subscribeViaProxy(req *SubscribeRequest, p *subscribeParams) (*Error, *Disconnect) {
+	h := s.h
+	ctx, cancel := proxyCtx(h.proxies.Subscribe)
+	defer cancel()
+	res, perr, pdis, reason := h.proxies.Subscribe.Subscribe(ctx, &proxy.SubscribeRequest{Base: s.proxyBase(), User: s.user,
+		Channel: req.Channel, Data: req.Data, Meta: s.meta}, s.proxyHeaders(nil))
+	switch {
+	case reason != nil:
+		s.refused("subscription refused by the subscribe proxy", reason, req.Channel)
+		return s.proxyRefusal(reason, ErrPermissionDenied), nil
+	case pdis != nil:
+		return nil, disconnectFrom(pdis)
+	case perr != nil:
+		return replyErrorFrom(perr), nil
+	}
+	p.chanInfo, p.data = compact(res.Info), compact(res.Data)
+	if len(res.Override) > 0 {
+		if ov, err := auth.DecodeOverride(res.Override); err == nil {
+			p.override = ov
+		}
+	}
+	if res.ExpireAt > 0 {
+		p.expireAt = time.Unix(res.ExpireAt, 0)
+	}
+	return nil, nil
+}
+
+// publishViaProxy asks the publish proxy; its result may replace the data.
+func (s *session) publishViaProxy(req *PublishRequest, data json.RawMessage) (json.RawMessage, bool, map[string]string, *Error, *Disconnect) {
+	h := s.h
+	ctx, cancel := proxyCtx(h.proxies.Publish)
+	defer cancel()
+	res, perr, pdis, reason := h.proxies.Publish.Publish(ctx, &proxy.PublishRequest{Base: s.proxyBase(), User: s.user,
+		Channel: req.Channel, Data: data, Meta: s.meta}, s.proxyHeaders(nil))
+	switch {
+	case reason != nil:
+		s.refused("publication refused by the publish proxy", reason, req.Channel)
+		return nil, false, nil, s.proxyRefusal(reason, ErrPermissionDenied), nil
+	case pdis != nil:
+		return nil, false, nil, nil, disconnectFrom(pdis)
+	case perr != nil:
+		return nil, false, nil, replyErrorFrom(perr), nil
+	}
+	if d := compact(res.Data); d != nil {
+		data = d
+	}
+	return data, res.SkipHistory, res.Tags, nil, nil
+}
+
+func (s *session) handleRPC(id uint32, req *RPCRequest) *Disconnect {
+	h := s.h
+	if h.proxies.RPC == nil {
+		s.replyError(id, ErrNotAvailable.With("no RPC handler is configured"))
+		return nil
+	}
+	if strings.TrimSpace(req.Method) == "" && len(req.Data) == 0 {
+		s.replyError(id, ErrBadRequest.With("rpc needs a method or data"))
+		return nil
+	}
+	ctx, cancel := proxyCtx(h.proxies.RPC)
+	defer cancel()
+	res, perr, pdis, reason := h.proxies.RPC.RPC(ctx, &proxy.RPCRequest{Base: s.proxyBase(), User: s.user, Method: req.Method,
+		Data: req.Data, Meta: s.meta}, s.proxyHeaders(nil))
+	switch {
+	case reason != nil:
+		s.refused("rpc failed at the rpc proxy", reason, "")
+		e := &Error{Code: ErrInternal.Code, Message: ErrInternal.Message, Temporary: proxy.Temporary(reason)}
+		s.replyError(id, e.With(s.h.shown(reason)))
+	case pdis != nil:
+		return disconnectFrom(pdis)
+	case perr != nil:
+		s.replyError(id, replyErrorFrom(perr))
+	default:
+		s.reply(&Reply{ID: id, RPC: &RPCResult{Data: compact(res.Data)}})
+	}
+	return nil
+}

@@ -1,0 +1,218 @@
+package centrifuge_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/testutil"
+)
+
+// backend is a test backend that answers proxy calls with a fixed body and
+// records what it was sent.
+type backend struct {
+	*httptest.Server
+	mu      sync.Mutex
+	status  int
+	body    string
+	delay   time.Duration
+	got     []map[string]any
+	headers []http.Header
+}
+
+func newBackend(t *testing.T, status int, body string) *backend {
+	b := &backend{status: status, body: body}
+	b.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		raw, _ := io.ReadAll(r.Body)
+		var m map[string]any
+		_ = json.Unmarshal(raw, &m)
+		b.mu.Lock()
+		b.got = append(b.got, m)
+		b.headers = append(b.headers, r.Header.Clone())
+		status, body, delay := b.status, b.body, b.delay
+		b.mu.Unlock()
+		time.Sleep(delay)
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		io.WriteString(w, body)
+	}))
+	t.Cleanup(b.Close)
+	return b
+}
+
+func (b *backend) last() (map[string]any, http.Header) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.got) == 0 {
+		return nil, nil
+	}
+	return b.got[len(b.got)-1], b.headers[len(b.headers)-1]
+}
+
+func proxyConfig(endpoint string) config.Proxy {
+	return config.Proxy{Enabled: true, Endpoint: endpoint, Timeout: config.Duration(300 * time.Millisecond),
+		HTTPHeaders: []string{"Cookie", "Authorization"}, EmulatedHeaders: []string{"X-App-Session"}}
+}
+
+func TestConnectProxyDecides(t *testing.T) {
+	be := newBackend(t, 200, `{"result":{"user":"56","info":{"name":"Alex"},"data":{"welcome":true},"channels":["news"]}}`)
+	cfg := testutil.Config()
+	cfg.Client.Proxy.Connect = proxyConfig(be.URL)
+	srv := testutil.Start(t, cfg)
+
+	c := srv.Dial(t, http.Header{"Cookie": {"session=abc"}, "X-Other": {"not forwarded"}})
+	c.Send(`{"id":1,"connect":{"name":"js","data":{"from":"client"},"headers":{"X-App-Session":"s1","X-Evil":"e"}}}`)
+	res := c.WaitReply(1)["connect"].(map[string]any)
+	if res["data"].(map[string]any)["welcome"] != true || res["subs"].(map[string]any)["news"] == nil {
+		t.Fatalf("connect result %v: want the backend's data and its server-side channel", res)
+	}
+	req, hdr := be.last()
+	if req["transport"] != "websocket" || req["protocol"] != "json" || req["encoding"] != "json" || req["name"] != "js" ||
+		req["data"].(map[string]any)["from"] != "client" {
+		t.Fatalf("proxy request %v", req)
+	}
+	if hdr.Get("Cookie") != "session=abc" || hdr.Get("X-App-Session") != "s1" || hdr.Get("X-Other") != "" || hdr.Get("X-Evil") != "" {
+		t.Fatalf("forwarded headers %v: only allowlisted ones", hdr)
+	}
+	if hdr.Get("Content-Type") != "application/json" {
+		t.Fatalf("content type %q", hdr.Get("Content-Type"))
+	}
+	// The user from the proxy is the connection's user.
+	c.Call("subscribe", map[string]any{"channel": "room"})
+	p := c.Call("presence", map[string]any{"channel": "room"})["presence"].(map[string]any)["presence"].(map[string]any)
+	for _, e := range p {
+		if e.(map[string]any)["user"] != "56" || e.(map[string]any)["conn_info"].(map[string]any)["name"] != "Alex" {
+			t.Fatalf("presence %v", e)
+		}
+	}
+	// A client with a token does not go through the proxy.
+	calls := len(be.got)
+	srv.Dial(t, nil).Connect(testutil.UserToken(t, "u"))
+	if len(be.got) != calls {
+		t.Fatalf("the connect proxy was called although the client sent a token")
+	}
+}
+
+func TestConnectProxyAnswersAndFailures(t *testing.T) {
+	cases := []struct {
+		name   string
+		status int
+		body   string
+		delay  time.Duration
+		// want: close code, or reply error code
+		close     int
+		errCode   int
+		temporary bool
+		text      string
+	}{
+		{"error answer", 200, `{"error":{"code":1000,"message":"custom"}}`, 0, 0, 1000, false, "custom"},
+		{"disconnect answer", 200, `{"disconnect":{"code":4501,"reason":"go away"}}`, 0, 4501, 0, false, "go away"},
+		{"wrapped result", 200, `{"data":{"result":{"user":"1"}}}`, 0, 0, 101, false, "proxy_bad_response"},
+		{"no known key", 200, `{"user":"56"}`, 0, 0, 101, false, "proxy_bad_response"},
+		{"empty user", 200, `{"result":{"user":""}}`, 0, 0, 101, false, "proxy_empty_user"},
+		{"user a number", 200, `{"result":{"user":56}}`, 0, 0, 101, false, "proxy_bad_response"},
+		{"html page", 200, `<html>oops</html>`, 0, 0, 101, false, "proxy_bad_json"},
+		{"403", 403, `{"detail":"nope"}`, 0, 0, 101, false, "proxy_http_status"},
+		{"500", 500, `boom`, 0, 0, 100, true, "proxy_http_status"},
+		{"slow", 200, `{"result":{"user":"1"}}`, time.Second, 0, 100, true, "proxy_timeout"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			be := newBackend(t, tc.status, tc.body)
+			be.delay = tc.delay
+			cfg := testutil.Config()
+			cfg.Client.Proxy.Connect = proxyConfig(be.URL)
+			srv := testutil.Start(t, cfg)
+			c := srv.Dial(t, nil)
+			c.Send(`{"id":1,"connect":{}}`)
+			if tc.close != 0 {
+				code, reason := c.ExpectClose(wait)
+				if code != tc.close || !strings.Contains(reason, tc.text) {
+					t.Fatalf("close %d %q, want %d with %q", code, reason, tc.close, tc.text)
+				}
+				return
+			}
+			r := c.WaitReply(1)
+			e, _ := r["error"].(map[string]any)
+			if testutil.ErrorCode(r) != tc.errCode || !strings.Contains(testutil.ErrorMessage(r), tc.text) || (e["temporary"] == true) != tc.temporary {
+				t.Fatalf("reply %v, want error %d (temporary %v) with %q", r, tc.errCode, tc.temporary, tc.text)
+			}
+			if strings.HasPrefix(tc.text, "proxy_") && !strings.Contains(srv.Logs.String(), "reason="+tc.text) {
+				t.Fatalf("log lacks reason=%s:\n%s", tc.text, srv.Logs.String())
+			}
+		})
+	}
+}
+
+func TestUnreachableConnectProxyIsTemporary(t *testing.T) {
+	be := newBackend(t, 200, `{}`)
+	url := be.URL
+	be.Close()
+	cfg := testutil.Config()
+	cfg.Client.Proxy.Connect = proxyConfig(url)
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	c.Send(`{"id":1,"connect":{}}`)
+	r := c.WaitReply(1)
+	if testutil.ErrorCode(r) != 100 || r["error"].(map[string]any)["temporary"] != true || !strings.Contains(testutil.ErrorMessage(r), "proxy_unreachable") {
+		t.Fatalf("reply %v, want temporary 100 proxy_unreachable", r)
+	}
+}
+
+func TestSubscribePublishAndRPCProxies(t *testing.T) {
+	sub := newBackend(t, 200, `{"result":{"info":{"role":"guest"},"data":{"motd":"hi"}}}`)
+	pub := newBackend(t, 200, `{"result":{"data":{"text":"rewritten"}}}`)
+	rpc := newBackend(t, 200, `{"result":{"data":{"price":42}}}`)
+	cfg := testutil.Config()
+	cfg.Channel.Proxy.Subscribe = proxyConfig(sub.URL)
+	cfg.Channel.Proxy.Publish = proxyConfig(pub.URL)
+	cfg.RPC.Proxy = proxyConfig(rpc.URL)
+	cfg.Channel.Namespaces = []config.Namespace{{Name: "px", NamespaceOptions: config.NamespaceOptions{
+		SubscribeProxyEnabled: true, PublishProxyEnabled: true, Presence: true, AllowPresenceForSubscriber: true}}}
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	id := c.Connect(testutil.UserToken(t, "u7"))["client"].(string)
+
+	r := c.Call("subscribe", map[string]any{"channel": "px:room", "data": map[string]any{"ask": 1}})["subscribe"].(map[string]any)
+	if r["data"].(map[string]any)["motd"] != "hi" {
+		t.Fatalf("subscribe result %v: want the proxy's data", r)
+	}
+	req, _ := sub.last()
+	if req["user"] != "u7" || req["channel"] != "px:room" || req["client"] != id || req["data"].(map[string]any)["ask"] == nil {
+		t.Fatalf("subscribe proxy request %v", req)
+	}
+	p := c.Call("presence", map[string]any{"channel": "px:room"})["presence"].(map[string]any)["presence"].(map[string]any)[id].(map[string]any)
+	if p["chan_info"].(map[string]any)["role"] != "guest" {
+		t.Fatalf("chan_info from the proxy missing: %v", p)
+	}
+	// The publish proxy decides (no allow_publish_* flag is set) and rewrites the data.
+	if r := c.Call("publish", map[string]any{"channel": "px:room", "data": map[string]any{"text": "original"}}); r["error"] != nil {
+		t.Fatalf("publish: %v", r)
+	}
+	push := c.WaitPush(wait)
+	if push["pub"].(map[string]any)["data"].(map[string]any)["text"] != "rewritten" {
+		t.Fatalf("publication %v: want the proxy's data", push)
+	}
+	// RPC round trip.
+	rr := c.Call("rpc", map[string]any{"method": "getPrice", "data": map[string]any{"sku": "x"}})
+	if rr["rpc"].(map[string]any)["data"].(map[string]any)["price"] != float64(42) {
+		t.Fatalf("rpc reply %v", rr)
+	}
+	req, _ = rpc.last()
+	if req["method"] != "getPrice" || req["user"] != "u7" {
+		t.Fatalf("rpc proxy request %v", req)
+	}
+	// A refusal from the subscribe proxy is passed on as is.
+	sub.mu.Lock()
+	sub.body = `{"error":{"code":403,"message":"permission denied"}}`
+	sub.mu.Unlock()
+	if r := c.Call("subscribe", map[string]any{"channel": "px:other"}); testutil.ErrorCode(r) != 403 {
+		t.Fatalf("subscribe refused by the proxy: %v", r)
+	}
+}

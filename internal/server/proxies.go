@@ -1,0 +1,69 @@
+package server
+
+import (
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/heraldhub/herald/internal/centrifuge"
+	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/proxy"
+)
+
+// buildProxies creates the configured backend proxies.
+func buildProxies(cfg *config.Config, log *slog.Logger) (*centrifuge.Proxies, error) {
+	out := &centrifuge.Proxies{}
+	seen := map[string]bool{}
+	mk := func(name string, c *config.Proxy) (*proxy.Proxy, error) {
+		if !c.Enabled {
+			return nil, nil
+		}
+		pc := proxy.Config{
+			Name: name, Endpoint: c.Endpoint, Timeout: c.Timeout.D(),
+			HTTPHeaders: c.HTTPHeaders, EmulatedHeaders: c.EmulatedHeaders,
+			MaxConcurrent: c.MaxConcurrent, BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown.D(), Logger: log,
+		}
+		if len(c.StaticHeaders) > 0 {
+			pc.StaticHeaders = map[string]string{}
+			for _, h := range c.StaticHeaders {
+				k, v, _ := strings.Cut(h, ":")
+				pc.StaticHeaders[strings.TrimSpace(k)] = strings.TrimSpace(v)
+			}
+		}
+		for _, t := range c.StatusTransforms {
+			st := proxy.StatusTransform{StatusCode: t.StatusCode}
+			if t.ErrorCode != 0 {
+				st.ToError = &proxy.ErrorReply{Code: uint32(t.ErrorCode), Message: t.ErrorMessage, Temporary: t.ErrorTemporary}
+			} else {
+				st.ToDisconnect = &proxy.DisconnectReply{Code: uint32(t.DisconnectCode), Reason: t.DisconnectReason}
+			}
+			pc.StatusTransforms = append(pc.StatusTransforms, st)
+		}
+		for _, h := range c.HTTPHeaders {
+			if k := http.CanonicalHeaderKey(h); !seen[k] {
+				seen[k] = true
+				out.Headers = append(out.Headers, k)
+			}
+		}
+		p, err := proxy.New(pc)
+		if err != nil {
+			return nil, fmt.Errorf("%s proxy: %w", name, err)
+		}
+		return p, nil
+	}
+	var err error
+	if out.Connect, err = mk("connect", &cfg.Client.Proxy.Connect); err != nil {
+		return nil, err
+	}
+	if out.Subscribe, err = mk("subscribe", &cfg.Channel.Proxy.Subscribe); err != nil {
+		return nil, err
+	}
+	if out.Publish, err = mk("publish", &cfg.Channel.Proxy.Publish); err != nil {
+		return nil, err
+	}
+	if out.RPC, err = mk("rpc", &cfg.RPC.Proxy); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
