@@ -55,7 +55,10 @@ func describeSource(s Source) string {
 
 // Sources says where connections may present tokens, in order of preference.
 type Sources struct {
-	Enabled    []Source
+	Enabled []Source
+	// NoHeader leaves the Authorization header alone: it belongs to the
+	// team's backend (the connect proxy forwards it), not to Herald.
+	NoHeader   bool
 	Cookie     string // cookie name
 	QueryParam string // query parameter name
 	Tickets    *Tickets
@@ -80,7 +83,7 @@ func (s *Sources) FromHTTP(r *http.Request, connectToken string) []Candidate {
 	if connectToken != "" {
 		found[SourceConnectCommand] = Candidate{Source: SourceConnectCommand, Token: connectToken}
 	}
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := r.Header.Get("Authorization"); h != "" && !s.NoHeader {
 		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "bearer") {
 			if tok = strings.TrimSpace(tok); tok != "" {
 				found[SourceHeader] = Candidate{Source: SourceHeader, Token: tok}

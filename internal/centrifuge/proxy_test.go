@@ -216,3 +216,22 @@ func TestSubscribePublishAndRPCProxies(t *testing.T) {
 		t.Fatalf("subscribe refused by the proxy: %v", r)
 	}
 }
+
+// TestAuthorizationForwardedToTheConnectProxyIsNotAToken: when the connect
+// proxy forwards Authorization, the header carries the app's credentials for
+// the backend, and Herald does not read it as a token.
+func TestAuthorizationForwardedToTheConnectProxyIsNotAToken(t *testing.T) {
+	be := newBackend(t, 200, `{"result":{"user":"from-backend"}}`)
+	cfg := testutil.Config()
+	cfg.Client.Proxy.Connect = proxyConfig(be.URL) // forwards Cookie and Authorization
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, http.Header{"Authorization": {"Bearer opaque-app-session"}})
+	c.Connect("")
+	_, hdr := be.last()
+	if hdr.Get("Authorization") != "Bearer opaque-app-session" {
+		t.Fatalf("Authorization not forwarded: %v", hdr)
+	}
+	if strings.Contains(srv.Logs.String(), "opaque-app-session") {
+		t.Fatalf("the forwarded credential appears in the log")
+	}
+}

@@ -48,6 +48,22 @@ func BuildSources(cfg *config.Config) *auth.Sources {
 			s.Enabled = append(s.Enabled, src)
 		}
 	}
+	// When the connect proxy forwards Authorization, that header carries the
+	// app's own credentials for the backend, not a token for Herald.
+	if cp := &cfg.Client.Proxy.Connect; cp.Enabled {
+		for _, h := range cp.HTTPHeaders {
+			if strings.EqualFold(h, "Authorization") {
+				s.NoHeader = true
+				enabled := s.Enabled[:0]
+				for _, src := range s.Enabled {
+					if src != auth.SourceHeader {
+						enabled = append(enabled, src)
+					}
+				}
+				s.Enabled = enabled
+			}
+		}
+	}
 	if s.Allows(auth.SourceTicket) {
 		s.Tickets = auth.NewTickets(cfg.Client.TicketTTL.D(), 100000)
 	}
