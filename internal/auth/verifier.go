@@ -130,6 +130,9 @@ type Verifier struct {
 func NewVerifier(keys *KeySet, p Policy) *Verifier {
 	v := &Verifier{policy: p, now: time.Now, cache: newVerifiedCache(10000), Refusals: NewRefusalLog(200)}
 	v.revoked = NewRevocations(func() time.Time { return v.now() })
+	// Cached verifications never survive a revocation (they are checked
+	// against the list anyway; this keeps the cache's promise simple).
+	v.revoked.OnChange(v.cache.clear)
 	v.keys.p.Store(keys)
 	// Tokens are parsed by parseJWT and claims validated here, so that each
 	// failure becomes its own Reason; golang-jwt checks asymmetric signatures.
