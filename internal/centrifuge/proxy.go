@@ -15,6 +15,7 @@ import (
 // Proxies are the team's backends that decide for Herald. A nil proxy is off.
 type Proxies struct {
 	Connect   *proxy.Proxy
+	Refresh   *proxy.Proxy
 	Subscribe *proxy.Proxy
 	Publish   *proxy.Proxy
 	RPC       *proxy.Proxy
@@ -223,4 +224,58 @@ func (s *session) handleRPC(id uint32, req *RPCRequest) *Disconnect {
 		s.reply(&Reply{ID: id, RPC: &RPCResult{Data: compact(res.Data)}})
 	}
 	return nil
+}
+
+// refreshRetry is how soon a failed refresh proxy call is tried again.
+var refreshRetry = 10 * time.Second
+
+// refreshViaProxy runs when the connection expires and a refresh proxy is
+// configured: the backend extends the connection, or says it has expired
+// (3005). When the backend cannot be asked, Herald retries until the grace
+// period (client.expired_close_delay) is over, then closes with 3005.
+func (s *session) refreshViaProxy() {
+	h := s.h
+	s.mu.Lock()
+	user, meta, at, connected := s.user, s.meta, s.expireAt, s.state == stateConnected
+	s.mu.Unlock()
+	if !connected || at.IsZero() {
+		return
+	}
+	ctx, cancel := proxyCtx(h.proxies.Refresh)
+	defer cancel()
+	res, reason := h.proxies.Refresh.Refresh(ctx, &proxy.RefreshRequest{Base: s.proxyBase(), User: user, Meta: meta}, s.proxyHeaders(nil))
+	grace := h.cfg.Client.ExpiredCloseDelay.D()
+	switch {
+	case reason != nil:
+		s.refused("refresh proxy failed", reason, "")
+		if time.Now().After(at.Add(grace)) {
+			s.closeWith(DisconnectExpired.With("the refresh proxy could not be asked"))
+			return
+		}
+		s.mu.Lock()
+		if s.expireTimer != nil {
+			s.expireTimer.Stop()
+		}
+		s.expireTimer = time.AfterFunc(min(refreshRetry, time.Until(at.Add(grace))+time.Millisecond), s.refreshViaProxy)
+		s.mu.Unlock()
+	case res.Expired:
+		s.log().Info("disconnect: the refresh proxy says the connection expired")
+		s.closeWith(DisconnectExpired)
+	case res.ExpireAt <= time.Now().Unix():
+		r := &auth.Reason{Code: auth.ProxyBadResponse, Detail: "refresh proxy result has neither expired:true nor a future expire_at",
+			Hint: "answer {\"result\":{\"expire_at\":<unix seconds in the future>}} or {\"result\":{\"expired\":true}}"}
+		s.refused("refresh proxy answered without a new expiry", r, "")
+		s.closeWith(DisconnectExpired.With(s.h.shown(r)))
+	default:
+		s.mu.Lock()
+		s.expireAt = time.Unix(res.ExpireAt, 0)
+		if info := compact(res.Info); info != nil {
+			s.info = info
+		}
+		if m := compact(res.Meta); m != nil {
+			s.meta = m
+		}
+		s.armExpiryLocked()
+		s.mu.Unlock()
+	}
 }

@@ -2,6 +2,7 @@ package centrifuge_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -233,5 +234,42 @@ func TestAuthorizationForwardedToTheConnectProxyIsNotAToken(t *testing.T) {
 	}
 	if strings.Contains(srv.Logs.String(), "opaque-app-session") {
 		t.Fatalf("the forwarded credential appears in the log")
+	}
+}
+
+func TestRefreshProxyExtendsOrExpiresConnections(t *testing.T) {
+	be := newBackend(t, 200, fmt.Sprintf(`{"result":{"expire_at":%d}}`, time.Now().Add(time.Hour).Unix()))
+	cfg := testutil.Config()
+	cfg.Client.Proxy.Refresh = proxyConfig(be.URL)
+	cfg.Client.ExpiredCloseDelay = config.Duration(300 * time.Millisecond)
+	srv := testutil.Start(t, cfg)
+	tok := testutil.Token(t, map[string]any{"sub": "r1", "exp": time.Now().Add(time.Second).Unix(), "meta": map[string]any{"plan": "pro"}})
+
+	c := srv.Dial(t, nil)
+	res := c.Connect(tok)
+	if res["expires"] != nil || res["ttl"] != nil {
+		t.Fatalf("connect result %v: with a refresh proxy the client must not be asked to refresh", res)
+	}
+	// Past the token's expiry and the grace: the proxy extended the connection.
+	time.Sleep(2500 * time.Millisecond)
+	c.Call("presence_stats", map[string]any{"channel": "x"})
+	req, _ := be.last()
+	if req == nil || req["user"] != "r1" || req["meta"].(map[string]any)["plan"] != "pro" {
+		t.Fatalf("refresh proxy request %v", req)
+	}
+	// A client refresh command is a protocol violation here.
+	c.Send(`{"id":9,"refresh":{"token":"x"}}`)
+	if code, reason := c.ExpectClose(wait); code != 3501 || !strings.Contains(reason, "server-side refresh") {
+		t.Fatalf("close %d %q, want 3501", code, reason)
+	}
+
+	// The backend says the connection has expired: 3005.
+	be.mu.Lock()
+	be.body = `{"result":{"expired":true}}`
+	be.mu.Unlock()
+	c2 := srv.Dial(t, nil)
+	c2.Connect(testutil.Token(t, map[string]any{"sub": "r2", "exp": time.Now().Add(time.Second).Unix()}))
+	if code, _ := c2.ExpectClose(4 * time.Second); code != 3005 {
+		t.Fatalf("close %d, want 3005", code)
 	}
 }

@@ -469,7 +469,9 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	s.mu.Unlock()
 
 	res := &ConnectResult{Client: s.clientID, Version: h.version, Data: connectData}
-	if !ident.ExpireAt.IsZero() {
+	// With a refresh proxy the server extends the connection itself, so the
+	// client is not told to refresh (no expires/ttl).
+	if !ident.ExpireAt.IsZero() && h.proxies.Refresh == nil {
 		res.Expires = true
 		res.TTL = ttlUntil(ident.ExpireAt, now)
 	}
@@ -548,6 +550,10 @@ func (s *session) armExpiryLocked() {
 	}
 	grace := s.h.cfg.Client.ExpiredCloseDelay.D()
 	at := s.expireAt
+	if s.h.proxies.Refresh != nil {
+		s.expireTimer = time.AfterFunc(time.Until(at), s.refreshViaProxy)
+		return
+	}
 	s.expireTimer = time.AfterFunc(time.Until(at)+grace, func() {
 		s.mu.Lock()
 		expired := !s.expireAt.IsZero() && !time.Now().Before(s.expireAt.Add(grace))
@@ -562,6 +568,10 @@ func (s *session) armExpiryLocked() {
 // --- refresh ---
 
 func (s *session) handleRefresh(id uint32, req *RefreshRequest) *Disconnect {
+	if s.h.proxies.Refresh != nil {
+		d := DisconnectBadRequest.With("server-side refresh expected: the refresh proxy extends connections")
+		return &d
+	}
 	ident, reason := s.h.verifier.Refresh(req.Token, s.user)
 	if reason != nil {
 		s.refused("refresh refused", reason, "")

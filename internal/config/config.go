@@ -99,6 +99,8 @@ type Token struct {
 // ClientProxies are the proxies of the connection lifecycle.
 type ClientProxies struct {
 	Connect Proxy `yaml:"connect"`
+	// Refresh extends expiring connections server-side (no client refresh).
+	Refresh Proxy `yaml:"refresh"`
 }
 
 // Proxy is one backend endpoint Herald asks for decisions (Centrifugo's

@@ -81,6 +81,7 @@ func (c *Config) Validate() Problems {
 
 	ps = append(ps, cl.validateAuth()...)
 	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
+	ps = append(ps, cl.Proxy.Refresh.validate("client.proxy.refresh")...)
 	ps = append(ps, c.Channel.Proxy.Subscribe.validate("channel.proxy.subscribe")...)
 	ps = append(ps, c.Channel.Proxy.Publish.validate("channel.proxy.publish")...)
 	ps = append(ps, c.RPC.Proxy.validate("rpc.proxy")...)

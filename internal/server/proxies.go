@@ -56,6 +56,9 @@ func buildProxies(cfg *config.Config, log *slog.Logger) (*centrifuge.Proxies, er
 	if out.Connect, err = mk("connect", &cfg.Client.Proxy.Connect); err != nil {
 		return nil, err
 	}
+	if out.Refresh, err = mk("refresh", &cfg.Client.Proxy.Refresh); err != nil {
+		return nil, err
+	}
 	if out.Subscribe, err = mk("subscribe", &cfg.Channel.Proxy.Subscribe); err != nil {
 		return nil, err
 	}
