@@ -3,6 +3,7 @@ package centrifuge
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"time"
@@ -71,18 +72,23 @@ func disconnectFrom(d *proxy.DisconnectReply) *Disconnect {
 	return &Disconnect{Code: d.Code, Reason: auth.Truncate(d.Reason, maxCloseReason)}
 }
 
-// connectViaProxy asks the connect proxy who the client is. It returns the
-// identity and the result data for the connect reply, or the protocol outcome.
-func (s *session) connectViaProxy(req *ConnectRequest) (*auth.Identity, json.RawMessage, *Error, *Disconnect) {
+// connectViaProxy asks the connect proxy who the client is (or, after a
+// verified token, whether it may connect). It returns the identity and the
+// result data for the connect reply, or the protocol outcome.
+func (s *session) connectViaProxy(req *ConnectRequest, verified *auth.Identity) (*auth.Identity, json.RawMessage, *Error, *Disconnect) {
 	h := s.h
 	preq := &proxy.ConnectRequest{Base: s.proxyBase(), Name: req.Name, Version: req.Version, Data: req.Data}
+	if verified != nil {
+		preq.User, preq.Meta = verified.User, verified.Meta
+	}
 	preq.Client = "" // the client id is assigned after the connect is accepted
 	for ch := range req.Subs {
 		preq.Channels = append(preq.Channels, ch)
 	}
 	ctx, cancel := proxyCtx(h.proxies.Connect)
 	defer cancel()
-	allowAnon := h.verifier.Policy().AllowAnonymous
+	// After a verified token the user comes from the token, so the result may omit it.
+	allowAnon := h.verifier.Policy().AllowAnonymous || verified != nil
 	res, perr, pdis, reason := h.proxies.Connect.Connect(ctx, preq, s.proxyHeaders(req.Headers), allowAnon)
 	switch {
 	case reason != nil:
@@ -98,6 +104,36 @@ func (s *session) connectViaProxy(req *ConnectRequest) (*auth.Identity, json.Raw
 	ident := &auth.Identity{User: res.User, Info: compact(res.Info), Meta: compact(res.Meta), Source: "proxy"}
 	if res.ExpireAt > 0 {
 		ident.ExpireAt = time.Unix(res.ExpireAt, 0)
+	}
+	if verified != nil {
+		// The token says who the client is; the backend may not change it.
+		if res.User != "" && res.User != verified.User {
+			r := &auth.Reason{Code: auth.ProxyBadResponse,
+				Detail: fmt.Sprintf("connect proxy result user %q differs from the token's user %q", res.User, verified.User),
+				Hint:   "after a verified token the connect proxy may omit user or repeat it, not change it"}
+			s.refused("connection refused by the connect proxy", r, "")
+			return nil, nil, ErrUnauthorized.With(s.h.shown(r)), nil
+		}
+		ident.User, ident.Source, ident.KeyFingerprint = verified.User, verified.Source, verified.KeyFingerprint
+		ident.JTI, ident.IssuedAt = verified.JTI, verified.IssuedAt
+		if ident.Info == nil {
+			ident.Info = verified.Info
+		}
+		if ident.Meta == nil {
+			ident.Meta = verified.Meta
+		}
+		if ident.ExpireAt.IsZero() {
+			ident.ExpireAt = verified.ExpireAt
+		}
+		ident.Channels = append(ident.Channels, verified.Channels...)
+		if len(verified.Subs) > 0 {
+			if ident.Subs == nil {
+				ident.Subs = map[string]auth.SubOptions{}
+			}
+			for ch, o := range verified.Subs {
+				ident.Subs[ch] = o
+			}
+		}
 	}
 	ident.Channels = append(ident.Channels, res.Channels...)
 	if len(res.Subs) > 0 {

@@ -273,3 +273,38 @@ func TestRefreshProxyExtendsOrExpiresConnections(t *testing.T) {
 		t.Fatalf("close %d, want 3005", code)
 	}
 }
+
+func TestConnectProxyAfterVerifiedToken(t *testing.T) {
+	be := newBackend(t, 200, `{"result":{"channels":["team:7"],"info":{"team":7}}}`)
+	cfg := testutil.Config()
+	cfg.Client.Proxy.Connect = proxyConfig(be.URL)
+	cfg.Client.Proxy.ConnectMode = "always"
+	cfg.Channel.Namespaces = []config.Namespace{{Name: "team", NamespaceOptions: config.NamespaceOptions{AllowSubscribeForClient: true}}}
+	srv := testutil.Start(t, cfg)
+
+	c := srv.Dial(t, nil)
+	res := c.Connect(testutil.Token(t, map[string]any{"sub": "u9", "meta": map[string]any{"org": "acme"}}))
+	if res["subs"].(map[string]any)["team:7"] == nil {
+		t.Fatalf("connect result %v: want the backend's channel", res)
+	}
+	req, _ := be.last()
+	if req["user"] != "u9" || req["meta"].(map[string]any)["org"] != "acme" {
+		t.Fatalf("proxy request %v: want the token's user and meta", req)
+	}
+	// A bad token never reaches the backend.
+	calls := len(be.got)
+	bad := srv.Dial(t, nil)
+	bad.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, signWith(t, "other", map[string]any{"sub": "u9"})))
+	if code, _ := bad.ExpectClose(wait); code != 3500 || len(be.got) != calls {
+		t.Fatalf("bad token: close %d, backend calls %d -> %d", code, calls, len(be.got))
+	}
+	// The backend may not change who the client is.
+	be.mu.Lock()
+	be.body = `{"result":{"user":"someone-else"}}`
+	be.mu.Unlock()
+	c2 := srv.Dial(t, nil)
+	c2.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, testutil.UserToken(t, "u9")))
+	if r := c2.WaitReply(1); testutil.ErrorCode(r) != 101 || !strings.Contains(testutil.ErrorMessage(r), "differs from the token's user") {
+		t.Fatalf("reply %v", r)
+	}
+}

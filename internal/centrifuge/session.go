@@ -403,10 +403,16 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	ident, reason := h.verifier.Connect(areq)
 	// Credential precedence: a token; else the connect proxy; else anonymous.
 	var connectData json.RawMessage
-	if h.proxies.Connect != nil && ((reason != nil && reason.Code == auth.TokenMissing) || (reason == nil && ident.Source == "")) {
+	noToken := (reason != nil && reason.Code == auth.TokenMissing) || (reason == nil && ident.Source == "")
+	afterToken := reason == nil && !noToken && h.cfg.Client.Proxy.ConnectMode == "always"
+	if h.proxies.Connect != nil && (noToken || afterToken) {
+		var verified *auth.Identity
+		if afterToken {
+			verified = ident
+		}
 		var e *Error
 		var d *Disconnect
-		if ident, connectData, e, d = s.connectViaProxy(req); d != nil {
+		if ident, connectData, e, d = s.connectViaProxy(req, verified); d != nil {
 			return d
 		} else if e != nil {
 			return s.connectFailed(id, e)

@@ -99,6 +99,8 @@ type Token struct {
 // ClientProxies are the proxies of the connection lifecycle.
 type ClientProxies struct {
 	Connect Proxy `yaml:"connect"`
+	// ConnectMode says when the connect proxy is asked.
+	ConnectMode string `yaml:"connect_mode" doc:"when the connect proxy is asked: no_token (only clients without a token, as Centrifugo does) or always (also after a token is verified: the token says who, the backend decides)"`
 	// Refresh extends expiring connections server-side (no client refresh).
 	Refresh Proxy `yaml:"refresh"`
 }

@@ -82,6 +82,9 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, cl.validateAuth()...)
 	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
 	ps = append(ps, cl.Proxy.Refresh.validate("client.proxy.refresh")...)
+	if cl.Proxy.ConnectMode != "" {
+		oneOf("client.proxy.connect_mode", cl.Proxy.ConnectMode, "no_token", "always")
+	}
 	ps = append(ps, c.Channel.Proxy.Subscribe.validate("channel.proxy.subscribe")...)
 	ps = append(ps, c.Channel.Proxy.Publish.validate("channel.proxy.publish")...)
 	ps = append(ps, c.RPC.Proxy.validate("rpc.proxy")...)

@@ -109,6 +109,10 @@ type ConnectRequest struct {
 	Version  string          `json:"version,omitempty"`
 	Data     json.RawMessage `json:"data,omitempty"`
 	Channels []string        `json:"channels,omitempty"` // keys of connect.subs
+	// User and Meta are set when the proxy is asked after a verified token
+	// (client.proxy.connect_mode: always): the token says who the client is.
+	User string          `json:"user,omitempty"`
+	Meta json.RawMessage `json:"meta,omitempty"`
 }
 
 // ConnectResult is an accepted connection.
