@@ -35,6 +35,7 @@ Usage:
   herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN
   herald token [--config FILE | --hmac-secret S] --user USER [--ttl 24h] [--channel C] [--info JSON]
   herald keys [--config FILE | --hmac-secret S]
+  herald proxy-check (--config FILE | --endpoint URL) [--type connect] [--header 'Authorization: Bearer …']
   herald config-keys
   herald version
 
@@ -68,6 +69,8 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 		return token(args[1:], env, stdout, stderr)
 	case "keys":
 		return keys(args[1:], env, stdout, stderr)
+	case "proxy-check":
+		return proxyCheck(args[1:], env, stdout, stderr)
 	case "config-keys":
 		fmt.Fprint(stdout, config.ReferenceTable())
 		return 0

@@ -11,6 +11,9 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -277,4 +280,32 @@ func TestToolConfigKeys(t *testing.T) {
 		t.Fatalf("config-keys: exit %d", code)
 	}
 	mustContain(t, "config-keys output", out, "| `client.token.keys[].jwks_url` |", "| `client.token_sources` |")
+}
+
+func TestProxyCheck(t *testing.T) {
+	answer := `{"result":{"user":"56","channels":["news"]}}`
+	var gotCookie string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gotCookie = r.Header.Get("Cookie")
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, answer)
+	}))
+	defer srv.Close()
+	var out, errb bytes.Buffer
+	code := run([]string{"proxy-check", "--endpoint", srv.URL, "--header", "Cookie: session=secret-value"}, nil, &out, &errb)
+	if code != 0 || !strings.Contains(out.String(), "decision: accepted") || !strings.Contains(out.String(), `user "56"`) {
+		t.Fatalf("exit %d\n%s%s", code, out.String(), errb.String())
+	}
+	if gotCookie != "session=secret-value" || strings.Contains(out.String(), "secret-value") {
+		t.Fatalf("the cookie must be forwarded (%q) and redacted in the output:\n%s", gotCookie, out.String())
+	}
+	answer = `{"data":{"result":{"user":"56"}}}`
+	out.Reset()
+	code = run([]string{"proxy-check", "--endpoint", srv.URL}, nil, &out, &errb)
+	if code != 1 || !strings.Contains(out.String(), "FAIL proxy_bad_response") || !strings.Contains(out.String(), `"data"`) || !strings.Contains(out.String(), "decision: refused") {
+		t.Fatalf("wrapped answer: exit %d\n%s", code, out.String())
+	}
+	if code := run([]string{"proxy-check"}, nil, &out, &errb); code != 2 {
+		t.Fatalf("no endpoint: exit %d", code)
+	}
 }
