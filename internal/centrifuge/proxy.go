@@ -15,11 +15,12 @@ import (
 
 // Proxies are the team's backends that decide for Herald. A nil proxy is off.
 type Proxies struct {
-	Connect   *proxy.Proxy
-	Refresh   *proxy.Proxy
-	Subscribe *proxy.Proxy
-	Publish   *proxy.Proxy
-	RPC       *proxy.Proxy
+	Connect    *proxy.Proxy
+	Refresh    *proxy.Proxy
+	Subscribe  *proxy.Proxy
+	Publish    *proxy.Proxy
+	SubRefresh *proxy.Proxy
+	RPC        *proxy.Proxy
 	// Headers lists (in canonical form) every transport header any proxy
 	// forwards; only these are kept from the upgrade request.
 	Headers []string
@@ -312,6 +313,64 @@ func (s *session) refreshViaProxy() {
 			s.meta = m
 		}
 		s.armExpiryLocked()
+		s.mu.Unlock()
+	}
+}
+
+// subRefreshedByProxy reports whether the sub_refresh proxy extends sub.
+func (s *session) subRefreshedByProxy(sub *subscription) bool {
+	return s.h.proxies.SubRefresh != nil && sub.ns.SubRefreshProxyEnabled
+}
+
+// subRefreshViaProxy runs when a subscription with a sub_refresh proxy
+// expires: the backend extends it or ends it (unsubscribe 2501, or 3006 for a
+// server-side subscription); an unreachable backend is retried until the
+// grace period (client.expired_sub_close_delay) is over.
+func (s *session) subRefreshViaProxy(sub *subscription) {
+	h := s.h
+	s.mu.Lock()
+	current := !s.closed && s.subs[sub.channel] == sub
+	user, meta, at := s.user, s.meta, sub.expireAt
+	s.mu.Unlock()
+	if !current || at.IsZero() {
+		return
+	}
+	ctx, cancel := proxyCtx(h.proxies.SubRefresh)
+	defer cancel()
+	res, reason := h.proxies.SubRefresh.SubRefresh(ctx, &proxy.SubRefreshRequest{Base: s.proxyBase(), User: user, Channel: sub.channel, Meta: meta}, s.proxyHeaders(nil))
+	grace := h.cfg.Client.ExpiredSubCloseDelay.D()
+	end := func(why string) {
+		if sub.serverSide {
+			s.closeWith(DisconnectSubExpired.With(why))
+			return
+		}
+		s.removeSub(sub)
+		s.enqueue(encodeReply(&Reply{Push: &Push{Channel: sub.channel,
+			Unsubscribe: &UnsubscribePush{Code: UnsubscribeSubscriptionExpired, Reason: "subscription expired"}}}))
+	}
+	switch {
+	case reason != nil:
+		s.refused("sub_refresh proxy failed", reason, sub.channel)
+		if time.Now().After(at.Add(grace)) {
+			end("the sub_refresh proxy could not be asked")
+			return
+		}
+		s.mu.Lock()
+		if sub.timer != nil {
+			sub.timer.Stop()
+		}
+		sub.timer = time.AfterFunc(min(refreshRetry, time.Until(at.Add(grace))+time.Millisecond), func() { s.subRefreshViaProxy(sub) })
+		s.mu.Unlock()
+	case res.Expired || res.ExpireAt <= time.Now().Unix():
+		s.log().Info("subscription ended by the sub_refresh proxy", "channel", sub.channel)
+		end("expired")
+	default:
+		s.mu.Lock()
+		sub.expireAt = time.Unix(res.ExpireAt, 0)
+		if info := compact(res.Info); info != nil {
+			sub.chanInfo = info
+		}
+		s.armSubExpiryLocked(sub)
 		s.mu.Unlock()
 	}
 }

@@ -308,3 +308,40 @@ func TestConnectProxyAfterVerifiedToken(t *testing.T) {
 		t.Fatalf("reply %v", r)
 	}
 }
+
+func TestSubRefreshProxy(t *testing.T) {
+	sub := newBackend(t, 200, fmt.Sprintf(`{"result":{"expire_at":%d}}`, time.Now().Add(time.Second).Unix()))
+	ref := newBackend(t, 200, fmt.Sprintf(`{"result":{"expire_at":%d}}`, time.Now().Add(time.Hour).Unix()))
+	cfg := testutil.Config()
+	cfg.Channel.Proxy.Subscribe = proxyConfig(sub.URL)
+	cfg.Channel.Proxy.SubRefresh = proxyConfig(ref.URL)
+	cfg.Client.ExpiredSubCloseDelay = config.Duration(200 * time.Millisecond)
+	cfg.Channel.Namespaces = []config.Namespace{{Name: "sr", NamespaceOptions: config.NamespaceOptions{SubscribeProxyEnabled: true, SubRefreshProxyEnabled: true}}}
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	r := c.Call("subscribe", map[string]any{"channel": "sr:a"})["subscribe"].(map[string]any)
+	if r["expires"] != nil {
+		t.Fatalf("subscribe result %v: the sub_refresh proxy refreshes, not the client", r)
+	}
+	time.Sleep(2 * time.Second)
+	c.Call("presence_stats", map[string]any{"channel": "x"})
+	if len(c.Pushes) != 0 {
+		t.Fatalf("the refreshed subscription ended: %v", c.Pushes)
+	}
+	if req, _ := ref.last(); req == nil || req["channel"] != "sr:a" || req["user"] != "u" {
+		t.Fatalf("sub_refresh request %v", req)
+	}
+	// The backend ends the next subscription: unsubscribe 2501.
+	sub.mu.Lock()
+	sub.body = fmt.Sprintf(`{"result":{"expire_at":%d}}`, time.Now().Add(time.Second).Unix())
+	sub.mu.Unlock()
+	ref.mu.Lock()
+	ref.body = `{"result":{"expired":true}}`
+	ref.mu.Unlock()
+	c.Call("subscribe", map[string]any{"channel": "sr:b"})
+	p := c.WaitPush(4 * time.Second)
+	if p["channel"] != "sr:b" || num(p["unsubscribe"].(map[string]any)["code"]) != 2501 {
+		t.Fatalf("push %v, want unsubscribe 2501 on sr:b", p)
+	}
+}

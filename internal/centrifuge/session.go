@@ -820,7 +820,7 @@ func (s *session) subscribe(channel string, ns *hub.Namespace, p subscribeParams
 		return nil, nil, ErrInternal.With("connection is closing")
 	}
 	res := &SubscribeResult{Data: p.data}
-	if !sub.expireAt.IsZero() {
+	if !sub.expireAt.IsZero() && !s.subRefreshedByProxy(sub) {
 		res.Expires = true
 		res.TTL = ttlUntil(sub.expireAt, time.Now())
 	}
@@ -969,6 +969,10 @@ func (s *session) armSubExpiryLocked(sub *subscription) {
 		return
 	}
 	grace := s.h.cfg.Client.ExpiredSubCloseDelay.D()
+	if s.subRefreshedByProxy(sub) {
+		sub.timer = time.AfterFunc(time.Until(sub.expireAt), func() { s.subRefreshViaProxy(sub) })
+		return
+	}
 	sub.timer = time.AfterFunc(time.Until(sub.expireAt)+grace, func() {
 		s.mu.Lock()
 		current := s.subs[sub.channel] == sub

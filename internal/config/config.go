@@ -166,8 +166,9 @@ type Channel struct {
 
 // ChannelProxies are the proxies of channel operations.
 type ChannelProxies struct {
-	Subscribe Proxy `yaml:"subscribe"`
-	Publish   Proxy `yaml:"publish"`
+	Subscribe  Proxy `yaml:"subscribe"`
+	Publish    Proxy `yaml:"publish"`
+	SubRefresh Proxy `yaml:"sub_refresh"`
 }
 
 // RPC holds the RPC proxy.
@@ -209,6 +210,7 @@ type NamespaceOptions struct {
 	AllowUserLimitedChannels bool   `yaml:"allow_user_limited_channels" doc:"allow #user-limited channels"`
 	SubscribeProxyEnabled    bool   `yaml:"subscribe_proxy_enabled" doc:"ask channel.proxy.subscribe about subscriptions without a token"`
 	PublishProxyEnabled      bool   `yaml:"publish_proxy_enabled" doc:"ask channel.proxy.publish about client publications (its answer decides)"`
+	SubRefreshProxyEnabled   bool   `yaml:"sub_refresh_proxy_enabled" doc:"let channel.proxy.sub_refresh extend expiring subscriptions server-side"`
 	ChannelRegex             string `yaml:"channel_regex" doc:"regular expression the channel name (after ns:) must match"`
 }
 

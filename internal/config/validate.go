@@ -87,10 +87,14 @@ func (c *Config) Validate() Problems {
 	}
 	ps = append(ps, c.Channel.Proxy.Subscribe.validate("channel.proxy.subscribe")...)
 	ps = append(ps, c.Channel.Proxy.Publish.validate("channel.proxy.publish")...)
+	ps = append(ps, c.Channel.Proxy.SubRefresh.validate("channel.proxy.sub_refresh")...)
 	ps = append(ps, c.RPC.Proxy.validate("rpc.proxy")...)
 	nsProxy := func(path string, o *NamespaceOptions) {
 		if o.SubscribeProxyEnabled && !c.Channel.Proxy.Subscribe.Enabled {
 			ps = append(ps, Problem{Key: path + ".subscribe_proxy_enabled", Msg: "needs channel.proxy.subscribe to be enabled"})
+		}
+		if o.SubRefreshProxyEnabled && !c.Channel.Proxy.SubRefresh.Enabled {
+			ps = append(ps, Problem{Key: path + ".sub_refresh_proxy_enabled", Msg: "needs channel.proxy.sub_refresh to be enabled"})
 		}
 		if o.PublishProxyEnabled && !c.Channel.Proxy.Publish.Enabled {
 			ps = append(ps, Problem{Key: path + ".publish_proxy_enabled", Msg: "needs channel.proxy.publish to be enabled"})

@@ -65,6 +65,9 @@ func buildProxies(cfg *config.Config, log *slog.Logger) (*centrifuge.Proxies, er
 	if out.Publish, err = mk("publish", &cfg.Channel.Proxy.Publish); err != nil {
 		return nil, err
 	}
+	if out.SubRefresh, err = mk("sub_refresh", &cfg.Channel.Proxy.SubRefresh); err != nil {
+		return nil, err
+	}
 	if out.RPC, err = mk("rpc", &cfg.RPC.Proxy); err != nil {
 		return nil, err
 	}
