@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/heraldhub/herald/internal/suggest"
 )
 
 // kind classifies the Go types a configuration key may have.
@@ -333,7 +335,7 @@ func closest(key string, candidates []string) string {
 	nk := normKey(key)
 	best, bestD := "", -1
 	for _, c := range candidates {
-		d := editDistance(nk, normKey(c))
+		d := suggest.Distance(nk, normKey(c))
 		if bestD < 0 || d < bestD {
 			best, bestD = c, d
 		}
@@ -353,26 +355,4 @@ func closest(key string, candidates []string) string {
 // "channel_limit"; a missing separator ("channellimit") stays one edit away.
 func normKey(s string) string {
 	return strings.ReplaceAll(strings.ToLower(s), "-", "_")
-}
-
-// editDistance is the Levenshtein distance between a and b.
-func editDistance(a, b string) int {
-	ra, rb := []rune(a), []rune(b)
-	prev := make([]int, len(rb)+1)
-	cur := make([]int, len(rb)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(ra); i++ {
-		cur[0] = i
-		for j := 1; j <= len(rb); j++ {
-			cost := 1
-			if ra[i-1] == rb[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(rb)]
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/suggest"
 )
 
 // ftype is the expected type of a field of a backend's answer.
@@ -590,32 +591,9 @@ func closest(key string, known []string) string {
 		if norm(k) == nk {
 			return k
 		}
-		if dist := levenshtein(strings.ToLower(key), k); dist < bestD && dist < len(k) {
+		if dist := suggest.Distance(strings.ToLower(key), k); dist < bestD && dist < len(k) {
 			best, bestD = k, dist
 		}
 	}
 	return best
-}
-
-func levenshtein(a, b string) int {
-	if len(a) > 64 || len(b) > 64 {
-		return 1 << 30
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
