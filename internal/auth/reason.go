@@ -84,6 +84,25 @@ const (
 	ProxyBadResponse Code = "proxy_bad_response"
 	// ProxyEmptyUser: a connect result has an empty user while anonymous connections are not allowed.
 	ProxyEmptyUser Code = "proxy_empty_user"
+
+	// Refusals of the signed auth callout (internal/callout).
+
+	// CalloutUnavailable: the callout service did not answer in time, or not with 200 (temporary).
+	CalloutUnavailable Code = "callout_unavailable"
+	// CalloutUnsigned: the answer is not a JWT signed with a configured algorithm.
+	CalloutUnsigned Code = "callout_unsigned"
+	// CalloutBadSignature: the answer is signed by another key.
+	CalloutBadSignature Code = "callout_bad_signature"
+	// CalloutExpired: the answer is expired or has no exp.
+	CalloutExpired Code = "callout_expired"
+	// CalloutWrongAudience: the answer is for another Herald node.
+	CalloutWrongAudience Code = "callout_wrong_audience"
+	// CalloutReplay: the answer carries another request's nonce.
+	CalloutReplay Code = "callout_replay"
+	// CalloutDenied: the callout service refused the connection.
+	CalloutDenied Code = "callout_denied"
+	// CalloutBadResponse: the answer's claims are malformed (no user, bad types).
+	CalloutBadResponse Code = "callout_bad_response"
 )
 
 // Catalogue lists every refusal code; docs/auth.md documents each one.
@@ -94,7 +113,8 @@ var Catalogue = []Code{
 	TokenSourceDisabled, TokenAmbiguous, TokenTooOld, AudienceMismatch, IssuerMismatch,
 	UserClaimMissing, TokenRevoked, TicketInvalid,
 	ProxyTimeout, ProxyUnreachable, ProxyOverloaded, ProxyCircuitOpen, ProxyHTTPStatus, ProxyBadJSON,
-	ProxyBadResponse, ProxyEmptyUser,
+	ProxyBadResponse, ProxyEmptyUser, CalloutUnavailable, CalloutUnsigned, CalloutBadSignature,
+	CalloutExpired, CalloutWrongAudience, CalloutReplay, CalloutDenied, CalloutBadResponse,
 }
 
 // Source says where a token was found.

@@ -12,6 +12,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/callout"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/glob"
 	"github.com/heraldhub/herald/internal/hub"
@@ -23,7 +24,8 @@ type Options struct {
 	Hub      *hub.Hub
 	Verifier *auth.Verifier
 	Sources  *auth.Sources
-	Proxies  *Proxies // nil: no proxies
+	Proxies  *Proxies        // nil: no proxies
+	Callout  *callout.Caller // nil: no auth callout
 	Logger   *slog.Logger
 	Version  string
 }
@@ -35,6 +37,7 @@ type Handler struct {
 	verifier *auth.Verifier
 	sources  *auth.Sources
 	proxies  *Proxies
+	callout  *callout.Caller
 	log      *slog.Logger
 	version  string
 	upgrader websocket.Upgrader
@@ -53,7 +56,7 @@ func NewHandler(o Options) *Handler {
 	if proxies == nil {
 		proxies = &Proxies{}
 	}
-	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, proxies: proxies, log: o.Logger, version: o.Version,
+	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, proxies: proxies, callout: o.Callout, log: o.Logger, version: o.Version,
 		sessions: map[*session]struct{}{}, workers: newPool()}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/callout"
 	"github.com/heraldhub/herald/internal/hub"
 	"github.com/heraldhub/herald/internal/proxy"
 )
@@ -373,4 +374,33 @@ func (s *session) subRefreshViaProxy(sub *subscription) {
 		s.armSubExpiryLocked(sub)
 		s.mu.Unlock()
 	}
+}
+
+// connectViaCallout lets the signed auth callout decide the connection: who
+// the client is, and its channel grants. It fails closed.
+func (s *session) connectViaCallout(id uint32, req *ConnectRequest, areq *auth.Request) *Disconnect {
+	h := s.h
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, reason := h.callout.Authorize(ctx, &callout.Request{RemoteAddr: s.remoteAddr, Transport: "websocket", Protocol: "json",
+		Tokens: areq.Tokens, Header: s.upgradeHeaders})
+	if reason != nil {
+		s.refused("connection refused by the auth callout", reason, "")
+		if reason.Code == auth.CalloutUnavailable {
+			return s.connectFailed(id, ErrInternal.With(h.shown(reason)))
+		}
+		return s.connectFailed(id, ErrUnauthorized.With(h.shown(reason)))
+	}
+	if res.MaxConnections > 0 && res.User != "" {
+		if n := len(h.hub.UserClients(res.User, "")); n >= res.MaxConnections {
+			d := DisconnectConnectionLimit.With(fmt.Sprintf("user has %d connections, the callout allows %d", n, res.MaxConnections))
+			return &d
+		}
+	}
+	g := res.Grants
+	s.mu.Lock()
+	s.grants = &g
+	s.mu.Unlock()
+	ident := &auth.Identity{User: res.User, Info: compact(res.Info), Meta: compact(res.Meta), ExpireAt: res.ExpireAt, Source: "callout"}
+	return s.accept(id, req, ident, nil)
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/broker"
+	"github.com/heraldhub/herald/internal/callout"
 	"github.com/heraldhub/herald/internal/hub"
 )
 
@@ -62,6 +63,7 @@ type session struct {
 	expireTimer *time.Timer
 	registered  bool            // added to the hub
 	closed      bool            // cleanup has run: no new subscriptions
+	grants      *callout.Grants // set when the auth callout authorized the connection
 	meta        json.RawMessage // server-only data from the token or the connect proxy
 	// upgradeHeaders are the upgrade request's headers that proxies forward.
 	upgradeHeaders http.Header
@@ -400,6 +402,9 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 		Origin:     s.origin,
 		RemoteAddr: s.remoteAddr,
 	}
+	if h.callout != nil {
+		return s.connectViaCallout(id, req, areq)
+	}
 	ident, reason := h.verifier.Connect(areq)
 	// Credential precedence: a token; else the connect proxy; else anonymous.
 	var connectData json.RawMessage
@@ -427,6 +432,13 @@ func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 		}
 		return s.connectFailed(id, e)
 	}
+	return s.accept(id, req, ident, connectData)
+}
+
+// accept completes a connect whose identity is decided: expiry, limits,
+// server-side subscriptions, registration and the reply.
+func (s *session) accept(id uint32, req *ConnectRequest, ident *auth.Identity, connectData json.RawMessage) *Disconnect {
+	h := s.h
 	now := time.Now()
 	if !ident.ExpireAt.IsZero() && !ident.ExpireAt.After(now) {
 		s.log().Info("connection refused", slog.String("reason", "connection_expired"), slog.String("detail", "expire_at is in the past"), slog.String("user", ident.User))
@@ -701,7 +713,12 @@ func (s *session) handleSubscribe(id uint32, req *SubscribeRequest) *Disconnect 
 		p.token = true
 		p.chanInfo, p.data, p.override, p.expireAt = grant.Info, grant.Data, grant.Override, grant.ExpireAt
 	default:
-		if limited, allowed := hub.UserLimited(req.Channel, s.user); limited && ns.AllowUserLimitedChannels {
+		if g := s.grants; g != nil {
+			// The callout's grants decide for connections it authorized.
+			if !g.Allows("subscribe", req.Channel) {
+				return s.deny(id, req.Channel, "the callout's grants do not include subscribe on this channel")
+			}
+		} else if limited, allowed := hub.UserLimited(req.Channel, s.user); limited && ns.AllowUserLimitedChannels {
 			if !allowed {
 				return s.deny(id, req.Channel, fmt.Sprintf("user-limited channel does not list user %q", s.user))
 			}
@@ -1059,7 +1076,11 @@ func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
 		return nil
 	}
 	viaProxy := ns.PublishProxyEnabled && s.h.proxies.Publish != nil
-	if !viaProxy && !s.allowed(ns.AllowPublishForClient, ns.AllowPublishForSubscriber, ns.AllowPublishForAnonymous, req.Channel) {
+	if g := s.grants; g != nil && !viaProxy {
+		if !g.Allows("publish", req.Channel) {
+			return s.deny(id, req.Channel, "the callout's grants do not include publish on this channel")
+		}
+	} else if !viaProxy && !s.allowed(ns.AllowPublishForClient, ns.AllowPublishForSubscriber, ns.AllowPublishForAnonymous, req.Channel) {
 		detail := fmt.Sprintf("%s: publish needs allow_publish_for_client, or allow_publish_for_subscriber while subscribed", ns.Label())
 		if s.user == "" && (ns.AllowPublishForClient || ns.AllowPublishForSubscriber) && !ns.AllowPublishForAnonymous {
 			detail = fmt.Sprintf("%s: allow_publish_for_anonymous is false and the connection is anonymous", ns.Label())
@@ -1143,7 +1164,12 @@ func (s *session) presenceAllowed(id uint32, channel string) *hub.Namespace {
 		s.replyError(id, ErrNotAvailable.With(fmt.Sprintf("presence is off in %s", ns.Label())))
 		return nil
 	}
-	if !s.allowed(ns.AllowPresenceForClient, ns.AllowPresenceForSubscriber, ns.AllowPresenceForAnonymous, channel) {
+	if g := s.grants; g != nil {
+		if !g.Allows("presence", channel) {
+			s.deny(id, channel, "the callout's grants do not include presence on this channel")
+			return nil
+		}
+	} else if !s.allowed(ns.AllowPresenceForClient, ns.AllowPresenceForSubscriber, ns.AllowPresenceForAnonymous, channel) {
 		s.deny(id, channel, fmt.Sprintf("%s: presence needs allow_presence_for_client, or allow_presence_for_subscriber while subscribed", ns.Label()))
 		return nil
 	}
@@ -1160,7 +1186,12 @@ func (s *session) handleHistory(id uint32, req *HistoryRequest) *Disconnect {
 		s.replyError(id, ErrNotAvailable.With(fmt.Sprintf("history is off in %s (needs history_size and history_ttl)", ns.Label())))
 		return nil
 	}
-	if !s.allowed(ns.AllowHistoryForClient, ns.AllowHistoryForSubscriber, ns.AllowHistoryForAnonymous, req.Channel) {
+	if g := s.grants; g != nil {
+		if !g.Allows("history", req.Channel) {
+			s.deny(id, req.Channel, "the callout's grants do not include history on this channel")
+			return nil
+		}
+	} else if !s.allowed(ns.AllowHistoryForClient, ns.AllowHistoryForSubscriber, ns.AllowHistoryForAnonymous, req.Channel) {
 		s.deny(id, req.Channel, fmt.Sprintf("%s: history needs allow_history_for_client, or allow_history_for_subscriber while subscribed", ns.Label()))
 		return nil
 	}

@@ -55,6 +55,8 @@ type Client struct {
 	// Proxy holds the connect proxy: the team's backend decides connections
 	// that present no token.
 	Proxy ClientProxies `yaml:"proxy"`
+	// Callout is the signed auth callout: when enabled it decides every connection.
+	Callout Callout `yaml:"callout"`
 
 	TokenSources    []string `yaml:"token_sources" doc:"where a connection may present its token, in order: connect, header, subprotocol, cookie, query, ticket"`
 	TokenCookie     string   `yaml:"token_cookie" doc:"name of the cookie that carries a token (source cookie)"`
@@ -128,6 +130,17 @@ type StatusTransform struct {
 	ErrorTemporary   bool   `yaml:"error_temporary" doc:"mark the error temporary (the client retries)"`
 	DisconnectCode   int    `yaml:"disconnect_code" doc:"or close the connection with this code (4000-4999)"`
 	DisconnectReason string `yaml:"disconnect_reason" doc:"the close reason"`
+}
+
+// Callout configures the signed auth callout.
+type Callout struct {
+	Enabled       bool     `yaml:"enabled" doc:"let the callout service decide every connection (fail closed)"`
+	Endpoint      string   `yaml:"endpoint" doc:"http:// or https:// URL of the callout service"`
+	Timeout       Duration `yaml:"timeout" doc:"how long to wait for the callout service"`
+	SigningSecret string   `yaml:"signing_secret" doc:"HS256 secret Herald signs its callout requests with" secret:"true"`
+	ResponseKeys  []Key    `yaml:"response_keys" doc:"keys the callout service signs its answers with (alg pinned, as client.token.keys)"`
+	IncludeTokens bool     `yaml:"include_tokens" doc:"put the tokens the client presented in the request"`
+	HTTPHeaders   []string `yaml:"http_headers" doc:"upgrade-request headers to include in the request"`
 }
 
 // SubscriptionToken holds separate verification settings for subscription tokens.

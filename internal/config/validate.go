@@ -82,6 +82,22 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, cl.validateAuth()...)
 	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
 	ps = append(ps, cl.Proxy.Refresh.validate("client.proxy.refresh")...)
+	if co := &cl.Callout; co.Enabled {
+		if !strings.HasPrefix(co.Endpoint, "http://") && !strings.HasPrefix(co.Endpoint, "https://") {
+			ps = append(ps, Problem{Key: "client.callout.endpoint", Msg: "must be an http:// or https:// URL"})
+		}
+		if co.SigningSecret == "" {
+			ps = append(ps, Problem{Key: "client.callout.signing_secret", Msg: "is required: Herald signs its requests"})
+		}
+		if len(co.ResponseKeys) == 0 {
+			ps = append(ps, Problem{Key: "client.callout.response_keys", Msg: "is required: answers must be signed"})
+		}
+		for i, k := range co.ResponseKeys {
+			if k.JWKSURL != "" {
+				ps = append(ps, Problem{Key: fmt.Sprintf("client.callout.response_keys[%d].jwks_url", i), Msg: "is not supported for callout answers; give the key itself"})
+			}
+		}
+	}
 	if cl.Proxy.ConnectMode != "" {
 		oneOf("client.proxy.connect_mode", cl.Proxy.ConnectMode, "no_token", "always")
 	}

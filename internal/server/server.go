@@ -64,7 +64,17 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Sources: s.sources, Proxies: proxies, Logger: log, Version: version})
+	co, err := buildCallout(cfg, h.NodeID)
+	if err != nil {
+		return nil, err
+	}
+	if co != nil {
+		// The callout reads the headers it includes from the upgrade request.
+		for _, h := range cfg.Client.Callout.HTTPHeaders {
+			proxies.Headers = append(proxies.Headers, http.CanonicalHeaderKey(h))
+		}
+	}
+	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Sources: s.sources, Proxies: proxies, Callout: co, Logger: log, Version: version})
 	// A revocation applies at once to live connections.
 	verifier.Revocations().OnChange(func() {
 		for _, c := range h.Clients() {
