@@ -81,6 +81,9 @@ func TestConnectProxyDecides(t *testing.T) {
 	if hdr.Get("Cookie") != "session=abc" || hdr.Get("X-App-Session") != "s1" || hdr.Get("X-Other") != "" || hdr.Get("X-Evil") != "" {
 		t.Fatalf("forwarded headers %v: only allowlisted ones", hdr)
 	}
+	if hdr.Get("X-Herald-Emulated-Headers") != "X-App-Session" {
+		t.Fatalf("emulated headers must be marked: %v", hdr)
+	}
 	if hdr.Get("Content-Type") != "application/json" {
 		t.Fatalf("content type %q", hdr.Get("Content-Type"))
 	}

@@ -3,6 +3,7 @@ package proxy
 import (
 	"fmt"
 	"net/http"
+	"sort"
 	"strings"
 )
 
@@ -64,12 +65,17 @@ func validHeaderValue(v string) bool {
 	return true
 }
 
+// EmulatedMarker lists, on a proxy request, the headers that came from the
+// client's connect message (emulated headers: set by the client, untrusted).
+const EmulatedMarker = "X-Herald-Emulated-Headers"
+
 // headers builds the request headers: static < emulated < transport, only
 // allowlisted names, then Content-Type. It also returns the forwarded values
 // that must never be shown (they may carry credentials), for redaction.
 func (p *Proxy) headers(h Headers) (http.Header, []string) {
 	out := http.Header{}
 	var secrets []string
+	emulated := map[string]bool{} // canonical names that came from the client's connect message
 	for k, v := range p.static {
 		out[k] = append([]string(nil), v...)
 		secrets = append(secrets, v...)
@@ -84,6 +90,7 @@ func (p *Proxy) headers(h Headers) (http.Header, []string) {
 				continue
 			}
 			out.Set(k, v)
+			emulated[http.CanonicalHeaderKey(k)] = true
 			secrets = append(secrets, v)
 		}
 	}
@@ -103,8 +110,19 @@ func (p *Proxy) headers(h Headers) (http.Header, []string) {
 				continue
 			}
 			out[ck] = vals
+			delete(emulated, ck) // the transport header wins
 			secrets = append(secrets, vals...)
 		}
+	}
+	if len(emulated) > 0 {
+		// Mark what the client itself sent (untrusted), so the backend can
+		// tell it apart from headers of the HTTP request.
+		names := make([]string, 0, len(emulated))
+		for k := range emulated {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		out.Set(EmulatedMarker, strings.Join(names, ", "))
 	}
 	out.Set("Content-Type", "application/json")
 	return out, secretParts(secrets)
