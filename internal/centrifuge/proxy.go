@@ -22,9 +22,35 @@ type Proxies struct {
 	Publish    *proxy.Proxy
 	SubRefresh *proxy.Proxy
 	RPC        *proxy.Proxy
+	// Named proxies, referred to by namespaces' *_proxy_name options.
+	Named map[string]*proxy.Proxy
+	// RPCNamespaces answer the methods "ns:..." of each namespace.
+	RPCNamespaces map[string]*proxy.Proxy
 	// Headers lists (in canonical form) every transport header any proxy
 	// forwards; only these are kept from the upgrade request.
 	Headers []string
+}
+
+// forSubscribe returns the proxy that decides subscriptions in ns, or nil.
+func (p *Proxies) forSubscribe(ns *hub.Namespace) *proxy.Proxy {
+	if ns.SubscribeProxyName != "" {
+		return p.Named[ns.SubscribeProxyName]
+	}
+	if ns.SubscribeProxyEnabled {
+		return p.Subscribe
+	}
+	return nil
+}
+
+// forPublish returns the proxy that decides publications in ns, or nil.
+func (p *Proxies) forPublish(ns *hub.Namespace) *proxy.Proxy {
+	if ns.PublishProxyName != "" {
+		return p.Named[ns.PublishProxyName]
+	}
+	if ns.PublishProxyEnabled {
+		return p.Publish
+	}
+	return nil
 }
 
 // keepHeaders copies the upgrade request's headers that some proxy forwards.
@@ -186,11 +212,10 @@ func compact(raw json.RawMessage) json.RawMessage {
 
 // subscribeViaProxy asks the subscribe proxy. ok reports permission; when
 // not ok, the error or disconnect is the answer.
-func (s *session) subscribeViaProxy(req *SubscribeRequest, p *subscribeParams) (*Error, *Disconnect) {
-	h := s.h
-	ctx, cancel := proxyCtx(h.proxies.Subscribe)
+func (s *session) subscribeViaProxy(px *proxy.Proxy, req *SubscribeRequest, p *subscribeParams) (*Error, *Disconnect) {
+	ctx, cancel := proxyCtx(px)
 	defer cancel()
-	res, perr, pdis, reason := h.proxies.Subscribe.Subscribe(ctx, &proxy.SubscribeRequest{Base: s.proxyBase(), User: s.user,
+	res, perr, pdis, reason := px.Subscribe(ctx, &proxy.SubscribeRequest{Base: s.proxyBase(), User: s.user,
 		Channel: req.Channel, Data: req.Data, Meta: s.meta}, s.proxyHeaders(nil))
 	switch {
 	case reason != nil:
@@ -214,11 +239,10 @@ func (s *session) subscribeViaProxy(req *SubscribeRequest, p *subscribeParams) (
 }
 
 // publishViaProxy asks the publish proxy; its result may replace the data.
-func (s *session) publishViaProxy(req *PublishRequest, data json.RawMessage) (json.RawMessage, bool, map[string]string, *Error, *Disconnect) {
-	h := s.h
-	ctx, cancel := proxyCtx(h.proxies.Publish)
+func (s *session) publishViaProxy(px *proxy.Proxy, req *PublishRequest, data json.RawMessage) (json.RawMessage, bool, map[string]string, *Error, *Disconnect) {
+	ctx, cancel := proxyCtx(px)
 	defer cancel()
-	res, perr, pdis, reason := h.proxies.Publish.Publish(ctx, &proxy.PublishRequest{Base: s.proxyBase(), User: s.user,
+	res, perr, pdis, reason := px.Publish(ctx, &proxy.PublishRequest{Base: s.proxyBase(), User: s.user,
 		Channel: req.Channel, Data: data, Meta: s.meta}, s.proxyHeaders(nil))
 	switch {
 	case reason != nil:
@@ -237,7 +261,18 @@ func (s *session) publishViaProxy(req *PublishRequest, data json.RawMessage) (js
 
 func (s *session) handleRPC(id uint32, req *RPCRequest) *Disconnect {
 	h := s.h
-	if h.proxies.RPC == nil {
+	px := h.proxies.RPC
+	if ns, _, ok := strings.Cut(req.Method, ":"); ok && len(h.proxies.RPCNamespaces) > 0 {
+		if px = h.proxies.RPCNamespaces[ns]; px == nil {
+			s.replyError(id, ErrMethodNotFound.With(fmt.Sprintf("no proxy for the RPC namespace %q (rpc.namespaces)", ns)))
+			return nil
+		}
+	}
+	if px == nil {
+		if len(h.proxies.RPCNamespaces) > 0 {
+			s.replyError(id, ErrMethodNotFound.With("no proxy for methods without a namespace (rpc.proxy)"))
+			return nil
+		}
 		s.replyError(id, ErrNotAvailable.With("no RPC handler is configured"))
 		return nil
 	}
@@ -245,9 +280,9 @@ func (s *session) handleRPC(id uint32, req *RPCRequest) *Disconnect {
 		s.replyError(id, ErrBadRequest.With("rpc needs a method or data"))
 		return nil
 	}
-	ctx, cancel := proxyCtx(h.proxies.RPC)
+	ctx, cancel := proxyCtx(px)
 	defer cancel()
-	res, perr, pdis, reason := h.proxies.RPC.RPC(ctx, &proxy.RPCRequest{Base: s.proxyBase(), User: s.user, Method: req.Method,
+	res, perr, pdis, reason := px.RPC(ctx, &proxy.RPCRequest{Base: s.proxyBase(), User: s.user, Method: req.Method,
 		Data: req.Data, Meta: s.meta}, s.proxyHeaders(nil))
 	switch {
 	case reason != nil:

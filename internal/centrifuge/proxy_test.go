@@ -348,3 +348,31 @@ func TestSubRefreshProxy(t *testing.T) {
 		t.Fatalf("push %v, want unsubscribe 2501 on sr:b", p)
 	}
 }
+
+func TestNamedProxiesAndRPCNamespaces(t *testing.T) {
+	billing := newBackend(t, 200, `{"result":{"data":{"from":"billing"}}}`)
+	gate := newBackend(t, 200, `{"result":{}}`)
+	cfg := testutil.Config()
+	cfg.Proxies = []config.NamedProxy{{Name: "billing", Proxy: proxyConfig(billing.URL)}, {Name: "gate", Proxy: proxyConfig(gate.URL)}}
+	cfg.RPC.Namespaces = []config.RPCNamespace{{Name: "billing", ProxyName: "billing"}}
+	cfg.Channel.Namespaces = []config.Namespace{{Name: "vip", NamespaceOptions: config.NamespaceOptions{SubscribeProxyName: "gate"}}}
+	srv := testutil.Start(t, cfg)
+	c := srv.Dial(t, nil)
+	c.Connect(testutil.UserToken(t, "u"))
+	if r := c.Call("subscribe", map[string]any{"channel": "vip:lounge"}); r["error"] != nil {
+		t.Fatalf("subscribe through the named proxy: %v", r)
+	}
+	if req, _ := gate.last(); req == nil || req["channel"] != "vip:lounge" {
+		t.Fatalf("the named proxy was not asked: %v", req)
+	}
+	r := c.Call("rpc", map[string]any{"method": "billing:invoice", "data": map[string]any{}})
+	if r["rpc"].(map[string]any)["data"].(map[string]any)["from"] != "billing" {
+		t.Fatalf("rpc to the billing namespace: %v", r)
+	}
+	if r := c.Call("rpc", map[string]any{"method": "shop:buy"}); testutil.ErrorCode(r) != 104 {
+		t.Fatalf("rpc to an unconfigured namespace: %v, want 104", r)
+	}
+	if r := c.Call("rpc", map[string]any{"method": "plain"}); testutil.ErrorCode(r) != 104 {
+		t.Fatalf("rpc without a namespace and without rpc.proxy: %v, want 104", r)
+	}
+}

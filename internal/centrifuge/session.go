@@ -722,10 +722,10 @@ func (s *session) handleSubscribe(id uint32, req *SubscribeRequest) *Disconnect 
 			if !allowed {
 				return s.deny(id, req.Channel, fmt.Sprintf("user-limited channel does not list user %q", s.user))
 			}
-		} else if ns.SubscribeProxyEnabled && h.proxies.Subscribe != nil {
+		} else if px := h.proxies.forSubscribe(ns); px != nil {
 			// The subscribe proxy decides (Centrifugo's order: after tokens
 			// and user-limited channels, before the allow_* flags).
-			if e, d := s.subscribeViaProxy(req, &p); d != nil {
+			if e, d := s.subscribeViaProxy(px, req, &p); d != nil {
 				return d
 			} else if e != nil {
 				s.replyError(id, e)
@@ -1075,7 +1075,8 @@ func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
 	if ns == nil {
 		return nil
 	}
-	viaProxy := ns.PublishProxyEnabled && s.h.proxies.Publish != nil
+	pubProxy := s.h.proxies.forPublish(ns)
+	viaProxy := pubProxy != nil
 	if g := s.grants; g != nil && !viaProxy {
 		if !g.Allows("publish", req.Channel) {
 			return s.deny(id, req.Channel, "the callout's grants do not include publish on this channel")
@@ -1098,7 +1099,7 @@ func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
 		var skip bool
 		var e *Error
 		var d *Disconnect
-		if data, skip, pub.Tags, e, d = s.publishViaProxy(req, data); d != nil {
+		if data, skip, pub.Tags, e, d = s.publishViaProxy(pubProxy, req, data); d != nil {
 			return d
 		} else if e != nil {
 			s.replyError(id, e)

@@ -34,7 +34,9 @@ type Config struct {
 	HTTPAPI HTTPAPI `yaml:"http_api"`
 	Channel Channel `yaml:"channel"`
 	RPC     RPC     `yaml:"rpc"`
-	Admin   Admin   `yaml:"admin"`
+	// Proxies are named proxies that namespaces and RPC namespaces refer to.
+	Proxies []NamedProxy `yaml:"proxies" doc:"named proxies, referred to by *_proxy_name options"`
+	Admin   Admin        `yaml:"admin"`
 }
 
 // Admin holds the options of the operator endpoints under /debug/.
@@ -184,9 +186,22 @@ type ChannelProxies struct {
 	SubRefresh Proxy `yaml:"sub_refresh"`
 }
 
-// RPC holds the RPC proxy.
+// NamedProxy is a proxy that options refer to by name.
+type NamedProxy struct {
+	Name  string `yaml:"name" doc:"the proxy's name"`
+	Proxy `yaml:",inline"`
+}
+
+// RPC holds the RPC proxies.
 type RPC struct {
-	Proxy Proxy `yaml:"proxy" doc:"backend that answers client rpc commands"`
+	Proxy      Proxy          `yaml:"proxy" doc:"backend that answers client rpc commands"`
+	Namespaces []RPCNamespace `yaml:"namespaces" doc:"RPC method namespaces (ns:method), each answered by a named proxy"`
+}
+
+// RPCNamespace sends the methods "name:..." to a named proxy.
+type RPCNamespace struct {
+	Name      string `yaml:"name" doc:"the method namespace (the part before :)"`
+	ProxyName string `yaml:"proxy_name" doc:"the named proxy (top-level proxies) that answers it"`
 }
 
 // Namespace is a named set of channel options.
@@ -224,6 +239,8 @@ type NamespaceOptions struct {
 	SubscribeProxyEnabled    bool   `yaml:"subscribe_proxy_enabled" doc:"ask channel.proxy.subscribe about subscriptions without a token"`
 	PublishProxyEnabled      bool   `yaml:"publish_proxy_enabled" doc:"ask channel.proxy.publish about client publications (its answer decides)"`
 	SubRefreshProxyEnabled   bool   `yaml:"sub_refresh_proxy_enabled" doc:"let channel.proxy.sub_refresh extend expiring subscriptions server-side"`
+	SubscribeProxyName       string `yaml:"subscribe_proxy_name" doc:"ask this named proxy (top-level proxies) about subscriptions instead of channel.proxy.subscribe"`
+	PublishProxyName         string `yaml:"publish_proxy_name" doc:"ask this named proxy about client publications instead of channel.proxy.publish"`
 	ChannelRegex             string `yaml:"channel_regex" doc:"regular expression the channel name (after ns:) must match"`
 }
 

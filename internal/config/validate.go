@@ -105,7 +105,39 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, c.Channel.Proxy.Publish.validate("channel.proxy.publish")...)
 	ps = append(ps, c.Channel.Proxy.SubRefresh.validate("channel.proxy.sub_refresh")...)
 	ps = append(ps, c.RPC.Proxy.validate("rpc.proxy")...)
+	named := map[string]bool{}
+	for i := range c.Proxies {
+		np := &c.Proxies[i]
+		path := fmt.Sprintf("proxies[%d]", i)
+		switch {
+		case np.Name == "":
+			ps = append(ps, Problem{Key: path + ".name", Msg: "is required"})
+		case named[np.Name]:
+			ps = append(ps, Problem{Key: path + ".name", Msg: fmt.Sprintf("%q is used twice", np.Name)})
+		}
+		named[np.Name] = true
+		px := np.Proxy
+		px.Enabled = true // a named proxy exists to be used
+		ps = append(ps, px.validate(path)...)
+	}
+	refer := func(key, name string) {
+		if name != "" && !named[name] {
+			ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf("names proxy %q, which is not in proxies", name)})
+		}
+	}
+	for i, rn := range c.RPC.Namespaces {
+		path := fmt.Sprintf("rpc.namespaces[%d]", i)
+		if rn.Name == "" {
+			ps = append(ps, Problem{Key: path + ".name", Msg: "is required"})
+		}
+		if rn.ProxyName == "" {
+			ps = append(ps, Problem{Key: path + ".proxy_name", Msg: "is required"})
+		}
+		refer(path+".proxy_name", rn.ProxyName)
+	}
 	nsProxy := func(path string, o *NamespaceOptions) {
+		refer(path+".subscribe_proxy_name", o.SubscribeProxyName)
+		refer(path+".publish_proxy_name", o.PublishProxyName)
 		if o.SubscribeProxyEnabled && !c.Channel.Proxy.Subscribe.Enabled {
 			ps = append(ps, Problem{Key: path + ".subscribe_proxy_enabled", Msg: "needs channel.proxy.subscribe to be enabled"})
 		}

@@ -218,3 +218,23 @@ func TestValidateProxies(t *testing.T) {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestValidateNamedProxies(t *testing.T) {
+	c := Default()
+	c.Proxies = []NamedProxy{{Name: "a", Proxy: Proxy{Endpoint: "http://x"}}, {Name: "a", Proxy: Proxy{Endpoint: "ftp://x"}}}
+	c.RPC.Namespaces = []RPCNamespace{{Name: "billing", ProxyName: "nope"}}
+	c.Channel.WithoutNamespace.PublishProxyName = "ghost"
+	var got []string
+	for _, p := range c.Validate() {
+		got = append(got, p.String())
+	}
+	want := []string{
+		`proxies[1].name: "a" is used twice`,
+		`proxies[1].endpoint: "ftp://x" must be an http:// or https:// URL (gRPC proxies are not supported yet)`,
+		`rpc.namespaces[0].proxy_name: names proxy "nope", which is not in proxies`,
+		`channel.without_namespace.publish_proxy_name: names proxy "ghost", which is not in proxies`,
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}

@@ -71,5 +71,17 @@ func buildProxies(cfg *config.Config, log *slog.Logger) (*centrifuge.Proxies, er
 	if out.RPC, err = mk("rpc", &cfg.RPC.Proxy); err != nil {
 		return nil, err
 	}
+	out.Named = map[string]*proxy.Proxy{}
+	for i := range cfg.Proxies {
+		np := cfg.Proxies[i].Proxy
+		np.Enabled = true
+		if out.Named[cfg.Proxies[i].Name], err = mk(cfg.Proxies[i].Name, &np); err != nil {
+			return nil, err
+		}
+	}
+	out.RPCNamespaces = map[string]*proxy.Proxy{}
+	for _, rn := range cfg.RPC.Namespaces {
+		out.RPCNamespaces[rn.Name] = out.Named[rn.ProxyName]
+	}
 	return out, nil
 }
