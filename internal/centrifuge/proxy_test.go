@@ -376,3 +376,14 @@ func TestNamedProxiesAndRPCNamespaces(t *testing.T) {
 		t.Fatalf("rpc without a namespace and without rpc.proxy: %v, want 104", r)
 	}
 }
+
+func TestConnectProxyForwardsOnlyAllowlistedCookies(t *testing.T) {
+	be := newBackend(t, 200, `{"result":{"user":"c1"}}`)
+	cfg := testutil.Config()
+	cfg.Client.Proxy.Connect = config.Proxy{Enabled: true, Endpoint: be.URL, Cookies: []string{"session"}}
+	srv := testutil.Start(t, cfg)
+	srv.Dial(t, http.Header{"Cookie": {"tracking=t1; session=s1; theme=dark"}}).Connect("")
+	if _, hdr := be.last(); hdr.Get("Cookie") != "session=s1" {
+		t.Fatalf("Cookie %q, want only session=s1", hdr.Get("Cookie"))
+	}
+}

@@ -117,6 +117,7 @@ type Proxy struct {
 	Timeout          Duration          `yaml:"timeout" doc:"how long to wait for the backend"`
 	HTTPHeaders      []string          `yaml:"http_headers" doc:"headers of the client's upgrade request to forward (e.g. Cookie, Authorization)"`
 	EmulatedHeaders  []string          `yaml:"emulated_headers" doc:"headers the client sent in its connect message to forward (untrusted)"`
+	Cookies          []string          `yaml:"cookies" doc:"cookies of the client's upgrade request to forward (only these, in a Cookie header)"`
 	StaticHeaders    []string          `yaml:"static_headers" doc:"headers added to every request, as \"Name: value\""`
 	StatusTransforms []StatusTransform `yaml:"status_to_code_transforms" doc:"map backend HTTP statuses to protocol errors or disconnects"`
 	MaxConcurrent    int               `yaml:"max_concurrent" doc:"requests in flight at most; more are refused at once (temporary)"`

@@ -114,6 +114,23 @@ func (p *Proxy) headers(h Headers) (http.Header, []string) {
 			secrets = append(secrets, vals...)
 		}
 	}
+	if len(p.cookies) > 0 && len(out.Values("Cookie")) == 0 {
+		// Only the allowlisted cookies, not the whole Cookie header.
+		var kept []string
+		for _, line := range h.Transport.Values("Cookie") {
+			for _, part := range strings.Split(line, ";") {
+				name, _, _ := strings.Cut(strings.TrimSpace(part), "=")
+				if p.cookies[name] {
+					kept = append(kept, strings.TrimSpace(part))
+				}
+			}
+		}
+		if len(kept) > 0 {
+			v := strings.Join(kept, "; ")
+			out.Set("Cookie", v)
+			secrets = append(secrets, v)
+		}
+	}
 	if len(emulated) > 0 {
 		// Mark what the client itself sent (untrusted), so the backend can
 		// tell it apart from headers of the HTTP request.

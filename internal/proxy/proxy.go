@@ -69,6 +69,9 @@ type Config struct {
 	// EmulatedHeaders is the allowlist of headers the client sent inside its
 	// connect message (untrusted); a transport header of the same name wins.
 	EmulatedHeaders []string
+	// Cookies is the allowlist of cookies of the upgrade request to forward,
+	// in a Cookie header of their own (when Cookie itself is not in HTTPHeaders).
+	Cookies []string
 	// StaticHeaders are added to every request (lowest precedence).
 	StaticHeaders    map[string]string
 	StatusTransforms []StatusTransform
@@ -235,6 +238,7 @@ type Proxy struct {
 	log        *slog.Logger
 	httpAllow  map[string]bool // lower-case header names
 	emuAllow   map[string]bool
+	cookies    map[string]bool // cookie names (case-sensitive)
 	static     http.Header
 	transforms map[int]StatusTransform
 
@@ -301,6 +305,12 @@ func New(c Config) (*Proxy, error) {
 	}
 	if p.emuAllow, err = allowlist("emulated_headers", c.EmulatedHeaders); err != nil {
 		return nil, err
+	}
+	if len(c.Cookies) > 0 {
+		p.cookies = map[string]bool{}
+		for _, name := range c.Cookies {
+			p.cookies[name] = true
+		}
 	}
 	p.static = http.Header{}
 	for k, v := range c.StaticHeaders {

@@ -21,7 +21,7 @@ func buildProxies(cfg *config.Config, log *slog.Logger) (*centrifuge.Proxies, er
 		}
 		pc := proxy.Config{
 			Name: name, Endpoint: c.Endpoint, Timeout: c.Timeout.D(),
-			HTTPHeaders: c.HTTPHeaders, EmulatedHeaders: c.EmulatedHeaders,
+			HTTPHeaders: c.HTTPHeaders, EmulatedHeaders: c.EmulatedHeaders, Cookies: c.Cookies,
 			MaxConcurrent: c.MaxConcurrent, BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown.D(), Logger: log,
 		}
 		if len(c.StaticHeaders) > 0 {
@@ -40,7 +40,11 @@ func buildProxies(cfg *config.Config, log *slog.Logger) (*centrifuge.Proxies, er
 			}
 			pc.StatusTransforms = append(pc.StatusTransforms, st)
 		}
-		for _, h := range c.HTTPHeaders {
+		names := c.HTTPHeaders
+		if len(c.Cookies) > 0 {
+			names = append(append([]string(nil), names...), "Cookie")
+		}
+		for _, h := range names {
 			if k := http.CanonicalHeaderKey(h); !seen[k] {
 				seen[k] = true
 				out.Headers = append(out.Headers, k)
