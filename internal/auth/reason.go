@@ -52,7 +52,7 @@ const (
 	TokenSourceDisabled Code = "token_source_disabled"
 	// TokenAmbiguous: two sources carried different tokens.
 	TokenAmbiguous Code = "token_ambiguous"
-	// TokenTooOld: the token is older (iat) or lives longer (exp - iat) than allowed.
+	// TokenTooOld: the token was issued (iat) longer ago than client.token.max_lifetime, or has no iat while it is set.
 	TokenTooOld Code = "token_too_old"
 	// AudienceMismatch: aud does not name an accepted audience.
 	AudienceMismatch Code = "audience_mismatch"

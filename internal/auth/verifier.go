@@ -4,7 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"fmt"
-	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,7 +33,6 @@ type Candidate struct {
 type Request struct {
 	Transport  string // "websocket", ...
 	Tokens     []Candidate
-	Header     http.Header
 	Origin     string
 	RemoteAddr string
 }
@@ -522,7 +521,7 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 			id.Subs[ch] = opts
 		}
 		for ch := range id.Subs {
-			if !contains(id.Channels, ch) {
+			if !slices.Contains(id.Channels, ch) {
 				id.Channels = append(id.Channels, ch)
 			}
 		}
@@ -535,15 +534,6 @@ func orDefault(s, def string) string {
 		return def
 	}
 	return s
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // RevokedIdentity reports whether a live connection's token has been revoked

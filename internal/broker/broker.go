@@ -5,7 +5,6 @@ package broker
 
 import (
 	"encoding/json"
-	"errors"
 	"time"
 )
 
@@ -91,6 +90,3 @@ type PresenceManager interface {
 	Presence(channel string) (map[string]*ClientInfo, error)
 	PresenceStats(channel string) (PresenceStats, error)
 }
-
-// ErrClosed is returned after Close.
-var ErrClosed = errors.New("broker closed")

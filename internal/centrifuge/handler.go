@@ -72,21 +72,9 @@ func NewHandler(o Options) *Handler {
 	return h
 }
 
-// fullReasons reports whether clients see a refusal's detail and hint, or
-// only its code (client.reason_detail; default full with --dev, code otherwise).
-func (h *Handler) fullReasons() bool {
-	switch h.cfg.Client.ReasonDetail {
-	case "full":
-		return true
-	case "code":
-		return false
-	}
-	return h.cfg.Dev
-}
-
 // shown is what a client sees of a refusal, after the protocol's own text.
 func (h *Handler) shown(r *auth.Reason) string {
-	if !h.fullReasons() {
+	if !h.cfg.FullReasons() {
 		return string(r.Code)
 	}
 	s := r.Error()

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -178,7 +179,7 @@ func (s *session) connectViaProxy(req *ConnectRequest, verified *auth.Identity) 
 				opts.Override = ov
 			}
 			ident.Subs[ch] = opts
-			if !contains(ident.Channels, ch) {
+			if !slices.Contains(ident.Channels, ch) {
 				ident.Channels = append(ident.Channels, ch)
 			}
 		}
@@ -187,15 +188,6 @@ func (s *session) connectViaProxy(req *ConnectRequest, verified *auth.Identity) 
 		s.log().Info("connect proxy accepted an anonymous connection")
 	}
 	return ident, compact(res.Data), nil, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // compact normalizes raw JSON from a backend (no raw newlines on the wire).

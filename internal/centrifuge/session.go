@@ -787,7 +787,7 @@ func (s *session) deny(id uint32, channel, detail string) *Disconnect {
 		Hint: "set the namespace's allow_* option, or use a subscription token"}
 	s.refused("permission denied", r, channel)
 	shown := string(r.Code)
-	if s.h.fullReasons() {
+	if s.h.cfg.FullReasons() {
 		shown = detail
 	}
 	s.replyError(id, ErrPermissionDenied.With(shown))

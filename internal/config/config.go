@@ -245,6 +245,19 @@ type NamespaceOptions struct {
 	ChannelRegex             string `yaml:"channel_regex" doc:"regular expression the channel name (after ns:) must match"`
 }
 
+// FullReasons reports whether clients see a refusal's detail and hint, or
+// only its code: client.reason_detail, by default full with --dev and the
+// code only otherwise.
+func (c *Config) FullReasons() bool {
+	switch c.Client.ReasonDetail {
+	case "full":
+		return true
+	case "code":
+		return false
+	}
+	return c.Dev
+}
+
 // HistoryEnabled reports whether channels of the namespace keep history.
 func (o *NamespaceOptions) HistoryEnabled() bool {
 	return o.HistorySize > 0 && o.HistoryTTL > 0

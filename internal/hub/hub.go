@@ -7,7 +7,6 @@ package hub
 import (
 	"encoding/json"
 	"hash/maphash"
-	"sort"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -335,14 +334,4 @@ func (h *Hub) Stats() Stats {
 	s.NumSubs = int(h.numSubs.Load())
 	s.Uptime = time.Since(h.started)
 	return s
-}
-
-// SortedKeys returns the keys of a map in order (stable output for listings).
-func SortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -189,7 +190,7 @@ func (d *decoder) top(body []byte, ctype string, status int) (*outcome, *auth.Re
 		}
 		winner := "result"
 		for _, k := range []string{"disconnect", "error"} {
-			if contains(names, k) {
+			if slices.Contains(names, k) {
 				winner = k
 				break
 			}
@@ -246,7 +247,7 @@ func (d *decoder) none(fs []field, nulls []string) *auth.Reason {
 		}
 		sub, _ := fields(f.val)
 		for _, s := range sub {
-			if contains(topKeys, s.key) && kindOf(s.val) != "null" {
+			if slices.Contains(topKeys, s.key) && kindOf(s.val) != "null" {
 				note = fmt.Sprintf("the %s is under %q: unwrap your framework's envelope", s.key, oneLine(f.key, 24))
 				hint = fmt.Sprintf(`answer {"%s":{...}} itself at the top level, not wrapped in {"%s":...}`, s.key, oneLine(f.key, 24))
 				wrapped = true
@@ -257,7 +258,7 @@ func (d *decoder) none(fs []field, nulls []string) *auth.Reason {
 	if !wrapped && note == "" {
 		var flat []string
 		for _, k := range keys {
-			if contains(resultKeys[d.method], k) {
+			if slices.Contains(resultKeys[d.method], k) {
 				flat = append(flat, k)
 			}
 		}
@@ -297,15 +298,6 @@ func listKeys(keys []string) string {
 	}
 	sb.WriteByte(']')
 	return sb.String()
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // object checks a JSON object against specs and fills their destinations.

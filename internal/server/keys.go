@@ -275,7 +275,7 @@ func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {
 		s.verifier.Refusals.Add(reason, "ticket", r.RemoteAddr, "")
 		w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="herald", error="invalid_token", error_description=%q`, string(reason.Code)))
 		detail, hint := reason.Detail, reason.Hint
-		if !s.fullReasons() {
+		if !s.cfg.FullReasons() {
 			detail, hint = "", ""
 		}
 		writeRefusal(w, http.StatusUnauthorized, string(reason.Code), detail, hint)
@@ -289,16 +289,6 @@ func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintf(w, `{"ticket":%q,"expires_in":%d}`+"\n", id, int(s.sources.Tickets.TTL()/time.Second))
-}
-
-func (s *Server) fullReasons() bool {
-	switch s.cfg.Client.ReasonDetail {
-	case "full":
-		return true
-	case "code":
-		return false
-	}
-	return s.cfg.Dev
 }
 
 // debugAuth serves GET /debug/auth: recent refusals with every field, the
