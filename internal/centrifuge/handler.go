@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -42,7 +43,8 @@ type Handler struct {
 	version  string
 	upgrader websocket.Upgrader
 
-	workers *pool // frame handling
+	workers *pool      // frame handling
+	writers *writePool // outgoing frames
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -57,7 +59,7 @@ func NewHandler(o Options) *Handler {
 		proxies = &Proxies{}
 	}
 	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, proxies: proxies, callout: o.Callout, log: o.Logger, version: o.Version,
-		sessions: map[*session]struct{}{}, workers: newPool()}
+		sessions: map[*session]struct{}{}, workers: newPool(), writers: newWritePool(max(2, runtime.GOMAXPROCS(0)))}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.
@@ -203,6 +205,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
 	defer h.workers.stop()
+	defer h.writers.stop()
 	select {
 	case <-done:
 		return nil

@@ -78,10 +78,10 @@ type session struct {
 
 	// wmu guards the outgoing queue.
 	wmu        sync.Mutex
+	fc         frameConn
 	queue      [][]byte
 	spare      [][]byte // the previous queue, reused
 	queueBytes int
-	deadline   time.Time // current write deadline (writer goroutine only)
 	writing    bool
 	closing    bool
 }
@@ -106,7 +106,7 @@ type subscription struct {
 }
 
 func newSession(h *Handler, conn *websocket.Conn, r *http.Request) *session {
-	s := &session{h: h, conn: conn, remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
+	s := &session{h: h, conn: conn, fc: newFrameConn(conn.NetConn()), remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
 		framePing:  r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
 		rateTokens: float64(h.cfg.Client.CommandBurst), rateLast: time.Now()}
 	return s
@@ -159,6 +159,11 @@ func (s *session) User() string { return s.user }
 func (s *session) run() {
 	cfg := &s.h.cfg.Client
 	s.conn.SetReadLimit(int64(cfg.MessageSizeLimit))
+	// Pongs go through Herald's frame writer like every other frame.
+	s.conn.SetPingHandler(func(data string) error {
+		_ = s.writeControl(websocket.PongMessage, []byte(data), writeTimeout)
+		return nil
+	})
 	if s.framePing {
 		// Tools such as wscat and Postman answer WebSocket ping frames but not {}.
 		s.conn.SetPongHandler(func(string) error {
@@ -371,7 +376,7 @@ func (s *session) sendPing() {
 	framePing := s.framePing
 	s.mu.Unlock()
 	if framePing {
-		_ = s.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(writeTimeout))
+		_ = s.writeControl(websocket.PingMessage, nil, writeTimeout)
 		return
 	}
 	s.enqueue(pingFrame)
