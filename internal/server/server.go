@@ -23,6 +23,9 @@ import (
 	"github.com/heraldhub/herald/internal/hub"
 )
 
+// wsPath is the Centrifugo WebSocket endpoint.
+const wsPath = "/connection/websocket"
+
 // Server is one Herald node.
 type Server struct {
 	cfg      *config.Config
@@ -88,7 +91,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	s.api = api.New(cfg, h, verifier, log, version)
 
 	mux := http.NewServeMux()
-	mux.Handle("/connection/websocket", s.ws)
+	mux.Handle(wsPath, s.ws)
 	mux.Handle("/api/", s.api)
 	mux.Handle("/api", s.api)
 	mux.HandleFunc("/health", s.health)
@@ -174,7 +177,8 @@ func (s *Server) Serve() error {
 		}
 	}
 	s.log.Info("herald listening", slog.String("addr", s.ln.Addr().String()))
-	err := s.httpSrv.Serve(s.ln)
+	ln := newUpgradeListener(s.ln, wsPath, s.ws, s.httpSrv.ReadHeaderTimeout, s.httpSrv.MaxHeaderBytes)
+	err := s.httpSrv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}

@@ -1,0 +1,133 @@
+package server_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhub/herald/internal/testutil"
+)
+
+// rawHTTP writes a raw request on a new connection and returns the response.
+func rawHTTP(t *testing.T, addr, request string) (*http.Response, string) {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	if _, err := io.WriteString(c, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+	if err != nil {
+		t.Fatalf("reading the response to %q: %v", request, err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	return resp, string(body)
+}
+
+// The listener routes WebSocket upgrades itself and everything else to
+// net/http; requests that only start like the WebSocket path, and requests
+// shorter than it, must still be answered by net/http at once.
+func TestListenerRouting(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	cases := []struct {
+		name, request string
+		status        int
+		body          string
+	}{
+		{"short request to another path", "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 404, "404 page not found"},
+		{"tiny request", "GET /\r\n\r\n", 400, ""},
+		{"health", "GET /health HTTP/1.1\r\nHost: x\r\n\r\n", 200, `{"status":"ok"}`},
+		{"longer path with the same start", "GET /connection/websocketx HTTP/1.1\r\nHost: x\r\n\r\n", 404, "404 page not found"},
+		{"WebSocket path without an upgrade", "GET /connection/websocket HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Bad Request"},
+		{"WebSocket path with a query, no upgrade", "GET /connection/websocket?format=json HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Bad Request"},
+		{"protobuf refused with a reason", "GET /connection/websocket?format=protobuf HTTP/1.1\r\nHost: x\r\n\r\n", 400, "protocol_not_supported"},
+		{"POST to the WebSocket path", "POST /connection/websocket HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 400, "Bad Request"},
+		{"malformed request line on the WebSocket path", "GET /connection/websocket\r\n\r\n", 400, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			start := time.Now()
+			resp, body := rawHTTP(t, srv.Addr, tc.request)
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.body) {
+				t.Fatalf("status %d body %q, want %d with %q", resp.StatusCode, body, tc.status, tc.body)
+			}
+			if d := time.Since(start); d > time.Second {
+				t.Fatalf("answered after %s", d)
+			}
+		})
+	}
+}
+
+// A refused upgrade is a complete HTTP response with the reason as JSON.
+func TestListenerRefusedUpgrade(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Client.AllowedOrigins = []string{"https://app.example.com"}
+	srv := testutil.Start(t, cfg)
+	resp, body := rawHTTP(t, srv.Addr, "GET /connection/websocket HTTP/1.1\r\nHost: x\r\nOrigin: https://evil.example\r\n"+
+		"Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
+	var m map[string]string
+	if err := json.Unmarshal([]byte(body), &m); err != nil || resp.StatusCode != 403 || m["error"] != "origin_not_allowed" {
+		t.Fatalf("status %d body %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("Content-Type") != "application/json" || !resp.Close {
+		t.Fatalf("headers %v", resp.Header)
+	}
+}
+
+// Oversized upgrade request headers get 431, as from net/http.
+func TestListenerHeaderLimit(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	resp, _ := rawHTTP(t, srv.Addr, "GET /connection/websocket HTTP/1.1\r\nHost: x\r\nX-Big: "+strings.Repeat("a", 200<<10)+"\r\n\r\n")
+	if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+}
+
+// Keep-alive connections that net/http serves still carry several requests
+// (the routed bytes are replayed once, then the connection reads as usual).
+func TestListenerKeepAlive(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	c, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	br := bufio.NewReader(c)
+	for i := 0; i < 3; i++ {
+		if _, err := io.WriteString(c, "GET /health HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: status %d", i, resp.StatusCode)
+		}
+	}
+}
+
+// A connection that sends half a request and stops is closed at the
+// header timeout and does not hold up others.
+func TestListenerSlowHandshakeDoesNotBlock(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	c, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = io.WriteString(c, "GET /connec")
+	ws := srv.Dial(t, nil)
+	ws.Connect(testutil.UserToken(t, "u"))
+}
