@@ -59,7 +59,7 @@ func NewHandler(o Options) *Handler {
 		proxies = &Proxies{}
 	}
 	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, proxies: proxies, callout: o.Callout, log: o.Logger, version: o.Version,
-		sessions: map[*session]struct{}{}, workers: newPool(), writers: newWritePool(max(2, runtime.GOMAXPROCS(0)))}
+		sessions: map[*session]struct{}{}, workers: newPool(), writers: newWritePool(max(2, runtime.GOMAXPROCS(0)), o.Config.Client.WriteLag.D())}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.

@@ -212,17 +212,34 @@ func (s *session) writeControl(opcode int, payload []byte, timeout time.Duration
 
 // writePool holds the sessions that have messages to write, in FIFO order,
 // and the writer goroutines that write them.
+//
+// Writers join in only as they are needed. One writer works while the
+// sessions it takes have waited less than lag; when it falls behind, another
+// wakes, and a writer goes back to sleep once the line is served quickly
+// again. Fewer writers mean that a session waits a little longer and then
+// gets everything that arrived meanwhile in one frame: the cost of a write is
+// mostly per frame, so under load this cuts the CPU per delivery several
+// times, at a latency bounded by about lag.
 type writePool struct {
 	mu       sync.Mutex
 	cond     sync.Cond
-	ring     []*session
+	ring     []poolEntry
 	head, n  int
 	sleeping int // writers waiting in cond.Wait and not yet signalled
+	active   int // writers not waiting
+	lag      time.Duration
 	stopped  bool
 }
 
-func newWritePool(writers int) *writePool {
-	p := &writePool{ring: make([]*session, 256)}
+type poolEntry struct {
+	s  *session
+	at time.Duration // when it joined the line, since poolEpoch
+}
+
+var poolEpoch = time.Now()
+
+func newWritePool(writers int, lag time.Duration) *writePool {
+	p := &writePool{ring: make([]poolEntry, 256), lag: lag}
 	p.cond.L = &p.mu
 	for range writers {
 		go p.run()
@@ -232,16 +249,17 @@ func newWritePool(writers int) *writePool {
 
 // push appends a session to the line.
 func (p *writePool) push(s *session) {
+	now := time.Since(poolEpoch)
 	p.mu.Lock()
 	if p.n == len(p.ring) {
-		ring := make([]*session, 2*len(p.ring))
+		ring := make([]poolEntry, 2*len(p.ring))
 		k := copy(ring, p.ring[p.head:])
 		copy(ring[k:], p.ring[:p.head])
 		p.ring, p.head = ring, 0
 	}
-	p.ring[(p.head+p.n)%len(p.ring)] = s
+	p.ring[(p.head+p.n)%len(p.ring)] = poolEntry{s, now}
 	p.n++
-	wake := p.sleeping > 0
+	wake := p.sleeping > 0 && (p.active == 0 || now-p.ring[p.head].at > p.lag)
 	if wake {
 		p.sleeping--
 	}
@@ -259,36 +277,60 @@ func (p *writePool) stop() {
 	p.cond.Broadcast()
 }
 
+// wait puts the calling writer to sleep until push or another writer wakes it.
+func (p *writePool) wait() {
+	p.active--
+	p.sleeping++
+	p.cond.Wait()
+	p.active++
+}
+
 func (p *writePool) run() {
 	w := newFrameWrite()
 	w.timeout = writeTimeout
 	replaced := false
 	// When this writer has to wait for a slow client, another starts in its
-	// place and this one ends after its write.
+	// place and this one ends after its write; it no longer counts as active.
 	w.onWait = func() {
+		p.mu.Lock()
+		p.active--
+		p.mu.Unlock()
 		replaced = true
 		go p.run()
 	}
 	p.mu.Lock()
+	p.active++
 	for {
 		for p.n == 0 && !p.stopped {
-			p.sleeping++
-			p.cond.Wait()
+			p.wait()
 		}
 		if p.n == 0 {
+			p.active--
 			p.mu.Unlock()
 			return
 		}
-		s := p.ring[p.head]
-		p.ring[p.head] = nil
+		e := p.ring[p.head]
+		p.ring[p.head] = poolEntry{}
 		p.head = (p.head + 1) % len(p.ring)
 		p.n--
+		waited := time.Since(poolEpoch) - e.at
+		rest := false
+		if waited > p.lag && p.sleeping > 0 {
+			p.sleeping-- // behind: another writer joins
+			p.cond.Signal()
+		} else if waited < p.lag/4 && p.active > 1 {
+			rest = true // ahead: one writer fewer after this write
+		}
 		p.mu.Unlock()
-		p.flush(w, s)
+		p.flush(w, e.s)
+		p.mu.Lock()
 		if replaced {
+			p.mu.Unlock()
 			return
 		}
-		p.mu.Lock()
+		if rest && p.active > 1 && !p.stopped {
+			p.wait()
+		}
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/heraldhub/herald/internal/broker"
+	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
 
@@ -52,7 +53,16 @@ func TestFrameLengths(t *testing.T) {
 // once. With the writers stuck on the slow clients, the fast one would wait
 // for their write timeout (5 s).
 func TestSlowClientsDoNotDelayOthers(t *testing.T) {
+	// Whatever client.write_lag says, a writer stuck on a slow client is
+	// replaced at once.
+	for _, lag := range []time.Duration{0, 10 * time.Millisecond, time.Second} {
+		t.Run(lag.String(), func(t *testing.T) { testSlowClients(t, lag) })
+	}
+}
+
+func testSlowClients(t *testing.T, lag time.Duration) {
 	cfg := testutil.Config()
+	cfg.Client.WriteLag = config.Duration(lag)
 	cfg.Client.QueueMaxSize = 256 << 20
 	srv := testutil.Start(t, cfg)
 	ns, _ := srv.Hub().Namespaces().Resolve("wide")

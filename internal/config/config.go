@@ -72,16 +72,19 @@ type Client struct {
 	ExpiredCloseDelay    Duration `yaml:"expired_close_delay" doc:"grace after connection expiry before disconnect 3005"`
 	ExpiredSubCloseDelay Duration `yaml:"expired_sub_close_delay" doc:"grace after subscription expiry before unsubscribe 2501"`
 
-	ChannelLimit                   int  `yaml:"channel_limit" doc:"subscriptions per connection (error 106)"`
-	UserConnectionLimit            int  `yaml:"user_connection_limit" doc:"connections per user on this node, 0 = unlimited (disconnect 3504)"`
-	CommandRateLimit               int  `yaml:"command_rate_limit" doc:"commands per second one connection may send on average, 0 = unlimited (error 111 over it)"`
-	CommandBurst                   int  `yaml:"command_burst" doc:"commands a connection may send at once above the rate (connect plus resubscribes after a reconnect)"`
-	QueueMaxSize                   int  `yaml:"queue_max_size" doc:"bytes queued for one connection before disconnect 3008"`
-	MessageSizeLimit               int  `yaml:"message_size_limit" doc:"largest WebSocket message a client may send (close 1009)"`
-	HistoryMaxPublicationLimit     int  `yaml:"history_max_publication_limit" doc:"cap of publications in one client history reply"`
-	RecoveryMaxPublicationLimit    int  `yaml:"recovery_max_publication_limit" doc:"cap of publications recovered on resubscribe"`
-	ConnectionInfoMaxSize          int  `yaml:"connection_info_max_size" doc:"largest info/data JSON accepted from a token"`
-	SubscriptionTokenMismatchError bool `yaml:"subscription_token_mismatch_error" doc:"answer error 103 instead of disconnect 3500 on a subscription token for another user, channel or client"`
+	ChannelLimit        int `yaml:"channel_limit" doc:"subscriptions per connection (error 106)"`
+	UserConnectionLimit int `yaml:"user_connection_limit" doc:"connections per user on this node, 0 = unlimited (disconnect 3504)"`
+	CommandRateLimit    int `yaml:"command_rate_limit" doc:"commands per second one connection may send on average, 0 = unlimited (error 111 over it)"`
+	CommandBurst        int `yaml:"command_burst" doc:"commands a connection may send at once above the rate (connect plus resubscribes after a reconnect)"`
+	QueueMaxSize        int `yaml:"queue_max_size" doc:"bytes queued for one connection before disconnect 3008"`
+	// WriteLag trades latency for CPU under load: see the writer pool in
+	// internal/centrifuge.
+	WriteLag                       Duration `yaml:"write_lag" doc:"how long a connection with queued messages may wait for a writer before another writer starts; longer joins more messages into each write under load (less CPU), shorter lowers latency; 0 = every writer works when anything waits"`
+	MessageSizeLimit               int      `yaml:"message_size_limit" doc:"largest WebSocket message a client may send (close 1009)"`
+	HistoryMaxPublicationLimit     int      `yaml:"history_max_publication_limit" doc:"cap of publications in one client history reply"`
+	RecoveryMaxPublicationLimit    int      `yaml:"recovery_max_publication_limit" doc:"cap of publications recovered on resubscribe"`
+	ConnectionInfoMaxSize          int      `yaml:"connection_info_max_size" doc:"largest info/data JSON accepted from a token"`
+	SubscriptionTokenMismatchError bool     `yaml:"subscription_token_mismatch_error" doc:"answer error 103 instead of disconnect 3500 on a subscription token for another user, channel or client"`
 }
 
 // Token holds the keys and claim rules tokens are verified with.
@@ -330,6 +333,7 @@ func Default() *Config {
 			CommandRateLimit:            100,
 			CommandBurst:                300,
 			QueueMaxSize:                1 << 20,
+			WriteLag:                    Duration(10 * time.Millisecond),
 			MessageSizeLimit:            65536,
 			HistoryMaxPublicationLimit:  300,
 			RecoveryMaxPublicationLimit: 300,

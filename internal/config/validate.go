@@ -61,6 +61,9 @@ func (c *Config) Validate() Problems {
 	if cl.PingInterval > 0 && cl.PongTimeout <= 0 {
 		add("client.pong_timeout", "must be set when pings are on (client.ping_interval %s)", cl.PingInterval)
 	}
+	if cl.WriteLag < 0 || cl.WriteLag > Duration(time.Second) {
+		add("client.write_lag", "must be from 0 to 1s (got %s); it bounds how long queued messages wait under load", cl.WriteLag)
+	}
 	if cl.StaleCloseDelay <= 0 {
 		add("client.stale_close_delay", "must be more than 0 (connections that never send connect must be closed)")
 	}
