@@ -57,7 +57,8 @@ func (r *recorder) reset(m int) {
 // client is one benchmark WebSocket connection.
 type client struct {
 	idx  int
-	ws   *websocket.Conn
+	ws   *websocket.Conn // WebSocket transport
+	sse  *sseConn        // SSE (Mercure) transport
 	buf  []byte
 	rec  recorder
 	run  *runState
@@ -182,6 +183,10 @@ func (c *client) readFrame() ([]byte, error) {
 // readLoop reads until the connection ends, answering pings and recording
 // publications. One goroutine per connection.
 func (c *client) readLoop() {
+	if c.sse != nil {
+		c.readSSE()
+		return
+	}
 	defer close(c.done)
 	for {
 		data, err := c.readFrame()
@@ -228,6 +233,12 @@ func (c *client) handleLine(line []byte, now int64) bool {
 		c.run.other.Add(1)
 		return false
 	}
+	return c.record(t, seq, now)
+}
+
+// record records a publication with send time t; it reports whether it was
+// measured (not a warm-up one).
+func (c *client) record(t, seq, now int64) bool {
 	if seq < 0 {
 		c.run.warm.Add(1)
 		return false
@@ -293,6 +304,10 @@ func parseInt(b []byte) (int64, bool) {
 
 // close sends a normal close frame and closes the socket.
 func (c *client) close() {
+	if c.sse != nil {
+		_ = c.sse.nc.Close()
+		return
+	}
 	msg := websocket.FormatCloseMessage(websocket.CloseNormalClosure, "")
 	_ = c.ws.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
 	_ = c.ws.Close()

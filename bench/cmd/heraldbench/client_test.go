@@ -95,3 +95,29 @@ func BenchmarkHandleLine(b *testing.B) {
 		c.handleLine(line, 1732380000123456999)
 	}
 }
+
+func TestParseSSEData(t *testing.T) {
+	rs := &runState{m: 4}
+	c := &client{run: rs}
+	c.rec.reset(4)
+	lines := []string{":", "id: urn:uuid:1", `data: {"t":10,"seq":1}`, "", "event: x", `data: {"t":5,"seq":-1}`, "", `data: not json`, `data: {"t":12,"seq":1}`}
+	measured := 0
+	for _, l := range lines {
+		if c.handleSSELine([]byte(l), 20) {
+			measured++
+		}
+	}
+	if measured != 2 || c.rec.got != 1 || c.rec.dups != 1 || rs.warm.Load() != 1 || rs.other.Load() != 1 || rs.pings.Load() != 1 {
+		t.Fatalf("measured %d got %d dups %d warm %d other %d comments %d", measured, c.rec.got, c.rec.dups, rs.warm.Load(), rs.other.Load(), rs.pings.Load())
+	}
+	if c.rec.lat[0] != 10 {
+		t.Fatalf("latency %d", c.rec.lat[0])
+	}
+	body := string(mercureBody("https://example.com/b/1", 7, 3))
+	if body != "topic=https%3A%2F%2Fexample.com%2Fb%2F1&data=%7B%22t%22%3A7%2C%22seq%22%3A3%7D" {
+		t.Fatalf("body %s", body)
+	}
+	if mercurePublished(200, []byte("urn:uuid:x")) != nil || mercurePublished(200, []byte(`{"result":{}}`)) == nil || mercurePublished(401, nil) == nil {
+		t.Fatal("mercurePublished")
+	}
+}

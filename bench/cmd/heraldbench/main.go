@@ -71,6 +71,7 @@ type options struct {
 	timeout      time.Duration
 	pingInterval time.Duration
 	channel      string
+	transport    string
 	serverEnv    string
 	serverStderr string
 	cpuProfile   string
@@ -85,12 +86,13 @@ type options struct {
 
 // Result is the JSON line printed for each run.
 type Result struct {
-	Scenario string `json:"scenario"`
-	Mode     string `json:"mode"`
-	Label    string `json:"label,omitempty"`
-	Time     string `json:"time"`
-	OK       bool   `json:"ok"`
-	Error    string `json:"error,omitempty"`
+	Scenario  string `json:"scenario"`
+	Mode      string `json:"mode"`
+	Transport string `json:"transport"`
+	Label     string `json:"label,omitempty"`
+	Time      string `json:"time"`
+	OK        bool   `json:"ok"`
+	Error     string `json:"error,omitempty"`
 
 	// Parameters.
 	N            int     `json:"n"`
@@ -186,7 +188,8 @@ func runBench(mode string, args []string) error {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "fanout: give up when no delivery arrives for this long after the last publish")
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
 	fs.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "client.ping_interval of the started server (0 disables pings)")
-	fs.StringVar(&o.channel, "channel", "bench", "channel every connection subscribes to")
+	fs.StringVar(&o.channel, "channel", "bench", "channel (Mercure topic) every connection subscribes to")
+	fs.StringVar(&o.transport, "transport", "ws", "ws: Centrifugo protocol over WebSocket, publishing through /api/publish; sse: Mercure subscribers, publishing with Mercure POSTs")
 	fs.StringVar(&o.serverEnv, "server-env", "", "extra environment for the started server, comma-separated (e.g. GODEBUG=gctrace=1)")
 	fs.StringVar(&o.serverStderr, "server-stderr", "", "copy the started server's stderr to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "save a CPU profile of the server taken during the window (fanout) or the connect phase (conns)")
@@ -199,6 +202,9 @@ func runBench(mode string, args []string) error {
 	fs.Float64Var(&o.quietCores, "quiet-cores", 0.2, "with -quiet-wait: quiet means other processes use fewer cores than this")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.transport != "ws" && o.transport != "sse" {
+		return fmt.Errorf("-transport must be ws or sse, got %q", o.transport)
 	}
 	if o.n <= 0 || o.m <= 0 || o.publishers <= 0 || o.dialConc <= 0 {
 		return errors.New("-n, -m, -publishers and -dial-concurrency must be positive")
@@ -229,7 +235,7 @@ func runBench(mode string, args []string) error {
 		if o.serverEnv != "" {
 			env = strings.Split(o.serverEnv, ",")
 		}
-		t, err = startServer(o.bin, o.pingInterval, env, o.serverStderr, 30*time.Second)
+		t, err = startServer(o.bin, o.pingInterval, o.transport == "sse", env, o.serverStderr, 30*time.Second)
 		res.Target = "herald serve started by the harness"
 	default:
 		err = errors.New("give -bin (a herald binary to start) or -url")
@@ -245,6 +251,7 @@ func runBench(mode string, args []string) error {
 	})
 	defer killer.Stop()
 
+	res.Transport = o.transport
 	switch mode {
 	case "conns":
 		res.Scenario = fmt.Sprintf("conns N=%d", o.n)
@@ -256,6 +263,9 @@ func runBench(mode string, args []string) error {
 			res.Scenario = fmt.Sprintf("fanout N=%d flat-out", o.n)
 		}
 		err = benchFanout(t, &o, res)
+	}
+	if o.transport == "sse" {
+		res.Scenario = "sse " + res.Scenario
 	}
 	serverCPU := t.cpuTime()
 	res.ServerCPUS = serverCPU.Seconds()
@@ -309,7 +319,13 @@ func openClients(t *target, o *options, tokens []string, rs *runState) ([]*clien
 				if i >= o.n {
 					return
 				}
-				c, err := connectClient(t.ws, tokens[i], o.channel, i, rs)
+				var c *client
+				var err error
+				if o.transport == "sse" {
+					c, err = connectSSE(t.base, tokens[i], o.channel, i, rs)
+				} else {
+					c, err = connectClient(t.ws, tokens[i], o.channel, i, rs)
+				}
 				if err != nil {
 					failures.Add(1)
 					firstErr.CompareAndSwap(nil, err)
@@ -367,7 +383,7 @@ func kib(b float64) float64 { return round(b/1024, 2) }
 func benchConns(t *target, o *options, res *Result) error {
 	res.DialConc = o.dialConc
 	res.SettleS = o.settle.Seconds()
-	tokens, err := makeTokens(o.n, time.Hour)
+	tokens, err := o.tokens()
 	if err != nil {
 		return err
 	}
@@ -464,18 +480,19 @@ func startCPUProfile(t *target, o *options) chan error {
 
 // publisher sends publications through the server API.
 type publisher struct {
-	url    string
-	client *http.Client
-	ch     string
-	mu     sync.Mutex
-	rtt    []int64
-	errs   atomic.Int64
-	sent   atomic.Int64
-	first  error
-	record bool
+	url     string
+	client  *http.Client
+	ch      string
+	mercure string // publisher token: publish with Mercure POSTs
+	mu      sync.Mutex
+	rtt     []int64
+	errs    atomic.Int64
+	sent    atomic.Int64
+	first   error
+	record  bool
 }
 
-func newPublisher(base, channel string, conc int) *publisher {
+func newPublisher(base, channel string, conc int, mercure bool) *publisher {
 	tr := &http.Transport{
 		MaxIdleConns:        conc,
 		MaxIdleConnsPerHost: conc,
@@ -484,30 +501,53 @@ func newPublisher(base, channel string, conc int) *publisher {
 		IdleConnTimeout:     time.Minute,
 		DialContext:         (&net.Dialer{Timeout: 10 * time.Second}).DialContext,
 	}
-	return &publisher{url: base + "/api/publish", ch: channel, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	p := &publisher{url: base + "/api/publish", ch: channel, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}}
+	if mercure {
+		p.url, p.mercure = base+mercurePath, mercurePublisherToken()
+	}
+	return p
+}
+
+// tokens signs the connection tokens of the transport.
+func (o *options) tokens() ([]string, error) {
+	if o.transport == "sse" {
+		return makeMercureTokens(o.n, o.channel, time.Hour)
+	}
+	return makeTokens(o.n, time.Hour)
 }
 
 // publish sends {"channel":ch,"data":{"t":<now ns>,"seq":seq}}.
 func (p *publisher) publish(seq int64) {
-	body := make([]byte, 0, 96)
-	body = append(body, `{"channel":`...)
-	body = strconv.AppendQuote(body, p.ch)
-	body = append(body, `,"data":{"t":`...)
+	var req *http.Request
 	sent := time.Now()
-	body = strconv.AppendInt(body, sent.UnixNano(), 10)
-	body = append(body, `,"seq":`...)
-	body = strconv.AppendInt(body, seq, 10)
-	body = append(body, `}}`...)
-	req, _ := http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
-	req.Header.Set("X-API-Key", apiKey)
-	req.Header.Set("Content-Type", "application/json")
+	if p.mercure != "" {
+		req, _ = http.NewRequest(http.MethodPost, p.url, bytes.NewReader(mercureBody(p.ch, sent.UnixNano(), seq)))
+		req.Header.Set("Authorization", "Bearer "+p.mercure)
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	} else {
+		body := make([]byte, 0, 96)
+		body = append(body, `{"channel":`...)
+		body = strconv.AppendQuote(body, p.ch)
+		body = append(body, `,"data":{"t":`...)
+		body = strconv.AppendInt(body, sent.UnixNano(), 10)
+		body = append(body, `,"seq":`...)
+		body = strconv.AppendInt(body, seq, 10)
+		body = append(body, `}}`...)
+		req, _ = http.NewRequest(http.MethodPost, p.url, bytes.NewReader(body))
+		req.Header.Set("X-API-Key", apiKey)
+		req.Header.Set("Content-Type", "application/json")
+	}
 	resp, err := p.client.Do(req)
 	if err == nil {
 		var b []byte
 		b, err = io.ReadAll(io.LimitReader(resp.Body, 4096))
 		resp.Body.Close()
-		if err == nil && (resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b, []byte(`{"result"`))) {
-			err = fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(b))
+		if err == nil {
+			if p.mercure != "" {
+				err = mercurePublished(resp.StatusCode, b)
+			} else if resp.StatusCode != http.StatusOK || !bytes.HasPrefix(b, []byte(`{"result"`)) {
+				err = fmt.Errorf("publish: %s: %s", resp.Status, bytes.TrimSpace(b))
+			}
 		}
 	}
 	rtt := time.Since(sent)
@@ -592,7 +632,7 @@ func waitFor(cond func() bool, progress func() int64, idle time.Duration, deadli
 
 func benchFanout(t *target, o *options, res *Result) error {
 	res.M, res.Rate, res.Publishers, res.Warmup, res.DialConc = o.m, o.rate, o.publishers, o.warmup, o.dialConc
-	tokens, err := makeTokens(o.n, time.Hour)
+	tokens, err := o.tokens()
 	if err != nil {
 		return err
 	}
@@ -605,7 +645,7 @@ func benchFanout(t *target, o *options, res *Result) error {
 		return fmt.Errorf("%d of %d connections failed: %v", failures, o.n, cerr)
 	}
 	n := int64(len(clients))
-	pub := newPublisher(t.base, o.channel, o.publishers)
+	pub := newPublisher(t.base, o.channel, o.publishers, o.transport == "sse")
 	hardDeadline := time.Now().Add(o.timeout)
 
 	// Warm-up: publications with negative seqs, not measured.

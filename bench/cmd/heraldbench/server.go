@@ -75,13 +75,17 @@ type target struct {
 
 // startServer runs `bin serve --config <temp yaml>` and waits for the
 // "herald listening" line on stderr.
-func startServer(bin string, pingInterval time.Duration, env []string, stderrPath string, timeout time.Duration) (*target, error) {
+func startServer(bin string, pingInterval time.Duration, mercure bool, env []string, stderrPath string, timeout time.Duration) (*target, error) {
 	dir, err := os.MkdirTemp("", "heraldbench-")
 	if err != nil {
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "herald.yaml")
-	if err := os.WriteFile(cfgPath, []byte(serverConfig(pingInterval)), 0o600); err != nil {
+	cfg := serverConfig(pingInterval)
+	if mercure {
+		cfg += mercureConfig()
+	}
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "serve", "--config", cfgPath)
