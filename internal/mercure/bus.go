@@ -1,0 +1,217 @@
+package mercure
+
+import (
+	"sync"
+	"time"
+)
+
+// Earliest is the reserved last event id that asks for the whole history.
+const Earliest = "earliest"
+
+// Subscriber is one SSE stream: its topic selectors, what its token lets it
+// read, and its bounded queue of pending updates.
+type Subscriber struct {
+	Selectors []string
+	// Private is set when the subscriber presented a valid token; Subscribe
+	// holds that token's mercure.subscribe selectors.
+	Private   bool
+	Subscribe []string
+
+	queue chan *Update
+
+	goneOnce sync.Once
+	gone     chan struct{}
+	why      string
+}
+
+// NewSubscriber returns a subscriber whose queue holds up to queueSize updates.
+func NewSubscriber(selectors []string, private bool, subscribe []string, queueSize int) *Subscriber {
+	return &Subscriber{Selectors: selectors, Private: private, Subscribe: subscribe,
+		queue: make(chan *Update, queueSize), gone: make(chan struct{})}
+}
+
+// Queue delivers the subscriber's live updates.
+func (s *Subscriber) Queue() <-chan *Update { return s.queue }
+
+// Gone is closed when the hub drops the subscriber; Why says why.
+func (s *Subscriber) Gone() <-chan struct{} { return s.gone }
+
+// Why says why the subscriber was dropped (after Gone is closed).
+func (s *Subscriber) Why() string { return s.why }
+
+// Drop ends the subscriber's stream; the first reason wins.
+func (s *Subscriber) Drop(why string) {
+	s.goneOnce.Do(func() {
+		s.why = why
+		close(s.gone)
+	})
+}
+
+// wants applies the delivery rules: some selector of the subscriber matches
+// some topic of the update and, for a private update, some selector of the
+// token's mercure.subscribe matches some topic too (possibly another one).
+// Anonymous subscribers never receive private updates.
+func (s *Subscriber) wants(u *Update, m *Matcher) bool {
+	if !m.MatchAny(s.Selectors, u.Topics) {
+		return false
+	}
+	return !u.Private || (s.Private && m.MatchAny(s.Subscribe, u.Topics))
+}
+
+// Bus fans updates out to this node's subscribers and keeps the bounded
+// history that reconnecting subscribers replay. One lock orders publishing,
+// history and subscribing, so that replay and live delivery meet without a
+// gap or a duplicate.
+type Bus struct {
+	matcher *Matcher
+	now     func() time.Time
+
+	mu   sync.Mutex
+	seq  uint64
+	subs map[*Subscriber]struct{}
+	hist history
+}
+
+// NewBus returns a bus keeping up to historySize updates for at most
+// historyTTL (0: no age limit).
+func NewBus(m *Matcher, historySize int, historyTTL time.Duration) *Bus {
+	return &Bus{matcher: m, now: time.Now, subs: map[*Subscriber]struct{}{},
+		hist: history{size: historySize, ttl: historyTTL, index: map[string]*idEntry{}}}
+}
+
+// Publish records u in the history and queues it for every subscriber that
+// may receive it. A subscriber whose queue is full is dropped.
+func (b *Bus) Publish(u *Update) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.seq++
+	u.seq = b.seq
+	u.at = b.now()
+	b.hist.add(u)
+	for s := range b.subs {
+		if !s.wants(u, b.matcher) {
+			continue
+		}
+		select {
+		case s.queue <- u:
+		default:
+			s.Drop("queue_full")
+		}
+	}
+}
+
+// Subscribe registers s. When lastEventID is not empty it returns the
+// updates to replay (filtered by the same rules as live delivery) and the
+// value of the Last-Event-ID response header: the requested id when it is in
+// the history, "earliest" when earliest was asked for or the id is unknown.
+func (b *Bus) Subscribe(s *Subscriber, lastEventID string) (replay []*Update, header string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	// Under the lock that Publish takes: every update is either in the
+	// history read below or queued live, never both, never neither.
+	b.subs[s] = struct{}{}
+	if lastEventID == "" {
+		return nil, ""
+	}
+	b.hist.expire(b.now())
+	var from []*Update
+	header = Earliest
+	if lastEventID == Earliest {
+		from = b.hist.items
+	} else if i, ok := b.hist.after(lastEventID); ok {
+		from = b.hist.items[i:]
+		header = lastEventID
+	}
+	for _, u := range from {
+		if s.wants(u, b.matcher) {
+			replay = append(replay, u)
+		}
+	}
+	return replay, header
+}
+
+// Unsubscribe removes s.
+func (b *Bus) Unsubscribe(s *Subscriber) {
+	b.mu.Lock()
+	delete(b.subs, s)
+	b.mu.Unlock()
+}
+
+// Subscribers returns every registered subscriber.
+func (b *Bus) Subscribers() []*Subscriber {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*Subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		out = append(out, s)
+	}
+	return out
+}
+
+// history is a bounded, ordered list of updates with an index from id to
+// the earliest retained update carrying it (ids may repeat).
+type history struct {
+	size  int
+	ttl   time.Duration
+	items []*Update // consecutive seqs, oldest first
+	index map[string]*idEntry
+}
+
+// idEntry is the earliest retained update with an id and how many carry it.
+type idEntry struct {
+	seq uint64
+	n   int
+}
+
+func (h *history) add(u *Update) {
+	if h.size <= 0 {
+		return
+	}
+	h.items = append(h.items, u)
+	if e := h.index[u.ID]; e != nil {
+		e.n++
+	} else {
+		h.index[u.ID] = &idEntry{seq: u.seq, n: 1}
+	}
+	for len(h.items) > h.size {
+		h.evict()
+	}
+	h.expire(u.at)
+}
+
+func (h *history) evict() {
+	old := h.items[0]
+	h.items[0] = nil
+	h.items = h.items[1:]
+	e := h.index[old.ID]
+	if e.n--; e.n == 0 {
+		delete(h.index, old.ID)
+		return
+	}
+	// A later duplicate of the id becomes its earliest occurrence (the
+	// evicted update was the earliest: eviction goes oldest first).
+	for _, u := range h.items {
+		if u.ID == old.ID {
+			e.seq = u.seq
+			break
+		}
+	}
+}
+
+func (h *history) expire(now time.Time) {
+	if h.ttl <= 0 {
+		return
+	}
+	for len(h.items) > 0 && now.Sub(h.items[0].at) > h.ttl {
+		h.evict()
+	}
+}
+
+// after returns the position of the first update after the one with id.
+func (h *history) after(id string) (int, bool) {
+	e, ok := h.index[id]
+	if !ok || len(h.items) == 0 {
+		return 0, false
+	}
+	return int(e.seq-h.items[0].seq) + 1, true
+}
