@@ -200,6 +200,9 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 			if next.Client.Token.HMACSecretKey == "" && generated != nil && generated.secret {
 				next.Client.Token.HMACSecretKey = cfg.Client.Token.HMACSecretKey // keep the generated development secret
 			}
+			if generated != nil && generated.mercure && !next.Mercure.Publisher.Configured() && !next.Mercure.Subscriber.Configured() {
+				next.Mercure.Publisher.Secret, next.Mercure.Subscriber.Secret = cfg.Mercure.Publisher.Secret, cfg.Mercure.Subscriber.Secret
+			}
 			_ = srv.ReloadKeys(next)
 		}
 	}()
@@ -265,7 +268,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 type devCredentials struct {
-	secret, apiKey bool // which were generated
+	secret, apiKey, mercure bool // which were generated
 }
 
 func randomHex(n int) string {
@@ -284,6 +287,12 @@ func fillDevCredentials(cfg *config.Config) *devCredentials {
 	if cfg.HTTPAPI.Key == "" && !cfg.HTTPAPI.Insecure {
 		cfg.HTTPAPI.Key = randomHex(16)
 		g.apiKey = true
+	}
+	// One generated secret verifies Mercure publisher and subscriber tokens.
+	if m := &cfg.Mercure; m.Enabled && !m.Publisher.Configured() && !m.Subscriber.Configured() {
+		secret := randomHex(32)
+		m.Publisher.Secret, m.Subscriber.Secret = secret, secret
+		g.mercure = true
 	}
 	return g
 }
@@ -307,6 +316,20 @@ func printDevBanner(w io.Writer, cfg *config.Config, addr string, g *devCredenti
 		if err == nil {
 			fmt.Fprintf(w, "  Token:       %s   (user dev-user, valid 24h)\n", tok)
 		}
+	}
+	if m := &cfg.Mercure; m.Enabled {
+		hub := base + m.Path
+		fmt.Fprintf(w, "  Mercure hub:       %s   (anonymous subscribers: %v)\n", hub, m.Anonymous)
+		pubTok := "<publisher token>"
+		if g.mercure {
+			fmt.Fprintf(w, "  Mercure secret:    %s   (generated; verifies publisher and subscriber tokens, HS256; set mercure.publisher.secret to keep one)\n", m.Publisher.Secret)
+			if tok, err := auth.SignHS256(m.Publisher.Secret, map[string]any{"mercure": map[string]any{"publish": []string{"*"}, "subscribe": []string{"*"}}}); err == nil {
+				pubTok = tok
+				fmt.Fprintf(w, "  Mercure token:     %s   (publish and subscribe on every topic)\n", tok)
+			}
+		}
+		fmt.Fprintf(w, "  Mercure subscribe: curl -N -G --data-urlencode 'topic=https://example.com/books/{id}' %s\n", hub)
+		fmt.Fprintf(w, "  Mercure publish:   curl -X POST -H 'Authorization: Bearer %s' -d 'topic=https://example.com/books/1&data=hello' %s\n", pubTok, hub)
 	}
 	key := cfg.HTTPAPI.Key
 	if !g.apiKey {
