@@ -1,6 +1,7 @@
 package mercure
 
 import (
+	"strings"
 	"sync"
 	"time"
 )
@@ -17,7 +18,13 @@ type Subscriber struct {
 	Private   bool
 	Subscribe []string
 
-	queue chan *Update
+	qmu     sync.Mutex
+	pending []*Update // bounded by max; grows only while the writer is behind
+	spare   []*Update // the slice handed out by Take last time, reused
+	max     int
+	ready   chan struct{} // signalled when pending becomes non-empty
+
+	mark uint64 // the seq of the last update Publish considered for this subscriber
 
 	goneOnce sync.Once
 	gone     chan struct{}
@@ -27,11 +34,39 @@ type Subscriber struct {
 // NewSubscriber returns a subscriber whose queue holds up to queueSize updates.
 func NewSubscriber(selectors []string, private bool, subscribe []string, queueSize int) *Subscriber {
 	return &Subscriber{Selectors: selectors, Private: private, Subscribe: subscribe,
-		queue: make(chan *Update, queueSize), gone: make(chan struct{})}
+		max: queueSize, ready: make(chan struct{}, 1), gone: make(chan struct{})}
 }
 
-// Queue delivers the subscriber's live updates.
-func (s *Subscriber) Queue() <-chan *Update { return s.queue }
+// Ready is signalled when updates are waiting; Take them.
+func (s *Subscriber) Ready() <-chan struct{} { return s.ready }
+
+// Take returns every waiting update, oldest first. The slice is valid until
+// the next call.
+func (s *Subscriber) Take() []*Update {
+	s.qmu.Lock()
+	out := s.pending
+	clear(s.spare[:cap(s.spare)]) // let delivered updates be collected
+	s.pending = s.spare[:0]
+	s.spare = out
+	s.qmu.Unlock()
+	return out
+}
+
+// push queues u; false when the queue is full.
+func (s *Subscriber) push(u *Update) bool {
+	s.qmu.Lock()
+	if len(s.pending) >= s.max {
+		s.qmu.Unlock()
+		return false
+	}
+	s.pending = append(s.pending, u)
+	s.qmu.Unlock()
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+	return true
+}
 
 // Gone is closed when the hub drops the subscriber; Why says why.
 func (s *Subscriber) Gone() <-chan struct{} { return s.gone }
@@ -69,13 +104,18 @@ type Bus struct {
 	mu   sync.Mutex
 	seq  uint64
 	subs map[*Subscriber]struct{}
-	hist history
+	// exact indexes subscribers by their plain selectors (no "{", not "*");
+	// wide holds those with a "*" or a template selector, checked on every update.
+	exact map[string]map[*Subscriber]struct{}
+	wide  map[*Subscriber]struct{}
+	hist  history
 }
 
 // NewBus returns a bus keeping up to historySize updates for at most
 // historyTTL (0: no age limit).
 func NewBus(m *Matcher, historySize int, historyTTL time.Duration) *Bus {
 	return &Bus{matcher: m, now: time.Now, subs: map[*Subscriber]struct{}{},
+		exact: map[string]map[*Subscriber]struct{}{}, wide: map[*Subscriber]struct{}{},
 		hist: history{size: historySize, ttl: historyTTL, index: map[string]*idEntry{}}}
 }
 
@@ -88,16 +128,31 @@ func (b *Bus) Publish(u *Update) {
 	u.seq = b.seq
 	u.at = b.now()
 	b.hist.add(u)
-	for s := range b.subs {
-		if !s.wants(u, b.matcher) {
-			continue
-		}
-		select {
-		case s.queue <- u:
-		default:
-			s.Drop("queue_full")
+	for _, t := range u.Topics {
+		for s := range b.exact[t] {
+			b.offer(s, u)
 		}
 	}
+	for s := range b.wide {
+		b.offer(s, u)
+	}
+}
+
+// offer queues u for s once (a subscriber may be reached through several
+// topics) if s may receive it.
+func (b *Bus) offer(s *Subscriber, u *Update) {
+	if s.mark == u.seq {
+		return
+	}
+	s.mark = u.seq
+	if s.wants(u, b.matcher) && !s.push(u) {
+		s.Drop("queue_full")
+	}
+}
+
+// plain reports whether a selector only ever matches itself.
+func plain(selector string) bool {
+	return selector != "*" && !strings.Contains(selector, "{")
 }
 
 // Subscribe registers s. When lastEventID is not empty it returns the
@@ -110,6 +165,18 @@ func (b *Bus) Subscribe(s *Subscriber, lastEventID string) (replay []*Update, he
 	// Under the lock that Publish takes: every update is either in the
 	// history read below or queued live, never both, never neither.
 	b.subs[s] = struct{}{}
+	for _, sel := range s.Selectors {
+		if !plain(sel) {
+			b.wide[s] = struct{}{}
+			continue
+		}
+		set := b.exact[sel]
+		if set == nil {
+			set = map[*Subscriber]struct{}{}
+			b.exact[sel] = set
+		}
+		set[s] = struct{}{}
+	}
 	if lastEventID == "" {
 		return nil, ""
 	}
@@ -134,6 +201,15 @@ func (b *Bus) Subscribe(s *Subscriber, lastEventID string) (replay []*Update, he
 func (b *Bus) Unsubscribe(s *Subscriber) {
 	b.mu.Lock()
 	delete(b.subs, s)
+	delete(b.wide, s)
+	for _, sel := range s.Selectors {
+		if set := b.exact[sel]; set != nil {
+			delete(set, s)
+			if len(set) == 0 {
+				delete(b.exact, sel)
+			}
+		}
+	}
 	b.mu.Unlock()
 }
 

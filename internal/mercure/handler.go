@@ -564,20 +564,38 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 				h.writeFailed(log, err)
 				return
 			}
-		case u := <-sub.Queue():
-			// Coalesce what is queued into one write.
-			buf = append(buf[:0], u.Encoded()...)
-			for more := true; more && len(buf) < 64<<10; {
-				select {
-				case u := <-sub.Queue():
-					buf = append(buf, u.Encoded()...)
-				default:
-					more = false
+		case <-sub.Ready():
+			// What is queued goes out in as few writes as possible, each
+			// at most about 64 KiB unless one event is larger.
+			buf = buf[:0]
+			failed := false
+			for _, u := range sub.Take() {
+				if len(buf) > 0 && len(buf)+len(u.Encoded()) > 64<<10 {
+					if err := write(buf); err != nil {
+						h.writeFailed(log, err)
+						failed = true
+						break
+					}
+					buf = buf[:0]
 				}
+				if len(buf) == 0 && len(u.Encoded()) > 64<<10 {
+					if err := write(u.Encoded()); err != nil {
+						h.writeFailed(log, err)
+						failed = true
+						break
+					}
+					continue
+				}
+				buf = append(buf, u.Encoded()...)
 			}
-			if err := write(buf); err != nil {
-				h.writeFailed(log, err)
+			if failed {
 				return
+			}
+			if len(buf) > 0 {
+				if err := write(buf); err != nil {
+					h.writeFailed(log, err)
+					return
+				}
 			}
 			if heartbeat != nil {
 				heartbeat.Reset(h.cfg.Heartbeat.D())
