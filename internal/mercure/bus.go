@@ -29,6 +29,10 @@ type Subscriber struct {
 	goneOnce sync.Once
 	gone     chan struct{}
 	why      string
+	// OnDrop, when set before Subscribe, runs once when the hub drops the
+	// subscriber (under the bus lock: it must not block). The SSE handler
+	// uses it to unblock a write stuck on a subscriber that does not read.
+	OnDrop func()
 }
 
 // NewSubscriber returns a subscriber whose queue holds up to queueSize updates.
@@ -79,6 +83,9 @@ func (s *Subscriber) Drop(why string) {
 	s.goneOnce.Do(func() {
 		s.why = why
 		close(s.gone)
+		if s.OnDrop != nil {
+			s.OnDrop()
+		}
 	})
 }
 
@@ -109,6 +116,23 @@ type Bus struct {
 	exact map[string]map[*Subscriber]struct{}
 	wide  map[*Subscriber]struct{}
 	hist  history
+
+	subscribersTotal, updatesTotal uint64 // since start, under mu
+}
+
+// Stats are the bus's counters, named like the reference hub's metrics.
+type Stats struct {
+	SubscribersConnected int    `json:"mercure_subscribers_connected"`
+	SubscribersTotal     uint64 `json:"mercure_subscribers_total"`
+	UpdatesTotal         uint64 `json:"mercure_updates_total"`
+	HistoryLen           int    `json:"mercure_history_len"`
+}
+
+// Stats returns the current counters.
+func (b *Bus) Stats() Stats {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return Stats{SubscribersConnected: len(b.subs), SubscribersTotal: b.subscribersTotal, UpdatesTotal: b.updatesTotal, HistoryLen: len(b.hist.items)}
 }
 
 // NewBus returns a bus keeping up to historySize updates for at most
@@ -125,6 +149,7 @@ func (b *Bus) Publish(u *Update) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.seq++
+	b.updatesTotal++
 	u.seq = b.seq
 	u.at = b.now()
 	b.hist.add(u)
@@ -165,6 +190,7 @@ func (b *Bus) Subscribe(s *Subscriber, lastEventID string) (replay []*Update, he
 	// Under the lock that Publish takes: every update is either in the
 	// history read below or queued live, never both, never neither.
 	b.subs[s] = struct{}{}
+	b.subscribersTotal++
 	for _, sel := range s.Selectors {
 		if !plain(sel) {
 			b.wide[s] = struct{}{}

@@ -461,6 +461,8 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	} else {
 		sub = NewSubscriber(selectors, false, nil, h.cfg.SubscriberQueue)
 	}
+	rc := http.NewResponseController(w)
+	sub.OnDrop = func() { _ = rc.SetWriteDeadline(time.Now()) }
 	last := lastEventID(r)
 	replay, lastHeader := h.bus.Subscribe(sub, last)
 	defer h.bus.Unsubscribe(sub)
@@ -490,7 +492,6 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 
-	rc := http.NewResponseController(w)
 	dispatch := h.cfg.DispatchTimeout.D()
 	write := func(b []byte) error {
 		if dispatch > 0 {
@@ -507,6 +508,14 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		first = append(first, u.Encoded()...)
 	}
 	log := h.log.With(slog.String("remote_addr", r.RemoteAddr), slog.Any("topics", truncateList(selectors)))
+	fail := func(err error) {
+		select {
+		case <-sub.Gone(): // the hub dropped it and cut the write short
+			h.dropped(log, sub.Why())
+		default:
+			h.writeFailed(log, err)
+		}
+	}
 	if err := write(first); err != nil {
 		log.Debug("mercure: subscriber gone before the stream started", slog.String("error", err.Error()))
 		return
@@ -561,7 +570,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-beats:
 			if err := write([]byte(":\n")); err != nil {
-				h.writeFailed(log, err)
+				fail(err)
 				return
 			}
 		case <-sub.Ready():
@@ -572,7 +581,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 			for _, u := range sub.Take() {
 				if len(buf) > 0 && len(buf)+len(u.Encoded()) > 64<<10 {
 					if err := write(buf); err != nil {
-						h.writeFailed(log, err)
+						fail(err)
 						failed = true
 						break
 					}
@@ -580,7 +589,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 				}
 				if len(buf) == 0 && len(u.Encoded()) > 64<<10 {
 					if err := write(u.Encoded()); err != nil {
-						h.writeFailed(log, err)
+						fail(err)
 						failed = true
 						break
 					}
@@ -593,7 +602,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 			}
 			if len(buf) > 0 {
 				if err := write(buf); err != nil {
-					h.writeFailed(log, err)
+					fail(err)
 					return
 				}
 			}

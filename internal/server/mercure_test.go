@@ -7,6 +7,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"encoding/json"
 	"fmt"
 	"github.com/golang-jwt/jwt/v5"
 	"net/http"
@@ -673,38 +674,60 @@ func TestMercureWriteTimeoutLifetime(t *testing.T) {
 	}
 }
 
-func TestMercureSlowSubscriberDropped(t *testing.T) {
-	cfg := testutil.Config()
-	cfg.Mercure.SubscriberQueue = 2
-	cfg.Mercure.DispatchTimeout = config.Duration(200 * time.Millisecond)
-	srv := testutil.Start(t, cfg)
-	// Open a stream and never read it: the socket buffers fill, the writer
-	// blocks, the queue fills, and the hub drops the subscriber.
+// stalledSubscriber opens a stream and never reads it: the socket buffers
+// fill and writes to it block.
+func stalledSubscriber(t *testing.T, srv *testutil.Server) {
+	t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, srv.MercureURL()+"?topic=a", nil)
 	req.Header.Set("Authorization", "Bearer "+testutil.SubscriberToken(t))
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
 		t.Fatal(err, resp)
 	}
-	defer resp.Body.Close()
+	t.Cleanup(func() { resp.Body.Close() })
+}
+
+// publishUntilLogged publishes 64 KiB updates until the log shows want,
+// then waits until the hub has forgotten the subscriber.
+func publishUntilLogged(t *testing.T, srv *testutil.Server, want string) {
+	t.Helper()
 	tok := testutil.PublisherToken(t, "*")
 	data := strings.Repeat("x", 64<<10)
-	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(srv.Logs.String(), "mercure: subscriber dropped") {
+	deadline := time.Now().Add(15 * time.Second)
+	for !strings.Contains(srv.Logs.String(), want) {
 		if time.Now().After(deadline) {
-			t.Fatal("a subscriber that does not read was never dropped")
+			t.Fatalf("a subscriber that does not read was never dropped with %q", want)
 		}
 		st, body, _ := srv.MercurePost(t, mbearer(tok), url.Values{"topic": {"a"}, "data": {data}})
 		if st != 200 {
 			t.Fatalf("publish: %d %s", st, body)
 		}
 	}
-	// the hub forgets it
 	for srv.MercureSubscribers() != 0 {
 		if time.Now().After(deadline) {
 			t.Fatal("the dropped subscriber is still registered")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestMercureSlowSubscriberDroppedWhenQueueFull(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Mercure.SubscriberQueue = 2
+	cfg.Mercure.DispatchTimeout = 0 // only the queue bound can drop it
+	srv := testutil.Start(t, cfg)
+	stalledSubscriber(t, srv)
+	publishUntilLogged(t, srv, "mercure: subscriber dropped: it did not keep up and its queue of updates is full")
+}
+
+func TestMercureSlowSubscriberDroppedAfterDispatchTimeout(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Mercure.DispatchTimeout = config.Duration(200 * time.Millisecond)
+	srv := testutil.Start(t, cfg)
+	stalledSubscriber(t, srv)
+	publishUntilLogged(t, srv, "mercure: subscriber dropped: writing to it took longer than dispatch_timeout")
+	if strings.Contains(srv.Logs.String(), "queue of updates is full") {
+		t.Fatal("dropped for its queue, not for the write deadline")
 	}
 }
 
@@ -786,5 +809,29 @@ func TestMercureAsymmetricKeys(t *testing.T) {
 	} {
 		st, body, h := srv.MercurePost(t, mbearer(tok), topics("a"))
 		challenge(t, name, st, body, h, 401, auth.AlgNotAllowed)
+	}
+}
+
+func TestMercureDebugVars(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Admin.Key = "admin-secret"
+	srv := testutil.Start(t, cfg)
+	s := subscribeOK(t, srv, topics("a"), mbearer(testutil.SubscriberToken(t)))
+	srv.Publish(t, topics("a"))
+	srv.Publish(t, topics("b"))
+	s.Next(sseWait)
+	req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr+"/debug/vars", nil)
+	req.Header.Set("X-Admin-Key", "admin-secret")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var vars map[string]any
+	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
+		t.Fatal(err)
+	}
+	if vars["mercure_subscribers_connected"] != 1.0 || vars["mercure_subscribers_total"] != 1.0 || vars["mercure_updates_total"] != 2.0 {
+		t.Fatalf("vars %v", vars)
 	}
 }
