@@ -218,9 +218,11 @@ func TestServeDevelopmentServerEndToEnd(t *testing.T) {
 	if subURL == nil || pm == nil || strings.Contains(p.stderr.String(), pm[1]) {
 		t.Fatalf("Mercure banner lines %q and %q (or the token in the log)", b["Mercure subscribe"], b["Mercure publish"])
 	}
-	sresp, err := http.Get(subURL[2] + "?topic=" + url.QueryEscape(subURL[1]))
-	if err != nil || sresp.StatusCode != 200 {
-		t.Fatalf("Mercure subscribe: %v %v", err, sresp)
+	sreq, _ := http.NewRequest("GET", subURL[2]+"?topic="+url.QueryEscape(subURL[1]), nil)
+	sreq.Header.Set("Origin", "http://localhost:3000") // a page of a local dev server, anonymous
+	sresp, err := http.DefaultClient.Do(sreq)
+	if err != nil || sresp.StatusCode != 200 || sresp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" {
+		t.Fatalf("Mercure subscribe from a local page: %v %v", err, sresp)
 	}
 	defer sresp.Body.Close()
 	req, _ = http.NewRequest("POST", pm[3], strings.NewReader(pm[2]))

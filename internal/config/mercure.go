@@ -64,12 +64,16 @@ func defaultMercure() Mercure {
 	}
 }
 
-// applyMercureDevDefaults lets pages on localhost subscribe and publish.
+// applyMercureDevDefaults lets anyone subscribe to public updates, pages on
+// any origin read streams (CORS) and pages on localhost publish with a cookie.
 func (c *Config) applyMercureDevDefaults() {
 	m := &c.Mercure
 	local := []string{"http://localhost:*", "http://127.0.0.1:*", "http://localhost", "http://127.0.0.1"}
 	if len(m.PublishOrigins) == 0 {
 		m.PublishOrigins = local
+	}
+	if len(m.CORSOrigins) == 0 {
+		m.CORSOrigins = []string{"*"} // pages on any local port may subscribe
 	}
 	m.Anonymous = true
 }

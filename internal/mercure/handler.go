@@ -520,7 +520,12 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		log.Debug("mercure: subscriber gone before the stream started", slog.String("error", err.Error()))
 		return
 	}
-	log.Debug("mercure: subscriber connected", slog.Bool("authenticated", grant != nil), slog.Int("replayed", len(replay)))
+	if grant != nil {
+		log.Debug("mercure: subscriber connected", slog.Bool("authenticated", true), slog.String("token_source", string(grant.Source)),
+			slog.String("key_fingerprint", grant.KeyFingerprint), slog.Int("replayed", len(replay)))
+	} else {
+		log.Debug("mercure: subscriber connected", slog.Bool("authenticated", false), slog.Int("replayed", len(replay)))
+	}
 
 	// Lifetime: a random 80-100 % of write_timeout minus dispatch_timeout,
 	// and before the token expires.

@@ -92,7 +92,7 @@ func (s *Server) logMercureStartup() {
 		s.log.Warn("mercure: no subscriber key and anonymous subscribers are off: every subscription is refused (set mercure.subscriber.secret or mercure.anonymous)")
 	}
 	for _, o := range m.CORSOrigins {
-		if o == "*" {
+		if o == "*" && !s.cfg.Dev {
 			s.log.Warn("mercure.cors_origins contains \"*\": pages on any site may read streams with the user's cookie; list origins instead")
 		}
 	}
