@@ -31,6 +31,7 @@ type Mercure struct {
 	MaxTopics      int      `yaml:"max_topics" doc:"most topic parameters in one subscription or publication"`
 	MaxBodySize    int      `yaml:"max_body_size" doc:"largest publication body in bytes (413 above it)"`
 	TopicCacheSize int      `yaml:"topic_cache_size" doc:"selector/topic match results cached; 0 disables the cache"`
+	Subscriptions  bool     `yaml:"subscriptions" doc:"publish subscription events and serve the subscriptions API under <path>/subscriptions"`
 }
 
 // MercureKeys are the verification keys of one Mercure role (publisher or

@@ -12,11 +12,15 @@ const Earliest = "earliest"
 // Subscriber is one SSE stream: its topic selectors, what its token lets it
 // read, and its bounded queue of pending updates.
 type Subscriber struct {
+	// ID is urn:uuid:<v4>, named in subscription events and the API.
+	ID        string
 	Selectors []string
 	// Private is set when the subscriber presented a valid token; Subscribe
 	// holds that token's mercure.subscribe selectors.
 	Private   bool
 	Subscribe []string
+	// Payload is the token's mercure.payload (nil when absent).
+	Payload []byte
 
 	qmu     sync.Mutex
 	pending []*Update // bounded by max; grows only while the writer is behind
@@ -118,6 +122,7 @@ type Bus struct {
 	hist  history
 
 	subscribersTotal, updatesTotal uint64 // since start, under mu
+	lastEvent                      string // id of the last subscription event
 }
 
 // Stats are the bus's counters, named like the reference hub's metrics.
@@ -153,6 +158,9 @@ func (b *Bus) Publish(u *Update) {
 	u.seq = b.seq
 	u.at = b.now()
 	b.hist.add(u)
+	if u.subscriptionEvent {
+		b.lastEvent = u.ID
+	}
 	for _, t := range u.Topics {
 		for s := range b.exact[t] {
 			b.offer(s, u)
@@ -316,4 +324,21 @@ func (h *history) after(id string) (int, bool) {
 		return 0, false
 	}
 	return int(e.seq-h.items[0].seq) + 1, true
+}
+
+// Snapshot returns the registered subscribers and the id of the last
+// subscription event ("earliest" when none), read together: subscribing to
+// subscription events from that id continues the list without a gap.
+func (b *Bus) Snapshot() ([]*Subscriber, string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]*Subscriber, 0, len(b.subs))
+	for s := range b.subs {
+		out = append(out, s)
+	}
+	last := b.lastEvent
+	if last == "" {
+		last = Earliest
+	}
+	return out, last
 }

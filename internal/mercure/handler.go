@@ -89,6 +89,14 @@ func (h *Handler) Shutdown() {
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path != h.cfg.Path {
+		if h.cfg.Subscriptions && (r.URL.Path == h.cfg.Path+"/subscriptions" || strings.HasPrefix(r.URL.Path, h.cfg.Path+"/subscriptions/")) {
+			if r.Method == http.MethodOptions {
+				h.preflight(w, r)
+				return
+			}
+			h.serveSubscriptions(w, r)
+			return
+		}
 		http.NotFound(w, r)
 		return
 	}
@@ -458,14 +466,22 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	var sub *Subscriber
 	if grant != nil {
 		sub = NewSubscriber(selectors, true, grant.Subscribe, h.cfg.SubscriberQueue)
+		sub.Payload = grant.Payload
 	} else {
 		sub = NewSubscriber(selectors, false, nil, h.cfg.SubscriberQueue)
+	}
+	if h.cfg.Subscriptions {
+		sub.ID = "urn:uuid:" + uuid.NewString()
 	}
 	rc := http.NewResponseController(w)
 	sub.OnDrop = func() { _ = rc.SetWriteDeadline(time.Now()) }
 	last := lastEventID(r)
 	replay, lastHeader := h.bus.Subscribe(sub, last)
-	defer h.bus.Unsubscribe(sub)
+	h.announce(sub, true)
+	defer func() {
+		h.bus.Unsubscribe(sub)
+		h.announce(sub, false)
+	}()
 	h.mu.Lock()
 	if h.closed { // Shutdown ran while this request was being authorized
 		sub.Drop("server_shutdown")

@@ -16,6 +16,8 @@ type Update struct {
 	Retry   uint64
 	Private bool
 
+	subscriptionEvent bool // published by the hub about a subscription
+
 	seq     uint64    // position in this node's stream
 	at      time.Time // when it was accepted
 	encoded []byte    // the SSE event, built once

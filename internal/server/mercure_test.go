@@ -835,3 +835,99 @@ func TestMercureDebugVars(t *testing.T) {
 		t.Fatalf("vars %v", vars)
 	}
 }
+
+func TestMercureSubscriptionEventsAndAPI(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.Mercure.Subscriptions = true
+	srv := testutil.Start(t, cfg)
+	tmpl := "/.well-known/mercure/subscriptions{/topic}{/subscriber}"
+	watcher := subscribeOK(t, srv, topics(tmpl), mbearer(testutil.SubscriberToken(t, tmpl)))
+	// the watcher's own subscription is announced to it
+	var own map[string]any
+	if err := json.Unmarshal([]byte(watcher.Next(sseWait).Data), &own); err != nil || own["topic"] != tmpl || own["active"] != true {
+		t.Fatalf("own event %v %v", own, err)
+	}
+	bobTok := testutil.SignMercure(t, testutil.MercureSubscriberSecret, map[string]any{"mercure": map[string]any{"subscribe": []string{}, "payload": map[string]any{"user": "bob"}}})
+	bob := subscribeOK(t, srv, topics("https://example.com/books/{id}"), mbearer(bobTok))
+	ev := watcher.Next(sseWait)
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(ev.Data), &doc); err != nil {
+		t.Fatal(err, ev.Data)
+	}
+	bobID, _ := doc["subscriber"].(string)
+	wantID := "/.well-known/mercure/subscriptions/" + url.QueryEscape("https://example.com/books/{id}") + "/" + url.QueryEscape(bobID)
+	if ev.Type != "" || doc["@context"] != "https://mercure.rocks/" || doc["type"] != "Subscription" || doc["active"] != true ||
+		doc["topic"] != "https://example.com/books/{id}" || !strings.HasPrefix(bobID, "urn:uuid:") || doc["id"] != wantID ||
+		doc["payload"].(map[string]any)["user"] != "bob" {
+		t.Fatalf("event %+v %v", ev, doc)
+	}
+	get := func(path string, h http.Header) (int, string, http.Header) {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+srv.Addr+path, nil)
+		for k, v := range h {
+			req.Header[k] = v
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var b strings.Builder
+		buf := make([]byte, 4096)
+		for {
+			n, err := resp.Body.Read(buf)
+			b.Write(buf[:n])
+			if err != nil {
+				break
+			}
+		}
+		return resp.StatusCode, b.String(), resp.Header
+	}
+	reader := mbearer(testutil.SubscriberToken(t, tmpl, "/.well-known/mercure/subscriptions"))
+	st, body, h := get("/.well-known/mercure/subscriptions", reader)
+	if st != 200 || h.Get("Content-Type") != "application/ld+json" || !strings.Contains(body, bobID) || !strings.Contains(body, `"type":"Subscriptions"`) {
+		t.Fatalf("collection: %d %s %v", st, body, h)
+	}
+	var coll struct {
+		LastEventID   string           `json:"lastEventID"`
+		Subscriptions []map[string]any `json:"subscriptions"`
+	}
+	if err := json.Unmarshal([]byte(body), &coll); err != nil || len(coll.Subscriptions) != 2 || coll.LastEventID != ev.ID {
+		t.Fatalf("collection %s: %v (last event %s)", body, err, ev.ID)
+	}
+	if st, _, _ := get("/.well-known/mercure/subscriptions", http.Header{"If-None-Match": {h.Get("ETag")}, "Authorization": reader["Authorization"]}); st != 304 {
+		t.Fatalf("If-None-Match: %d", st)
+	}
+	st, body, _ = get(wantID, reader)
+	if st != 200 || !strings.Contains(body, `"lastEventID":"`+ev.ID+`"`) || !strings.Contains(body, `"user":"bob"`) {
+		t.Fatalf("single: %d %s", st, body)
+	}
+	if st, _, _ := get("/.well-known/mercure/subscriptions/"+url.QueryEscape("https://example.com/books/{id}")+"/urn%3Auuid%3Anope", reader); st != 404 {
+		t.Fatalf("unknown subscriber: %d", st)
+	}
+	st, body, h = get("/.well-known/mercure/subscriptions", nil)
+	challenge(t, "anonymous API call", st, body, h, 401, auth.TokenMissing)
+	st, body, h = get("/.well-known/mercure/subscriptions", mbearer(testutil.SubscriberToken(t, "https://example.com/{x}")))
+	challenge(t, "API call without a matching selector", st, body, h, 403, auth.TopicNotPermitted)
+	// publishers cannot forge subscription events
+	if st, _, _ := srv.MercurePost(t, mbearer(testutil.PublisherToken(t, "*")), topics(wantID)); st != 403 {
+		t.Fatalf("forged event: %d", st)
+	}
+	// bob leaves: inactive event
+	bob.Close()
+	ev = watcher.Next(sseWait)
+	if err := json.Unmarshal([]byte(ev.Data), &doc); err != nil || doc["active"] != false || doc["subscriber"] != bobID {
+		t.Fatalf("leave event %v %v", doc, err)
+	}
+}
+
+func TestMercureSubscriptionsOffByDefault(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	resp, err := http.Get(srv.MercureURL() + "/subscriptions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 404 {
+		t.Fatalf("%d", resp.StatusCode)
+	}
+}

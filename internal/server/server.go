@@ -108,6 +108,10 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	mux.Handle("/debug/", s.debugHandler())
 	if s.mercure != nil {
 		mux.Handle(cfg.Mercure.Path, s.mercure)
+		if cfg.Mercure.Subscriptions {
+			mux.Handle(cfg.Mercure.Path+"/subscriptions", s.mercure)
+			mux.Handle(cfg.Mercure.Path+"/subscriptions/", s.mercure)
+		}
 	}
 	s.httpSrv = &http.Server{
 		Handler:           mux,
