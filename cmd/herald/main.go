@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -236,9 +237,14 @@ func lookupEnv(env []string, name string) string {
 	return ""
 }
 
+// hasHeraldEnv reports whether env configures Herald: a HERALD_* variable or
+// one of the reference Mercure hub's key variables.
 func hasHeraldEnv(env []string) bool {
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "HERALD_") {
+			return true
+		}
+		if name, _, _ := strings.Cut(kv, "="); slices.Contains(config.MercureEnv, name) {
 			return true
 		}
 	}

@@ -145,3 +145,43 @@ func checkCORSOrigin(o string) string {
 	}
 	return ""
 }
+
+// MercureEnv lists the reference Mercure hub's key variables that Herald
+// reads, to ease migration: the key (an HMAC secret, or PEM key text when
+// the alg is not HS*) and its algorithm (HS256 when unset).
+var MercureEnv = []string{"MERCURE_PUBLISHER_JWT_KEY", "MERCURE_PUBLISHER_JWT_ALG", "MERCURE_SUBSCRIBER_JWT_KEY", "MERCURE_SUBSCRIBER_JWT_ALG"}
+
+// loadMercureEnv applies MERCURE_{PUBLISHER,SUBSCRIBER}_JWT_{KEY,ALG}.
+func (l *loader) loadMercureEnv(env []string) {
+	vals := map[string]string{}
+	for _, kv := range env {
+		if name, val, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(name, "MERCURE_") {
+			vals[name] = val
+		}
+	}
+	for _, role := range []struct {
+		prefix string
+		path   string
+		keys   *MercureKeys
+	}{{"MERCURE_PUBLISHER_JWT_", "mercure.publisher", &l.cfg.Mercure.Publisher}, {"MERCURE_SUBSCRIBER_JWT_", "mercure.subscriber", &l.cfg.Mercure.Subscriber}} {
+		key, alg := vals[role.prefix+"KEY"], vals[role.prefix+"ALG"]
+		where := whereEnvVar + role.prefix + "KEY"
+		if key == "" {
+			if alg != "" {
+				l.add(whereEnvVar+role.prefix+"ALG", role.path, "is set but "+role.prefix+"KEY is not")
+			}
+			continue
+		}
+		if alg == "" {
+			alg = "HS256"
+		}
+		if strings.HasPrefix(alg, "HS") {
+			role.keys.Secret, role.keys.Alg = key, alg
+			l.setOrigin(role.path+".secret", where)
+			l.setOrigin(role.path+".alg", where)
+			continue
+		}
+		role.keys.Keys = append(role.keys.Keys, Key{Alg: alg, Value: key})
+		l.setOrigin(role.path+".keys", where)
+	}
+}
