@@ -518,11 +518,6 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush()
 	}
-	// The comment makes browsers fire onopen at once.
-	first := []byte(":\n")
-	for _, u := range replay {
-		first = append(first, u.Encoded()...)
-	}
 	log := h.log.With(slog.String("remote_addr", r.RemoteAddr), slog.Any("topics", truncateList(selectors)))
 	fail := func(err error) {
 		select {
@@ -532,7 +527,11 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 			h.writeFailed(log, err)
 		}
 	}
-	if err := write(first); err != nil {
+	// The comment makes browsers fire onopen at once; the replay follows it
+	// in the same writes.
+	var buf []byte
+	buf = append(buf, ":\n"...)
+	if err := h.writeUpdates(write, &buf, replay); err != nil {
 		log.Debug("mercure: subscriber gone before the stream started", slog.String("error", err.Error()))
 		return
 	}
@@ -573,7 +572,6 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		defer heartbeat.Stop()
 		beats = heartbeat.C
 	}
-	var buf []byte
 	for {
 		select {
 		case <-r.Context().Done():
@@ -595,37 +593,10 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		case <-sub.Ready():
-			// What is queued goes out in as few writes as possible, each
-			// at most about 64 KiB unless one event is larger.
 			buf = buf[:0]
-			failed := false
-			for _, u := range sub.Take() {
-				if len(buf) > 0 && len(buf)+len(u.Encoded()) > 64<<10 {
-					if err := write(buf); err != nil {
-						fail(err)
-						failed = true
-						break
-					}
-					buf = buf[:0]
-				}
-				if len(buf) == 0 && len(u.Encoded()) > 64<<10 {
-					if err := write(u.Encoded()); err != nil {
-						fail(err)
-						failed = true
-						break
-					}
-					continue
-				}
-				buf = append(buf, u.Encoded()...)
-			}
-			if failed {
+			if err := h.writeUpdates(write, &buf, sub.Take()); err != nil {
+				fail(err)
 				return
-			}
-			if len(buf) > 0 {
-				if err := write(buf); err != nil {
-					fail(err)
-					return
-				}
 			}
 			if heartbeat != nil {
 				heartbeat.Reset(h.cfg.Heartbeat.D())
@@ -635,6 +606,33 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+}
+
+// writeUpdates writes what *buf holds followed by the events of us, in as
+// few writes as possible, each at most about 64 KiB unless one event is
+// larger (which is then written from its shared bytes, not copied).
+func (h *Handler) writeUpdates(write func([]byte) error, buf *[]byte, us []*Update) error {
+	const chunk = 64 << 10
+	for _, u := range us {
+		e := u.Encoded()
+		if len(*buf) > 0 && len(*buf)+len(e) > chunk {
+			if err := write(*buf); err != nil {
+				return err
+			}
+			*buf = (*buf)[:0]
+		}
+		if len(*buf) == 0 && len(e) > chunk {
+			if err := write(e); err != nil {
+				return err
+			}
+			continue
+		}
+		*buf = append(*buf, e...)
+	}
+	if len(*buf) == 0 {
+		return nil
+	}
+	return write(*buf)
 }
 
 func (h *Handler) dropped(log *slog.Logger, why string) {

@@ -931,3 +931,27 @@ func TestMercureSubscriptionsOffByDefault(t *testing.T) {
 		t.Fatalf("%d", resp.StatusCode)
 	}
 }
+
+// TestMercureLargeReplay: a replay larger than one write arrives whole and in order.
+func TestMercureLargeReplay(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	big := strings.Repeat("y", 100<<10)
+	for i := 0; i < 5; i++ {
+		data := "small"
+		if i%2 == 1 {
+			data = big
+		}
+		srv.Publish(t, url.Values{"topic": {"r"}, "id": {fmt.Sprint("r", i)}, "data": {data}})
+	}
+	s := subscribeOK(t, srv, url.Values{"topic": {"r"}, "lastEventID": {"earliest"}}, mbearer(testutil.SubscriberToken(t)))
+	for i := 0; i < 5; i++ {
+		ev := s.Next(sseWait)
+		want := "small"
+		if i%2 == 1 {
+			want = big
+		}
+		if ev.ID != fmt.Sprint("r", i) || ev.Data != want {
+			t.Fatalf("event %d: id %s, %d bytes", i, ev.ID, len(ev.Data))
+		}
+	}
+}
