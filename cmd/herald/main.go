@@ -36,6 +36,7 @@ Usage:
   herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN
   herald token [--config FILE | --hmac-secret S] --user USER [--ttl 24h] [--channel C] [--info JSON]
   herald keys [--config FILE | --hmac-secret S]
+  herald mercure-token [--config FILE | --secret S] [--publish SEL]... [--subscribe SEL]... [--payload JSON] [--ttl D]
   herald proxy-check (--config FILE | --endpoint URL) [--type connect] [--header 'Authorization: Bearer …']
   herald config-keys
   herald version
@@ -70,6 +71,8 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 		return token(args[1:], env, stdout, stderr)
 	case "keys":
 		return keys(args[1:], env, stdout, stderr)
+	case "mercure-token":
+		return mercureToken(args[1:], env, stdout, stderr)
 	case "proxy-check":
 		return proxyCheck(args[1:], env, stdout, stderr)
 	case "config-keys":
