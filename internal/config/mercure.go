@@ -85,8 +85,12 @@ func (m *Mercure) validate() Problems {
 	add := func(key, format string, args ...any) {
 		ps = append(ps, Problem{Key: "mercure." + key, Msg: fmt.Sprintf(format, args...)})
 	}
-	if !strings.HasPrefix(m.Path, "/") {
-		add("path", "must start with / (got %q)", m.Path)
+	switch {
+	case !strings.HasPrefix(m.Path, "/") || m.Path == "/" || strings.HasSuffix(m.Path, "/"):
+		add("path", "must be a path like /.well-known/mercure: starting with /, not ending with / (got %q)", m.Path)
+	case m.Path == "/api" || m.Path == "/health" || m.Path == "/connection/websocket" || m.Path == "/auth/ticket" ||
+		strings.HasPrefix(m.Path, "/api/") || strings.HasPrefix(m.Path, "/debug/") || strings.HasPrefix(m.Path, "/connection/websocket/"):
+		add("path", "%q is taken by another Herald endpoint", m.Path)
 	}
 	for _, role := range []struct {
 		name string

@@ -315,7 +315,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, t := range topics {
-		if strings.Contains(t, reservedPath) || strings.Contains(t, h.cfg.Path) {
+		if strings.Contains(t, reservedPath) || strings.Contains(t, h.cfg.Path+"/") {
 			writeText(w, http.StatusForbidden, fmt.Sprintf("%q: topic value references the reserved %q namespace\n", t, reservedPath))
 			return
 		}

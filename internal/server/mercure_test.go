@@ -955,3 +955,24 @@ func TestMercureLargeReplay(t *testing.T) {
 		}
 	}
 }
+
+func TestMercurePathValidated(t *testing.T) {
+	for _, p := range []string{"", "/", "hub", "/hub/", "/api", "/api/hub", "/health", "/debug/hub"} {
+		cfg := testutil.Config()
+		cfg.Mercure.Path = p
+		if ps := cfg.Validate(); len(ps) != 1 || !strings.Contains(ps.Error(), "mercure.path") {
+			t.Errorf("path %q: %v", p, ps)
+		}
+	}
+	cfg := testutil.Config()
+	cfg.Mercure.Path = "/hub"
+	srv := testutil.Start(t, cfg)
+	s := subscribeOK(t, srv, topics("a"), mbearer(testutil.SubscriberToken(t)))
+	srv.Publish(t, url.Values{"topic": {"a"}, "id": {"on-hub"}})
+	if ev := s.Next(sseWait); ev.ID != "on-hub" {
+		t.Fatalf("%+v", ev)
+	}
+	if st, body, _ := srv.MercurePost(t, mbearer(testutil.PublisherToken(t, "*")), topics("/hub/subscriptions/x/y")); st != 403 {
+		t.Fatalf("a topic under the configured path: %d %s", st, body)
+	}
+}
