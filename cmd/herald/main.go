@@ -13,6 +13,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -35,6 +36,7 @@ Usage:
   herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN
   herald token [--config FILE | --hmac-secret S] --user USER [--ttl 24h] [--channel C] [--info JSON]
   herald keys [--config FILE | --hmac-secret S]
+  herald mercure-token [--config FILE | --secret S] [--publish SEL]... [--subscribe SEL]... [--payload JSON] [--ttl D]
   herald proxy-check (--config FILE | --endpoint URL) [--type connect] [--header 'Authorization: Bearer …']
   herald config-keys
   herald version
@@ -69,6 +71,8 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 		return token(args[1:], env, stdout, stderr)
 	case "keys":
 		return keys(args[1:], env, stdout, stderr)
+	case "mercure-token":
+		return mercureToken(args[1:], env, stdout, stderr)
 	case "proxy-check":
 		return proxyCheck(args[1:], env, stdout, stderr)
 	case "config-keys":
@@ -200,6 +204,9 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 			if next.Client.Token.HMACSecretKey == "" && generated != nil && generated.secret {
 				next.Client.Token.HMACSecretKey = cfg.Client.Token.HMACSecretKey // keep the generated development secret
 			}
+			if generated != nil && generated.mercure && !next.Mercure.Publisher.Configured() && !next.Mercure.Subscriber.Configured() {
+				next.Mercure.Publisher.Secret, next.Mercure.Subscriber.Secret = cfg.Mercure.Publisher.Secret, cfg.Mercure.Subscriber.Secret
+			}
 			_ = srv.ReloadKeys(next)
 		}
 	}()
@@ -233,9 +240,14 @@ func lookupEnv(env []string, name string) string {
 	return ""
 }
 
+// hasHeraldEnv reports whether env configures Herald: a HERALD_* variable or
+// one of the reference Mercure hub's key variables.
 func hasHeraldEnv(env []string) bool {
 	for _, kv := range env {
 		if strings.HasPrefix(kv, "HERALD_") {
+			return true
+		}
+		if name, _, _ := strings.Cut(kv, "="); slices.Contains(config.MercureEnv, name) {
 			return true
 		}
 	}
@@ -265,7 +277,7 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 type devCredentials struct {
-	secret, apiKey bool // which were generated
+	secret, apiKey, mercure bool // which were generated
 }
 
 func randomHex(n int) string {
@@ -284,6 +296,12 @@ func fillDevCredentials(cfg *config.Config) *devCredentials {
 	if cfg.HTTPAPI.Key == "" && !cfg.HTTPAPI.Insecure {
 		cfg.HTTPAPI.Key = randomHex(16)
 		g.apiKey = true
+	}
+	// One generated secret verifies Mercure publisher and subscriber tokens.
+	if m := &cfg.Mercure; m.Enabled && !m.Publisher.Configured() && !m.Subscriber.Configured() {
+		secret := randomHex(32)
+		m.Publisher.Secret, m.Subscriber.Secret = secret, secret
+		g.mercure = true
 	}
 	return g
 }
@@ -307,6 +325,20 @@ func printDevBanner(w io.Writer, cfg *config.Config, addr string, g *devCredenti
 		if err == nil {
 			fmt.Fprintf(w, "  Token:       %s   (user dev-user, valid 24h)\n", tok)
 		}
+	}
+	if m := &cfg.Mercure; m.Enabled {
+		hub := base + m.Path
+		fmt.Fprintf(w, "  Mercure hub:       %s   (anonymous subscribers: %v)\n", hub, m.Anonymous)
+		pubTok := "<publisher token>"
+		if g.mercure {
+			fmt.Fprintf(w, "  Mercure secret:    %s   (generated; verifies publisher and subscriber tokens, HS256; set mercure.publisher.secret to keep one)\n", m.Publisher.Secret)
+			if tok, err := auth.SignHS256(m.Publisher.Secret, map[string]any{"mercure": map[string]any{"publish": []string{"*"}, "subscribe": []string{"*"}}}); err == nil {
+				pubTok = tok
+				fmt.Fprintf(w, "  Mercure token:     %s   (publish and subscribe on every topic)\n", tok)
+			}
+		}
+		fmt.Fprintf(w, "  Mercure subscribe: curl -N -G --data-urlencode 'topic=https://example.com/books/{id}' %s\n", hub)
+		fmt.Fprintf(w, "  Mercure publish:   curl -X POST -H 'Authorization: Bearer %s' -d 'topic=https://example.com/books/1&data=hello' %s\n", pubTok, hub)
 	}
 	key := cfg.HTTPAPI.Key
 	if !g.apiKey {

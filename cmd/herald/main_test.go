@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,6 +211,36 @@ func TestServeDevelopmentServerEndToEnd(t *testing.T) {
 		t.Fatalf("publish: %v %v", err, resp)
 	}
 	readUntil(t, conn, `"pub":{"data":{"text":"hello"}`)
+
+	// Mercure: subscribe and publish exactly as the banner says.
+	subURL := regexp.MustCompile(`curl -N -G --data-urlencode 'topic=([^']+)' (\S+)`).FindStringSubmatch(b["Mercure subscribe"])
+	pm := regexp.MustCompile(`-H 'Authorization: Bearer (\S+)' -d '([^']+)' (\S+)`).FindStringSubmatch(b["Mercure publish"])
+	if subURL == nil || pm == nil || strings.Contains(p.stderr.String(), pm[1]) {
+		t.Fatalf("Mercure banner lines %q and %q (or the token in the log)", b["Mercure subscribe"], b["Mercure publish"])
+	}
+	sreq, _ := http.NewRequest("GET", subURL[2]+"?topic="+url.QueryEscape(subURL[1]), nil)
+	sreq.Header.Set("Origin", "http://localhost:3000") // a page of a local dev server, anonymous
+	sresp, err := http.DefaultClient.Do(sreq)
+	if err != nil || sresp.StatusCode != 200 || sresp.Header.Get("Access-Control-Allow-Origin") != "http://localhost:3000" {
+		t.Fatalf("Mercure subscribe from a local page: %v %v", err, sresp)
+	}
+	defer sresp.Body.Close()
+	req, _ = http.NewRequest("POST", pm[3], strings.NewReader(pm[2]))
+	req.Header.Set("Authorization", "Bearer "+pm[1])
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("Mercure publish: %v %v", err, resp)
+	}
+	sr := bufio.NewReader(sresp.Body)
+	for {
+		l, err := sr.ReadString('\n')
+		if err != nil {
+			t.Fatalf("Mercure stream: %v", err)
+		}
+		if l == "data: hello\n" {
+			break
+		}
+	}
 
 	// SIGTERM: the client is told to reconnect elsewhere (3001) and the process exits 0.
 	p.cmd.Process.Signal(syscall.SIGTERM)

@@ -103,6 +103,11 @@ const (
 	CalloutDenied Code = "callout_denied"
 	// CalloutBadResponse: the answer's claims are malformed (no user, bad types).
 	CalloutBadResponse Code = "callout_bad_response"
+
+	// Refusals of the Mercure front door (internal/mercure).
+
+	// TopicNotPermitted: a valid Mercure token whose mercure.publish selectors do not cover every topic of the update.
+	TopicNotPermitted Code = "topic_not_permitted"
 )
 
 // Catalogue lists every refusal code; docs/auth.md documents each one.
@@ -115,6 +120,7 @@ var Catalogue = []Code{
 	ProxyTimeout, ProxyUnreachable, ProxyOverloaded, ProxyCircuitOpen, ProxyHTTPStatus, ProxyBadJSON,
 	ProxyBadResponse, ProxyEmptyUser, CalloutUnavailable, CalloutUnsigned, CalloutBadSignature,
 	CalloutExpired, CalloutWrongAudience, CalloutReplay, CalloutDenied, CalloutBadResponse,
+	TopicNotPermitted,
 }
 
 // Source says where a token was found.

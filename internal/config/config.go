@@ -37,6 +37,7 @@ type Config struct {
 	// Proxies are named proxies that namespaces and RPC namespaces refer to.
 	Proxies []NamedProxy `yaml:"proxies" doc:"named proxies, referred to by *_proxy_name options"`
 	Admin   Admin        `yaml:"admin"`
+	Mercure Mercure      `yaml:"mercure"`
 }
 
 // Admin holds the options of the operator endpoints under /debug/.
@@ -352,6 +353,7 @@ func Default() *Config {
 		Channel: Channel{
 			MaxLength: 255,
 		},
+		Mercure: defaultMercure(),
 	}
 }
 
@@ -370,4 +372,5 @@ func (c *Config) ApplyDevDefaults() {
 		c.Client.AllowedOrigins = []string{"http://localhost:*", "http://127.0.0.1:*", "http://[::1]:*",
 			"http://localhost", "http://127.0.0.1"}
 	}
+	c.applyMercureDevDefaults()
 }

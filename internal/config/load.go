@@ -281,8 +281,10 @@ func docRoot(doc *yaml.Node) *yaml.Node {
 	return resolve(doc.Content[0])
 }
 
-// loadEnv overlays the HERALD_* variables of env.
+// loadEnv overlays the HERALD_* variables of env, after the reference
+// Mercure hub's MERCURE_*_JWT_* variables (which HERALD_* ones override).
 func (l *loader) loadEnv(env []string) {
+	l.loadMercureEnv(env)
 	vals := map[string]string{}
 	for _, kv := range env {
 		name, val, ok := strings.Cut(kv, "=")

@@ -409,6 +409,14 @@ func TestEnv(t *testing.T) {
 				ns[0].HistoryTTL.D() == 30*time.Second && ns[1].Name == "news" && ns[1].AllowSubscribeForClient
 		}},
 		{"namespaces empty", []string{"HERALD_CHANNEL_NAMESPACES="}, func(c *Config) bool { return len(c.Channel.Namespaces) == 0 }},
+		{"mercure reference variables", []string{"MERCURE_PUBLISHER_JWT_KEY=pubsecret", "MERCURE_SUBSCRIBER_JWT_KEY=-----BEGIN PUBLIC KEY-----", "MERCURE_SUBSCRIBER_JWT_ALG=RS256"}, func(c *Config) bool {
+			m := c.Mercure
+			return m.Publisher.Secret == "pubsecret" && m.Publisher.Alg == "HS256" && m.Subscriber.Secret == "" &&
+				len(m.Subscriber.Keys) == 1 && m.Subscriber.Keys[0].Alg == "RS256" && m.Subscriber.Keys[0].Value == "-----BEGIN PUBLIC KEY-----"
+		}},
+		{"HERALD_ beats MERCURE_", []string{"MERCURE_PUBLISHER_JWT_KEY=a", "MERCURE_PUBLISHER_JWT_ALG=HS512", "HERALD_MERCURE_PUBLISHER_SECRET=b"}, func(c *Config) bool {
+			return c.Mercure.Publisher.Secret == "b" && c.Mercure.Publisher.Alg == "HS512"
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -83,6 +83,7 @@ func (c *Config) Validate() Problems {
 	}
 
 	ps = append(ps, cl.validateAuth()...)
+	ps = append(ps, c.Mercure.validate()...)
 	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
 	ps = append(ps, cl.Proxy.Refresh.validate("client.proxy.refresh")...)
 	if co := &cl.Callout; co.Enabled {
@@ -298,7 +299,20 @@ func (t *Token) validate(path string) Problems {
 	if t.UserClaim == "" {
 		add("user_claim", "must name a claim (sub by default)")
 	}
-	for i, k := range t.Keys {
+	for _, p := range validateKeys(t.Keys) {
+		p.Key = path + "." + p.Key
+		ps = append(ps, p)
+	}
+	return ps
+}
+
+// validateKeys checks configured keys; problem keys are relative ("keys[0].alg").
+func validateKeys(keys []Key) Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: key, Msg: fmt.Sprintf(format, args...)})
+	}
+	for i, k := range keys {
 		kp := fmt.Sprintf("keys[%d]", i)
 		n := 0
 		for _, set := range []bool{k.Secret != "", k.Value != "", k.Env != "", k.File != "", k.JWKSURL != ""} {

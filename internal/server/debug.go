@@ -59,7 +59,7 @@ func (s *Server) debugVars(w http.ResponseWriter, r *http.Request) {
 	runtime.ReadMemStats(&ms)
 	st := s.hub.Stats()
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(map[string]any{
+	vars := map[string]any{
 		"time":          time.Now().UTC().Format(time.RFC3339Nano),
 		"goroutines":    runtime.NumGoroutine(),
 		"heap_alloc":    ms.HeapAlloc,
@@ -74,5 +74,13 @@ func (s *Server) debugVars(w http.ResponseWriter, r *http.Request) {
 		"num_channels":  st.NumChannels,
 		"num_subs":      st.NumSubs,
 		"uptime_millis": st.Uptime.Milliseconds(),
-	})
+	}
+	if s.mercure != nil {
+		ms := s.mercure.Bus().Stats()
+		vars["mercure_subscribers_connected"] = ms.SubscribersConnected
+		vars["mercure_subscribers_total"] = ms.SubscribersTotal
+		vars["mercure_updates_total"] = ms.UpdatesTotal
+		vars["mercure_history_len"] = ms.HistoryLen
+	}
+	_ = json.NewEncoder(w).Encode(vars)
 }

@@ -73,7 +73,12 @@ func BuildSources(cfg *config.Config) *auth.Sources {
 // keySpecs splits the configured keys of one token kind into static specs
 // and JWKS endpoints.
 func keySpecs(t *config.Token) (static []auth.KeySpec, jwks []config.Key) {
-	for _, k := range t.Keys {
+	return splitKeys(t.Keys)
+}
+
+// splitKeys splits configured keys into static specs and JWKS endpoints.
+func splitKeys(keys []config.Key) (static []auth.KeySpec, jwks []config.Key) {
+	for _, k := range keys {
 		if k.JWKSURL != "" {
 			jwks = append(jwks, k)
 			continue
@@ -230,6 +235,10 @@ func (s *Server) ReloadKeys(cfg *config.Config) error {
 		s.log.Error("key reload failed; the previous keys stay in use", slog.String("error", err.Error()))
 		return err
 	}
+	if err := s.applyMercureKeys(cfg); err != nil {
+		s.log.Error("key reload failed; the previous keys stay in use", slog.String("error", err.Error()))
+		return err
+	}
 	s.log.Info("keys reloaded")
 	logKeys(s.log, s.verifier)
 	return nil
@@ -238,6 +247,11 @@ func (s *Server) ReloadKeys(cfg *config.Config) error {
 // watchKeyFiles reloads the keys when a key file changes.
 func (s *Server) watchKeyFiles(ctx context.Context) {
 	files := append(keyFiles(&s.cfg.Client.Token), keyFiles(&s.cfg.Client.SubscriptionToken.Token)...)
+	for _, k := range append(s.cfg.Mercure.Publisher.Keys, s.cfg.Mercure.Subscriber.Keys...) {
+		if k.File != "" {
+			files = append(files, k.File)
+		}
+	}
 	if len(files) == 0 {
 		return
 	}

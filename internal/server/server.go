@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 	"github.com/heraldhub/herald/internal/centrifuge"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/hub"
+	"github.com/heraldhub/herald/internal/mercure"
 )
 
 // wsPath is the Centrifugo WebSocket endpoint.
@@ -41,6 +43,10 @@ type Server struct {
 	keys      *keyManager
 	sources   *auth.Sources
 	stopWatch context.CancelFunc
+
+	mercure     *mercure.Handler // nil when mercure.enabled is off
+	mercureMu   sync.Mutex
+	mercureStop context.CancelFunc // stops the Mercure JWKS providers
 }
 
 // New builds a server from configuration. The configuration must be valid.
@@ -84,6 +90,12 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 			c.CheckRevoked()
 		}
 	})
+	if cfg.Mercure.Enabled {
+		s.mercure = mercure.New(mercure.Options{Config: cfg, Verifier: verifier, Logger: log})
+		if err := s.applyMercureKeys(cfg); err != nil {
+			return nil, err
+		}
+	}
 	s.stopWatch = func() {}
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stopWatch = cancel
@@ -97,6 +109,13 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	mux.HandleFunc("/health", s.health)
 	mux.HandleFunc("/auth/ticket", s.ticket)
 	mux.Handle("/debug/", s.debugHandler())
+	if s.mercure != nil {
+		mux.Handle(cfg.Mercure.Path, s.mercure)
+		if cfg.Mercure.Subscriptions {
+			mux.Handle(cfg.Mercure.Path+"/subscriptions", s.mercure)
+			mux.Handle(cfg.Mercure.Path+"/subscriptions/", s.mercure)
+		}
+	}
 	s.httpSrv = &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -148,6 +167,7 @@ func (s *Server) Addr() string {
 func (s *Server) LogStartup() {
 	cfg := s.cfg
 	logKeys(s.log, s.verifier)
+	s.logMercureStartup()
 	if s.verifier.Keys().Empty() {
 		s.log.Warn("no token key configured: every connection token will be refused (set client.token.hmac_secret_key or --hmac-secret)")
 	}
@@ -197,11 +217,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// not tracked by http.Server and are drained by the front door.
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.httpSrv.Shutdown(ctx) }()
+	if s.mercure != nil {
+		// SSE streams are ordinary requests: http.Server waits for them.
+		s.mercure.Shutdown()
+	}
 	wsErr := s.ws.Shutdown(ctx)
 	err := <-httpErr
 	_ = s.hub.Broker().Close()
 	s.stopWatch()
 	s.keys.stop()
+	s.mercureMu.Lock()
+	if s.mercureStop != nil {
+		s.mercureStop()
+	}
+	s.mercureMu.Unlock()
 	if wsErr != nil {
 		return wsErr
 	}

@@ -27,6 +27,10 @@ import (
 const (
 	Secret = "test-secret-0123456789abcdef0123456789"
 	APIKey = "test-api-key"
+	// MercurePublisherSecret and MercureSubscriberSecret verify Mercure
+	// publisher and subscriber tokens (HS256).
+	MercurePublisherSecret  = "mercure-publisher-secret-0123456789abcdef"
+	MercureSubscriberSecret = "mercure-subscriber-secret-0123456789abcdef"
 )
 
 // LogBuffer collects log output safely for assertions.
@@ -68,6 +72,8 @@ func Config() *config.Config {
 	cfg.HTTPAPI.Key = APIKey
 	cfg.ShutdownTimeout = config.Duration(5 * time.Second)
 	cfg.Client.ReasonDetail = "full"
+	cfg.Mercure.Publisher.Secret = MercurePublisherSecret
+	cfg.Mercure.Subscriber.Secret = MercureSubscriberSecret
 	wn := &cfg.Channel.WithoutNamespace
 	wn.Presence = true
 	wn.JoinLeave = true
