@@ -197,7 +197,11 @@ func (s *Server) Serve() error {
 		}
 	}
 	s.log.Info("herald listening", slog.String("addr", s.ln.Addr().String()))
-	ln := newUpgradeListener(s.ln, wsPath, s.ws, s.httpSrv.ReadHeaderTimeout, s.httpSrv.MaxHeaderBytes)
+	routes := []fastRoute{{wsPath, s.ws}}
+	if s.mercure != nil {
+		routes = append(routes, fastRoute{s.cfg.Mercure.Path, s.mercure})
+	}
+	ln := newUpgradeListener(s.ln, routes, s.httpSrv.ReadHeaderTimeout, s.httpSrv.MaxHeaderBytes)
 	err := s.httpSrv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
@@ -236,3 +240,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// Mercure returns the Mercure hub, or nil when mercure.enabled is off.
+func (s *Server) Mercure() *mercure.Handler { return s.mercure }

@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -13,7 +14,7 @@ import (
 	"time"
 )
 
-// WebSocket upgrades bypass net/http.
+// WebSocket upgrades and Mercure subscriptions bypass net/http.
 //
 // net/http gives every connection a 4 KiB read buffer and a 4 KiB write
 // buffer from its pools, and a hijacked connection never returns them: for a
@@ -24,15 +25,24 @@ import (
 // of each connection: a GET of the WebSocket path is read with
 // http.ReadRequest into pooled buffers and handed to the WebSocket handler,
 // which upgrades it; the buffers go back to the pool when the handler
-// returns. Every other connection goes to net/http unchanged, with the bytes
-// already read put back in front of it.
+// returns. A GET of the Mercure hub is served the same way: an SSE stream
+// lives as long as the subscription, and on net/http it kept both buffers,
+// the connection's state and a background reader for its whole life (36 KiB
+// per subscriber; heraldbench conns -transport sse). Every other connection
+// goes to net/http unchanged, with the bytes already read put back in front
+// of it.
+
+// fastRoute is a path whose GET requests the listener serves itself.
+type fastRoute struct {
+	path    string
+	handler http.Handler
+}
 
 // upgradeListener is the listener net/http serves from. Its own accept loop
 // routes each connection (see above).
 type upgradeListener struct {
 	net.Listener
-	path              string // the WebSocket path, e.g. /connection/websocket
-	ws                http.Handler
+	routes            []fastRoute
 	readHeaderTimeout time.Duration
 	maxHeaderBytes    int
 
@@ -44,8 +54,8 @@ type upgradeListener struct {
 	routing   sync.WaitGroup
 }
 
-func newUpgradeListener(ln net.Listener, path string, ws http.Handler, readHeaderTimeout time.Duration, maxHeaderBytes int) *upgradeListener {
-	l := &upgradeListener{Listener: ln, path: path, ws: ws, readHeaderTimeout: readHeaderTimeout,
+func newUpgradeListener(ln net.Listener, routes []fastRoute, readHeaderTimeout time.Duration, maxHeaderBytes int) *upgradeListener {
+	l := &upgradeListener{Listener: ln, routes: routes, readHeaderTimeout: readHeaderTimeout,
 		maxHeaderBytes: maxHeaderBytes, conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
@@ -121,23 +131,28 @@ var upgradePool = sync.Pool{New: func() any {
 // passes the connection to net/http.
 func (l *upgradeListener) route(c net.Conn) {
 	b := upgradePool.Get().(*upgradeBuffers)
-	defer func() {
-		b.lr.R = nil
-		b.br.Reset(&b.lr)
-		b.bw.Reset(io.Discard)
-		upgradePool.Put(b)
-	}()
+	released := false
+	release := func() {
+		if !released {
+			released = true
+			b.lr.R = nil
+			b.br.Reset(&b.lr)
+			b.bw.Reset(io.Discard)
+			upgradePool.Put(b)
+		}
+	}
+	defer release()
 	b.lr.R, b.lr.N = c, int64(l.maxHeaderBytes)+4096
 	b.br.Reset(&b.lr)
 	if l.readHeaderTimeout > 0 {
 		_ = c.SetReadDeadline(time.Now().Add(l.readHeaderTimeout))
 	}
-	ws, err := isUpgradeRequest(b.br, l.path)
+	route, err := matchRoute(b.br, l.routes)
 	if err != nil {
 		_ = c.Close()
 		return
 	}
-	if !ws {
+	if route == nil {
 		pc := &prefixConn{Conn: c}
 		if n := b.br.Buffered(); n > 0 {
 			p, _ := b.br.Peek(n)
@@ -164,35 +179,57 @@ func (l *upgradeListener) route(c net.Conn) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
-	w := &upgradeResponse{conn: c, rw: bufio.NewReadWriter(b.br, b.bw), header: http.Header{}}
-	l.ws.ServeHTTP(w, req)
-	if !w.hijacked {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req = req.WithContext(ctx)
+	w := &upgradeResponse{conn: c, rw: bufio.NewReadWriter(b.br, b.bw), header: http.Header{}, cancel: cancel}
+	if req.Body == http.NoBody {
+		// Nothing reads the buffers once a stream has started.
+		w.release = release
+	}
+	route.handler.ServeHTTP(w, req)
+	switch {
+	case w.hijacked:
+	case w.streaming:
+		w.endStream()
+		_ = c.Close()
+	default:
 		w.finish()
 		_ = c.Close()
 	}
 }
 
-// isUpgradeRequest reports whether the connection starts with "GET <path>"
-// followed by a space or '?'. It reads no more than it needs to decide, so a
-// short request to another path does not wait for bytes that never come.
-func isUpgradeRequest(br *bufio.Reader, path string) (bool, error) {
-	want := "GET " + path
+// matchRoute returns the route whose "GET <path>" the connection starts
+// with, followed by a space or '?', or nil. It reads no more than it needs to
+// decide, so a short request to another path does not wait for bytes that
+// never come.
+func matchRoute(br *bufio.Reader, routes []fastRoute) (*fastRoute, error) {
 	for {
 		p, _ := br.Peek(br.Buffered()) // no I/O
-		k := min(len(p), len(want))
-		if string(p[:k]) != want[:k] {
-			return false, nil
+		undecided := false
+		for i := range routes {
+			want := "GET " + routes[i].path
+			k := min(len(p), len(want))
+			if string(p[:k]) != want[:k] {
+				continue
+			}
+			if len(p) > len(want) {
+				if c := p[len(want)]; c == ' ' || c == '?' {
+					return &routes[i], nil
+				}
+				continue
+			}
+			undecided = true
 		}
-		if len(p) > len(want) {
-			c := p[len(want)]
-			return c == ' ' || c == '?', nil
+		if !undecided {
+			return nil, nil
 		}
-		// Everything so far matches: read more.
+		// What arrived so far could still be one of the routes: read more.
 		if _, err := br.Peek(len(p) + 1); err != nil {
 			if len(p) > 0 && errors.Is(err, io.EOF) {
-				return false, nil // let net/http answer the truncated request
+				return nil, nil // let net/http answer the truncated request
 			}
-			return false, err
+			return nil, err
 		}
 	}
 }
@@ -224,12 +261,15 @@ func (c *prefixConn) CloseWrite() error {
 // The upgrade hijacks the connection; a refusal (origin, shutdown, a bad
 // handshake) is written as a complete response and the connection closed.
 type upgradeResponse struct {
-	conn     net.Conn
-	rw       *bufio.ReadWriter
-	header   http.Header
-	status   int
-	body     bytes.Buffer
-	hijacked bool
+	conn      net.Conn
+	rw        *bufio.ReadWriter
+	header    http.Header
+	status    int
+	body      bytes.Buffer
+	hijacked  bool
+	streaming bool // the header is out; every write is a chunk
+	cancel    context.CancelFunc
+	release   func() // returns the pooled buffers early, when a stream starts
 }
 
 func (w *upgradeResponse) Header() http.Header { return w.header }
@@ -242,8 +282,13 @@ func (w *upgradeResponse) WriteHeader(status int) {
 
 func (w *upgradeResponse) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
+	if w.streaming {
+		return w.writeChunk(p)
+	}
 	if w.body.Len()+len(p) > 64<<10 {
-		return 0, errors.New("response too large")
+		// Larger than an error page: a stream (a long replay) starts.
+		w.Flush()
+		return w.writeChunk(p)
 	}
 	return w.body.Write(p)
 }
@@ -252,9 +297,111 @@ func (w *upgradeResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
+	if w.streaming {
+		return nil, nil, errors.New("hijack after the response started")
+	}
 	w.hijacked = true
 	w.rw.Writer.Reset(w.conn)
 	return w.conn, w.rw, nil
+}
+
+// Flush sends the header (and what was written so far) and turns the
+// response into a chunked stream, for server-sent events. A goroutine then
+// watches the connection, so that the request's context ends when the
+// client goes away, as on net/http.
+func (w *upgradeResponse) Flush() {
+	if w.hijacked || w.streaming {
+		return
+	}
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	w.streaming = true
+	w.header.Del("Content-Length")
+	w.header.Set("Transfer-Encoding", "chunked")
+	bw := w.rw.Writer
+	bw.Reset(w.conn)
+	w.writeHead(bw)
+	if w.body.Len() > 0 {
+		writeChunkTo(bw, w.body.Bytes())
+		w.body = bytes.Buffer{}
+	}
+	if err := bw.Flush(); err != nil {
+		w.cancel()
+	}
+	bw.Reset(io.Discard)
+	if w.release != nil {
+		w.release()
+		w.rw = nil
+	}
+	go watchClose(w.conn, w.cancel)
+}
+
+// FlushError is Flush for http.ResponseController.
+func (w *upgradeResponse) FlushError() error {
+	w.Flush()
+	return nil
+}
+
+// SetWriteDeadline bounds the writes that follow (http.ResponseController).
+func (w *upgradeResponse) SetWriteDeadline(t time.Time) error { return w.conn.SetWriteDeadline(t) }
+
+var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
+
+// writeChunk writes p as one chunk in one write.
+func (w *upgradeResponse) writeChunk(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	bp := chunkPool.Get().(*[]byte)
+	b := strconv.AppendInt((*bp)[:0], int64(len(p)), 16)
+	b = append(b, "\r\n"...)
+	b = append(b, p...)
+	b = append(b, "\r\n"...)
+	_, err := w.conn.Write(b)
+	if cap(b) <= 64<<10 {
+		*bp = b
+		chunkPool.Put(bp)
+	}
+	if err != nil {
+		w.cancel()
+		return 0, err
+	}
+	return len(p), nil
+}
+
+func writeChunkTo(bw *bufio.Writer, p []byte) {
+	_, _ = bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
+	_, _ = bw.WriteString("\r\n")
+	_, _ = bw.Write(p)
+	_, _ = bw.WriteString("\r\n")
+}
+
+// endStream writes the last chunk of a stream the handler ended.
+func (w *upgradeResponse) endStream() {
+	_ = w.conn.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = io.WriteString(w.conn, "0\r\n\r\n")
+}
+
+// watchClose reads from a streaming connection until it ends: a client of
+// a stream sends nothing more, so the end of input is the client leaving.
+func watchClose(c net.Conn, cancel context.CancelFunc) {
+	var b [1]byte
+	for {
+		if _, err := c.Read(b[:]); err != nil {
+			cancel()
+			return
+		}
+	}
+}
+
+func (w *upgradeResponse) writeHead(bw *bufio.Writer) {
+	_, _ = fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
+	if w.header.Get("Date") == "" {
+		w.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	}
+	_ = w.header.Write(bw)
+	_, _ = bw.WriteString("\r\n")
 }
 
 // finish writes the response of a request that was not upgraded.
@@ -264,16 +411,10 @@ func (w *upgradeResponse) finish() {
 	}
 	bw := w.rw.Writer
 	bw.Reset(w.conn)
-	_, _ = fmt.Fprintf(bw, "HTTP/1.1 %d %s\r\n", w.status, http.StatusText(w.status))
-	w.header.Del("Content-Length")
 	w.header.Del("Transfer-Encoding")
 	w.header.Set("Connection", "close")
 	w.header.Set("Content-Length", strconv.Itoa(w.body.Len()))
-	if w.header.Get("Date") == "" {
-		w.header.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	}
-	_ = w.header.Write(bw)
-	_, _ = bw.WriteString("\r\n")
+	w.writeHead(bw)
 	_, _ = bw.Write(w.body.Bytes())
 	_ = w.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_ = bw.Flush()

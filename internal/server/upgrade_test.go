@@ -131,3 +131,40 @@ func TestListenerSlowHandshakeDoesNotBlock(t *testing.T) {
 	ws := srv.Dial(t, nil)
 	ws.Connect(testutil.UserToken(t, "u"))
 }
+
+// A Mercure stream served by the listener notices at once that its client
+// left (the heartbeat, 40 s by default, would otherwise be the first write
+// to fail), and the subscription is removed.
+func TestListenerStreamEndsWhenClientLeaves(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	c, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	_, _ = io.WriteString(c, "GET /.well-known/mercure?topic=a HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "+testutil.SubscriberToken(t)+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.TransferEncoding == nil || resp.TransferEncoding[0] != "chunked" {
+		t.Fatalf("status %d, transfer encoding %v", resp.StatusCode, resp.TransferEncoding)
+	}
+	first := make([]byte, 2)
+	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != ":\n" {
+		t.Fatalf("first bytes %q, %v", first, err)
+	}
+	connected := func() int { return srv.Mercure().Bus().Stats().SubscribersConnected }
+	if n := connected(); n != 1 {
+		t.Fatalf("%d subscribers connected, want 1", n)
+	}
+	_ = c.Close()
+	deadline := time.Now().Add(2 * time.Second)
+	for connected() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the subscription outlived its client")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

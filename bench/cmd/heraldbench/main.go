@@ -446,8 +446,8 @@ func benchConns(t *target, o *options, res *Result) error {
 			fmt.Fprintln(os.Stderr, "heraldbench: heap profile:", err)
 		}
 	}
-	if v1.NumSubs < len(clients) {
-		return fmt.Errorf("server reports %d subscriptions for %d connections", v1.NumSubs, len(clients))
+	if subs := v1.NumSubs + v1.MercureSubs; subs < len(clients) {
+		return fmt.Errorf("server reports %d subscriptions for %d connections", subs, len(clients))
 	}
 	res.RSSSettledKiB = rss1
 	if t.pid != 0 {

@@ -270,16 +270,17 @@ func (t *target) procStatus() (rss, hwm int64) {
 
 // debugVars is what GET /debug/vars returns (the fields the harness uses).
 type debugVars struct {
-	Goroutines int    `json:"goroutines"`
-	HeapAlloc  uint64 `json:"heap_alloc"`
-	HeapInuse  uint64 `json:"heap_inuse"`
-	StackInuse uint64 `json:"stack_inuse"`
-	Sys        uint64 `json:"sys"`
-	NumGC      uint32 `json:"num_gc"`
-	TotalAlloc uint64 `json:"total_alloc"`
-	Sessions   int    `json:"sessions"`
-	NumClients int    `json:"num_clients"`
-	NumSubs    int    `json:"num_subs"`
+	Goroutines  int    `json:"goroutines"`
+	HeapAlloc   uint64 `json:"heap_alloc"`
+	HeapInuse   uint64 `json:"heap_inuse"`
+	StackInuse  uint64 `json:"stack_inuse"`
+	Sys         uint64 `json:"sys"`
+	NumGC       uint32 `json:"num_gc"`
+	TotalAlloc  uint64 `json:"total_alloc"`
+	Sessions    int    `json:"sessions"`
+	NumClients  int    `json:"num_clients"`
+	NumSubs     int    `json:"num_subs"`
+	MercureSubs int    `json:"mercure_subscribers_connected"`
 }
 
 func (t *target) adminGet(ctx context.Context, path string) (*http.Response, error) {
