@@ -8,7 +8,8 @@
 #   BUILD_FROM=HEAD bench/run.sh              # measure the last commit, not the work tree
 #   HERALD_BIN=/path/to/herald bench/run.sh   # measure a binary built elsewhere
 #
-# Scenarios: conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000.
+# Scenarios: conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000,
+# and the same over Mercure (SSE): sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10.
 # Every server is started on 127.0.0.1:0 and stopped by the harness; every run
 # is bounded (-timeout). One repetition of the whole matrix takes about one
 # minute on a 2-core machine (5 repetitions: ~5 minutes, plus any wait for
@@ -17,8 +18,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REPS=${REPS:-5}
-SCENARIOS=${SCENARIOS:-"conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000"}
+SCENARIOS=${SCENARIOS:-"conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000 sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10"}
 FLAT_M_1000=${FLAT_M_1000:-4000}  # publications, fanout-1000 (4M deliveries)
+SSE_FLAT_M=${SSE_FLAT_M:-2000}    # publications, sse-fanout-1000 (2M deliveries)
 FLAT_M_5000=${FLAT_M_5000:-600}   # publications, fanout-5000 (3M deliveries)
 RATE_M=${RATE_M:-150}             # publications at 10/s: a 15 s window
 PING_INTERVAL=${PING_INTERVAL:-25s}
@@ -62,6 +64,9 @@ args_for() {
 	fanout-1000) echo "fanout -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
 	fanout-1000-rate10) echo "fanout -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;
 	fanout-5000) echo "fanout -n 5000 -m $FLAT_M_5000 -publishers 8" ;;
+	sse-conns-5000) echo "conns -transport sse -n 5000" ;;
+	sse-fanout-1000) echo "fanout -transport sse -n 1000 -m $SSE_FLAT_M -publishers 8" ;;
+	sse-fanout-1000-rate10) echo "fanout -transport sse -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;
 	*)
 		echo "run.sh: unknown scenario $1" >&2
 		return 1

@@ -61,6 +61,13 @@ var targets = []targetRow{
 	{"latency p50 at that load", "fanout N=1000 flat-out", "lat_p50_ms", "32 ms", "(report)", 0},
 	{"latency p99 at that load", "fanout N=1000 flat-out", "lat_p99_ms", "74 ms", "≤ 40 ms", 40},
 	{"server CPU per delivered message, 10 msg/s to 1000 subs", "fanout N=1000 rate=10/s", "cpu_per_delivery_us", "~16 µs", "≤ 8 µs", 8},
+	// Mercure (SSE), against the reference Mercure hub.
+	{"RSS per idle SSE subscriber (Mercure)", "sse conns N=5000", "rss_per_conn_kib", "~50 KiB", "≤ 20 KiB", 20},
+	{"live heap + stacks per SSE subscriber", "sse conns N=5000", "heap_stack_per_conn_kib", "~37 KiB", "(report)", 0},
+	{"server CPU per authenticated SSE subscribe (HS256)", "sse conns N=5000", "cpu_per_connect_us", "~200 µs", "(report)", 0},
+	{"server CPU per delivered message, SSE, flat out", "sse fanout N=1000 flat-out", "cpu_per_delivery_us", "~13.5 µs", "≤ 5 µs", 5},
+	{"SSE latency p50 / p99 at that load", "sse fanout N=1000 flat-out", "lat_p99_ms", "56 / 146 ms", "(report)", 0},
+	{"server CPU per delivered message, SSE, 10 msg/s", "sse fanout N=1000 rate=10/s", "cpu_per_delivery_us", "~18 µs", "≤ 8 µs", 8},
 }
 
 func runReport(args []string) error {
