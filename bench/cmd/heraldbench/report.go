@@ -244,13 +244,16 @@ func writeReport(w io.Writer, title, command string, first Result, runs []map[st
 		}
 		fmt.Fprintln(w)
 	}
-	table("conns", connsColumns, func(string) string { return "" })
-	table("fanout", fanoutColumns, func(s string) string {
+	withM := func(s string) string {
 		if m, ok := med[s]["m"]; ok {
 			return fmt.Sprintf(", M=%.0f", m)
 		}
 		return ""
-	})
+	}
+	table("conns", connsColumns, func(string) string { return "" })
+	table("fanout", fanoutColumns, withM)
+	table("sse conns", connsColumns, func(string) string { return "" })
+	table("sse fanout", fanoutColumns, withM)
 
 	fmt.Fprint(w, "## Against the targets\n\n| figure | scenario | Centrifugo v6.9 | Herald target | Herald (median) | met |\n|---|---|---:|---:|---:|:---:|\n")
 	for _, t := range targets {
