@@ -51,7 +51,8 @@ func TestFrameLengths(t *testing.T) {
 // Clients that stop reading fill their socket buffers; the writers that wait
 // for them are replaced, so a client that reads still gets every message at
 // once. With the writers stuck on the slow clients, the fast one would wait
-// for their write timeout (5 s).
+// for their write timeout (5 s); 4 s leaves room for a slow, race-checked run
+// in which a single writer (write_lag 1s) copies the slow clients' 16 MiB.
 func TestSlowClientsDoNotDelayOthers(t *testing.T) {
 	// Whatever client.write_lag says, a writer stuck on a slow client is
 	// replaced at once.
@@ -107,7 +108,7 @@ func testSlowClients(t *testing.T, lag time.Duration) {
 		}
 	}
 	start := time.Now()
-	timeout := time.After(2 * time.Second)
+	timeout := time.After(4 * time.Second)
 	for want := 1; want <= total; want++ {
 		select {
 		case n, ok := <-got:
@@ -118,7 +119,7 @@ func testSlowClients(t *testing.T, lag time.Duration) {
 				t.Fatalf("fast client got %d, want %d", n, want)
 			}
 		case <-timeout:
-			t.Fatalf("fast client got %d of %d messages in 2 s: writers are waiting for the slow clients", want-1, total)
+			t.Fatalf("fast client got %d of %d messages in 4 s: writers are waiting for the slow clients", want-1, total)
 		}
 	}
 	t.Logf("fast client read %d messages in %s", total, time.Since(start))
