@@ -148,10 +148,16 @@ func buildSet(ctx context.Context, t *config.Token, log *slog.Logger, onChange f
 		keys = append(keys, k)
 	}
 	static, jwks := keySpecs(t)
+	return assembleSet(ctx, keys, static, jwks, "keys (numbered from 0)", log, onChange)
+}
+
+// assembleSet makes a key set of keys, the keys loaded from static, and a
+// provider per JWKS endpoint (started with ctx). what names the specs in errors.
+func assembleSet(ctx context.Context, keys []*auth.Key, static []auth.KeySpec, jwks []config.Key, what string, log *slog.Logger, onChange func()) (*auth.KeySet, error) {
 	if len(static) > 0 {
 		loaded, err := auth.LoadKeys(static, os.LookupEnv)
 		if err != nil {
-			return nil, fmt.Errorf("keys (numbered from 0): %w", err)
+			return nil, fmt.Errorf("%s: %w", what, err)
 		}
 		keys = append(keys, loaded...)
 	}

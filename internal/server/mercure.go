@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/heraldhub/herald/internal/auth"
@@ -20,25 +19,7 @@ func mercureSet(ctx context.Context, k *config.MercureKeys, log *slog.Logger, on
 	}
 	static, jwks := splitKeys(k.Keys)
 	specs = append(specs, static...)
-	var keys []*auth.Key
-	if len(specs) > 0 {
-		loaded, err := auth.LoadKeys(specs, os.LookupEnv)
-		if err != nil {
-			return nil, fmt.Errorf("keys (numbered from 0, the secret first when set): %w", err)
-		}
-		keys = loaded
-	}
-	set := auth.NewKeySet(keys...)
-	var providers []auth.KeyProvider
-	for _, j := range jwks {
-		p := auth.NewJWKS(j.JWKSURL, auth.JWKSOptions{RefreshInterval: j.RefreshInterval.D(), Alg: j.Alg, Logger: log, OnChange: onChange})
-		p.Start(ctx)
-		providers = append(providers, p)
-	}
-	if len(providers) > 0 {
-		set = set.WithProviders(providers...)
-	}
-	return set, nil
+	return assembleSet(ctx, nil, specs, jwks, "keys (numbered from 0, the secret first when set)", log, onChange)
 }
 
 // applyMercureKeys builds both Mercure key sets and swaps them in; on error

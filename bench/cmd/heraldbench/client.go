@@ -272,15 +272,7 @@ func parsePub(line []byte) (t, seq int64, ok bool) {
 	if p < 0 {
 		return 0, 0, false
 	}
-	rest := line[p+len(keyPub):]
-	i := bytes.Index(rest, keyT)
-	j := bytes.Index(rest, keySeq)
-	if i < 0 || j < 0 {
-		return 0, 0, false
-	}
-	t, ok1 := parseInt(rest[i+len(keyT):])
-	seq, ok2 := parseInt(rest[j+len(keySeq):])
-	return t, seq, ok1 && ok2
+	return parseData(line[p+len(keyPub):])
 }
 
 func parseInt(b []byte) (int64, bool) {
