@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"mime"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -473,15 +474,25 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if h.cfg.Subscriptions {
 		sub.ID = "urn:uuid:" + uuid.NewString()
 	}
-	rc := http.NewResponseController(w)
-	sub.OnDrop = func() { _ = rc.SetWriteDeadline(time.Now()) }
+	// The stream is a hijacked connection that its own goroutine writes: a
+	// new goroutine starts with a small stack, while the one serving the
+	// request has grown through routing, parsing and token checks, and would
+	// keep that stack for the stream's whole life.
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		writeText(w, http.StatusInternalServerError, "this connection cannot carry an event stream: "+err.Error()+"\n")
+		return
+	}
+	if brw.Reader.Buffered() > 0 {
+		// A client of a stream sends nothing after its request.
+		_ = conn.Close()
+		return
+	}
+	st := &stream{h: h, conn: conn, sub: sub, grant: grant, selectors: selectors, remote: r.RemoteAddr}
+	sub.OnDrop = func() { _ = conn.SetWriteDeadline(time.Now()) }
 	last := lastEventID(r)
 	replay, lastHeader := h.bus.Subscribe(sub, last)
 	h.announce(sub, true)
-	defer func() {
-		h.bus.Unsubscribe(sub)
-		h.announce(sub, false)
-	}()
 	h.mu.Lock()
 	if h.closed { // Shutdown ran while this request was being authorized
 		sub.Drop("server_shutdown")
@@ -506,19 +517,50 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	if lastHeader != "" {
 		hd.Set("Last-Event-ID", lastHeader)
 	}
-	w.WriteHeader(http.StatusOK)
-
-	dispatch := h.cfg.DispatchTimeout.D()
-	write := func(b []byte) error {
-		if dispatch > 0 {
-			_ = rc.SetWriteDeadline(time.Now().Add(dispatch))
+	hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
+	hd.Set("Transfer-Encoding", "chunked")
+	hd.Del("Content-Length")
+	// The status line and header go out with the first chunk: the comment
+	// that makes browsers fire onopen at once, and the replay.
+	head := []byte("HTTP/1.1 200 OK\r\n")
+	for k, vs := range hd {
+		for _, v := range vs {
+			head = append(append(append(append(head, k...), ": "...), v...), "\r\n"...)
 		}
-		if _, err := w.Write(b); err != nil {
-			return err
-		}
-		return rc.Flush()
 	}
-	log := h.log.With(slog.String("remote_addr", r.RemoteAddr), slog.Any("topics", truncateList(selectors)))
+	st.buf = append(head, "\r\n"...)
+	st.pending = append(st.pending, ":\n"...)
+	go st.run(replay)
+}
+
+// stream is one subscriber's event stream on its hijacked connection.
+type stream struct {
+	h         *Handler
+	conn      net.Conn
+	sub       *Subscriber
+	grant     *auth.MercureGrant
+	selectors []string
+	remote    string
+	buf       []byte    // bytes for the next write: chunks, and the header before the first
+	pending   []byte    // events not yet framed as a chunk
+	deadline  time.Time // the connection's write deadline (moved only when it gets close)
+}
+
+// run writes the stream until it ends: the client leaves, the hub drops the
+// subscriber, or its lifetime ends.
+func (st *stream) run(replay []*Update) {
+	h, sub := st.h, st.sub
+	left := make(chan struct{})
+	go watchClose(st.conn, left)
+	defer func() {
+		h.bus.Unsubscribe(sub)
+		h.announce(sub, false)
+		// The last chunk ends the response cleanly when the client still reads.
+		_ = st.conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = st.conn.Write([]byte("0\r\n\r\n"))
+		_ = st.conn.Close()
+	}()
+	log := h.log.With(slog.String("remote_addr", st.remote), slog.Any("topics", truncateList(st.selectors)))
 	fail := func(err error) {
 		select {
 		case <-sub.Gone(): // the hub dropped it and cut the write short
@@ -527,14 +569,11 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 			h.writeFailed(log, err)
 		}
 	}
-	// The comment makes browsers fire onopen at once; the replay follows it
-	// in the same writes.
-	var buf []byte
-	buf = append(buf, ":\n"...)
-	if err := h.writeUpdates(write, &buf, replay); err != nil {
+	if err := st.write(replay); err != nil {
 		log.Debug("mercure: subscriber gone before the stream started", slog.String("error", err.Error()))
 		return
 	}
+	grant := st.grant
 	if grant != nil {
 		log.Debug("mercure: subscriber connected", slog.Bool("authenticated", true), slog.String("token_source", string(grant.Source)),
 			slog.String("key_fingerprint", grant.KeyFingerprint), slog.Int("replayed", len(replay)))
@@ -544,6 +583,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 
 	// Lifetime: a random 80-100 % of write_timeout minus dispatch_timeout,
 	// and before the token expires.
+	dispatch := h.cfg.DispatchTimeout.D()
 	var deadline <-chan time.Time
 	why := ""
 	life := time.Duration(0)
@@ -574,7 +614,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	for {
 		select {
-		case <-r.Context().Done():
+		case <-left:
 			log.Debug("mercure: subscriber disconnected")
 			return
 		case <-sub.Gone():
@@ -588,51 +628,81 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 			}
 			return
 		case <-beats:
-			if err := write([]byte(":\n")); err != nil {
+			st.pending = append(st.pending, ":\n"...)
+			if err := st.write(nil); err != nil {
 				fail(err)
 				return
 			}
 		case <-sub.Ready():
-			buf = buf[:0]
-			if err := h.writeUpdates(write, &buf, sub.Take()); err != nil {
+			if err := st.write(sub.Take()); err != nil {
 				fail(err)
 				return
 			}
 			if heartbeat != nil {
 				heartbeat.Reset(h.cfg.Heartbeat.D())
 			}
-			if cap(buf) > 256<<10 {
-				buf = nil
-			}
 		}
 	}
 }
 
-// writeUpdates writes what *buf holds followed by the events of us, in as
-// few writes as possible, each at most about 64 KiB unless one event is
-// larger (which is then written from its shared bytes, not copied).
-func (h *Handler) writeUpdates(write func([]byte) error, buf *[]byte, us []*Update) error {
-	const chunk = 64 << 10
+// maxChunk bounds one chunk; a larger event is a chunk of its own.
+const maxChunk = 64 << 10
+
+// write sends what is pending and the events of us, as chunks of at most
+// about 64 KiB, in as few writes as possible. A write must finish within
+// dispatch_timeout; the deadline moves only when it gets close, because
+// moving it costs a timer update.
+func (st *stream) write(us []*Update) error {
 	for _, u := range us {
 		e := u.Encoded()
-		if len(*buf) > 0 && len(*buf)+len(e) > chunk {
-			if err := write(*buf); err != nil {
-				return err
-			}
-			*buf = (*buf)[:0]
+		if len(st.pending) > 0 && len(st.pending)+len(e) > maxChunk {
+			st.frame()
 		}
-		if len(*buf) == 0 && len(e) > chunk {
-			if err := write(e); err != nil {
-				return err
-			}
-			continue
-		}
-		*buf = append(*buf, e...)
+		st.pending = append(st.pending, e...)
 	}
-	if len(*buf) == 0 {
+	st.frame()
+	if len(st.buf) == 0 {
 		return nil
 	}
-	return write(*buf)
+	if dispatch := st.h.cfg.DispatchTimeout.D(); dispatch > 0 {
+		if now := time.Now(); st.deadline.Sub(now) < dispatch/2 {
+			st.deadline = now.Add(dispatch)
+			_ = st.conn.SetWriteDeadline(st.deadline)
+		}
+	}
+	_, err := st.conn.Write(st.buf)
+	st.buf = st.buf[:0]
+	if cap(st.buf) > 256<<10 {
+		st.buf = nil
+	}
+	if cap(st.pending) > 256<<10 {
+		st.pending = nil
+	}
+	return err
+}
+
+// frame moves the pending events into the write buffer as one chunk.
+func (st *stream) frame() {
+	if len(st.pending) == 0 {
+		return
+	}
+	st.buf = strconv.AppendInt(st.buf, int64(len(st.pending)), 16)
+	st.buf = append(st.buf, "\r\n"...)
+	st.buf = append(st.buf, st.pending...)
+	st.buf = append(st.buf, "\r\n"...)
+	st.pending = st.pending[:0]
+}
+
+// watchClose reads from the stream's connection until it ends: a client of
+// a stream sends nothing more, so the end of input is the client leaving.
+func watchClose(c net.Conn, left chan<- struct{}) {
+	var b [1]byte
+	for {
+		if _, err := c.Read(b[:]); err != nil {
+			close(left)
+			return
+		}
+	}
 }
 
 func (h *Handler) dropped(log *slog.Logger, why string) {

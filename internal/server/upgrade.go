@@ -3,7 +3,6 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -25,12 +24,12 @@ import (
 // of each connection: a GET of the WebSocket path is read with
 // http.ReadRequest into pooled buffers and handed to the WebSocket handler,
 // which upgrades it; the buffers go back to the pool when the handler
-// returns. A GET of the Mercure hub is served the same way: an SSE stream
-// lives as long as the subscription, and on net/http it kept both buffers,
-// the connection's state and a background reader for its whole life (36 KiB
-// per subscriber; heraldbench conns -transport sse). Every other connection
-// goes to net/http unchanged, with the bytes already read put back in front
-// of it.
+// returns. A GET of the Mercure hub is served the same way: its handler
+// hijacks the connection for the event stream, which on net/http kept both
+// buffers, the connection's state and a background reader for the
+// subscription's whole life (36 KiB per subscriber; heraldbench conns
+// -transport sse). Every other connection goes to net/http unchanged, with
+// the bytes already read put back in front of it.
 
 // fastRoute is a path whose GET requests the listener serves itself.
 type fastRoute struct {
@@ -51,7 +50,6 @@ type upgradeListener struct {
 	closeOnce sync.Once
 	errMu     sync.Mutex
 	err       error // the accept error that ended the loop
-	routing   sync.WaitGroup
 }
 
 func newUpgradeListener(ln net.Listener, routes []fastRoute, readHeaderTimeout time.Duration, maxHeaderBytes int) *upgradeListener {
@@ -131,17 +129,12 @@ var upgradePool = sync.Pool{New: func() any {
 // passes the connection to net/http.
 func (l *upgradeListener) route(c net.Conn) {
 	b := upgradePool.Get().(*upgradeBuffers)
-	released := false
-	release := func() {
-		if !released {
-			released = true
-			b.lr.R = nil
-			b.br.Reset(&b.lr)
-			b.bw.Reset(io.Discard)
-			upgradePool.Put(b)
-		}
-	}
-	defer release()
+	defer func() {
+		b.lr.R = nil
+		b.br.Reset(&b.lr)
+		b.bw.Reset(io.Discard)
+		upgradePool.Put(b)
+	}()
 	b.lr.R, b.lr.N = c, int64(l.maxHeaderBytes)+4096
 	b.br.Reset(&b.lr)
 	if l.readHeaderTimeout > 0 {
@@ -179,21 +172,9 @@ func (l *upgradeListener) route(c net.Conn) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	req = req.WithContext(ctx)
-	w := &upgradeResponse{conn: c, rw: bufio.NewReadWriter(b.br, b.bw), header: http.Header{}, cancel: cancel}
-	if req.Body == http.NoBody {
-		// Nothing reads the buffers once a stream has started.
-		w.release = release
-	}
+	w := &upgradeResponse{conn: c, rw: bufio.NewReadWriter(b.br, b.bw), header: http.Header{}}
 	route.handler.ServeHTTP(w, req)
-	switch {
-	case w.hijacked:
-	case w.streaming:
-		w.endStream()
-		_ = c.Close()
-	default:
+	if !w.hijacked {
 		w.finish()
 		_ = c.Close()
 	}
@@ -257,19 +238,18 @@ func (c *prefixConn) CloseWrite() error {
 	return nil
 }
 
-// upgradeResponse is the http.ResponseWriter of a routed WebSocket request.
-// The upgrade hijacks the connection; a refusal (origin, shutdown, a bad
-// handshake) is written as a complete response and the connection closed.
+// upgradeResponse is the http.ResponseWriter of a routed request. An
+// upgrade or an event stream hijacks the connection; a refusal (origin,
+// shutdown, a bad handshake or token) is written as a complete response and
+// the connection closed. The hijacker must not use the returned buffers
+// after its handler returns: they go back to the pool.
 type upgradeResponse struct {
-	conn      net.Conn
-	rw        *bufio.ReadWriter
-	header    http.Header
-	status    int
-	body      bytes.Buffer
-	hijacked  bool
-	streaming bool // the header is out; every write is a chunk
-	cancel    context.CancelFunc
-	release   func() // returns the pooled buffers early, when a stream starts
+	conn     net.Conn
+	rw       *bufio.ReadWriter
+	header   http.Header
+	status   int
+	body     bytes.Buffer
+	hijacked bool
 }
 
 func (w *upgradeResponse) Header() http.Header { return w.header }
@@ -282,13 +262,8 @@ func (w *upgradeResponse) WriteHeader(status int) {
 
 func (w *upgradeResponse) Write(p []byte) (int, error) {
 	w.WriteHeader(http.StatusOK)
-	if w.streaming {
-		return w.writeChunk(p)
-	}
 	if w.body.Len()+len(p) > 64<<10 {
-		// Larger than an error page: a stream (a long replay) starts.
-		w.Flush()
-		return w.writeChunk(p)
+		return 0, errors.New("response too large")
 	}
 	return w.body.Write(p)
 }
@@ -297,102 +272,9 @@ func (w *upgradeResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
-	if w.streaming {
-		return nil, nil, errors.New("hijack after the response started")
-	}
 	w.hijacked = true
 	w.rw.Writer.Reset(w.conn)
 	return w.conn, w.rw, nil
-}
-
-// Flush sends the header (and what was written so far) and turns the
-// response into a chunked stream, for server-sent events. A goroutine then
-// watches the connection, so that the request's context ends when the
-// client goes away, as on net/http.
-func (w *upgradeResponse) Flush() {
-	if w.hijacked || w.streaming {
-		return
-	}
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	w.streaming = true
-	w.header.Del("Content-Length")
-	w.header.Set("Transfer-Encoding", "chunked")
-	bw := w.rw.Writer
-	bw.Reset(w.conn)
-	w.writeHead(bw)
-	if w.body.Len() > 0 {
-		writeChunkTo(bw, w.body.Bytes())
-		w.body = bytes.Buffer{}
-	}
-	if err := bw.Flush(); err != nil {
-		w.cancel()
-	}
-	bw.Reset(io.Discard)
-	if w.release != nil {
-		w.release()
-		w.rw = nil
-	}
-	go watchClose(w.conn, w.cancel)
-}
-
-// FlushError is Flush for http.ResponseController.
-func (w *upgradeResponse) FlushError() error {
-	w.Flush()
-	return nil
-}
-
-// SetWriteDeadline bounds the writes that follow (http.ResponseController).
-func (w *upgradeResponse) SetWriteDeadline(t time.Time) error { return w.conn.SetWriteDeadline(t) }
-
-var chunkPool = sync.Pool{New: func() any { return new([]byte) }}
-
-// writeChunk writes p as one chunk in one write.
-func (w *upgradeResponse) writeChunk(p []byte) (int, error) {
-	if len(p) == 0 {
-		return 0, nil
-	}
-	bp := chunkPool.Get().(*[]byte)
-	b := strconv.AppendInt((*bp)[:0], int64(len(p)), 16)
-	b = append(b, "\r\n"...)
-	b = append(b, p...)
-	b = append(b, "\r\n"...)
-	_, err := w.conn.Write(b)
-	if cap(b) <= 64<<10 {
-		*bp = b
-		chunkPool.Put(bp)
-	}
-	if err != nil {
-		w.cancel()
-		return 0, err
-	}
-	return len(p), nil
-}
-
-func writeChunkTo(bw *bufio.Writer, p []byte) {
-	_, _ = bw.WriteString(strconv.FormatInt(int64(len(p)), 16))
-	_, _ = bw.WriteString("\r\n")
-	_, _ = bw.Write(p)
-	_, _ = bw.WriteString("\r\n")
-}
-
-// endStream writes the last chunk of a stream the handler ended.
-func (w *upgradeResponse) endStream() {
-	_ = w.conn.SetWriteDeadline(time.Now().Add(time.Second))
-	_, _ = io.WriteString(w.conn, "0\r\n\r\n")
-}
-
-// watchClose reads from a streaming connection until it ends: a client of
-// a stream sends nothing more, so the end of input is the client leaving.
-func watchClose(c net.Conn, cancel context.CancelFunc) {
-	var b [1]byte
-	for {
-		if _, err := c.Read(b[:]); err != nil {
-			cancel()
-			return
-		}
-	}
 }
 
 func (w *upgradeResponse) writeHead(bw *bufio.Writer) {

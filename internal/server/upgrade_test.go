@@ -132,9 +132,9 @@ func TestListenerSlowHandshakeDoesNotBlock(t *testing.T) {
 	ws.Connect(testutil.UserToken(t, "u"))
 }
 
-// A Mercure stream served by the listener notices at once that its client
-// left (the heartbeat, 40 s by default, would otherwise be the first write
-// to fail), and the subscription is removed.
+// A Mercure stream (routed by the listener, hijacked by the hub) notices at
+// once that its client left (the heartbeat, 40 s by default, would otherwise
+// be the first write to fail), and the subscription is removed.
 func TestListenerStreamEndsWhenClientLeaves(t *testing.T) {
 	srv := testutil.Start(t, nil)
 	c, err := net.Dial("tcp", srv.Addr)
