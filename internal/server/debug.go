@@ -60,20 +60,24 @@ func (s *Server) debugVars(w http.ResponseWriter, r *http.Request) {
 	st := s.hub.Stats()
 	w.Header().Set("Content-Type", "application/json")
 	vars := map[string]any{
-		"time":          time.Now().UTC().Format(time.RFC3339Nano),
-		"goroutines":    runtime.NumGoroutine(),
-		"heap_alloc":    ms.HeapAlloc,
-		"heap_inuse":    ms.HeapInuse,
-		"stack_inuse":   ms.StackInuse,
-		"sys":           ms.Sys,
-		"num_gc":        ms.NumGC,
-		"total_alloc":   ms.TotalAlloc,
-		"sessions":      s.ws.NumSessions(),
-		"num_clients":   st.NumClients,
-		"num_users":     st.NumUsers,
-		"num_channels":  st.NumChannels,
-		"num_subs":      st.NumSubs,
-		"uptime_millis": st.Uptime.Milliseconds(),
+		"time":            time.Now().UTC().Format(time.RFC3339Nano),
+		"goroutines":      runtime.NumGoroutine(),
+		"heap_alloc":      ms.HeapAlloc,
+		"heap_inuse":      ms.HeapInuse,
+		"stack_inuse":     ms.StackInuse,
+		"sys":             ms.Sys,
+		"num_gc":          ms.NumGC,
+		"total_alloc":     ms.TotalAlloc,
+		"mallocs":         ms.Mallocs,
+		"frees":           ms.Frees,
+		"pause_total_ns":  ms.PauseTotalNs,
+		"gc_cpu_fraction": ms.GCCPUFraction,
+		"sessions":        s.ws.NumSessions(),
+		"num_clients":     st.NumClients,
+		"num_users":       st.NumUsers,
+		"num_channels":    st.NumChannels,
+		"num_subs":        st.NumSubs,
+		"uptime_millis":   st.Uptime.Milliseconds(),
 	}
 	if s.mercure != nil {
 		ms := s.mercure.Bus().Stats()

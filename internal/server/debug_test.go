@@ -41,4 +41,13 @@ func TestDebugEndpointsNeedTheAdminKey(t *testing.T) {
 	if vars["num_clients"].(float64) != 1 || vars["heap_inuse"].(float64) <= 0 {
 		t.Fatalf("vars %v", vars)
 	}
+	// Allocation and GC counters, for allocations per operation without heap profiles.
+	if m, f := vars["mallocs"].(float64), vars["frees"].(float64); m <= 0 || f > m {
+		t.Fatalf("mallocs %v frees %v", vars["mallocs"], vars["frees"])
+	}
+	for _, k := range []string{"pause_total_ns", "gc_cpu_fraction"} {
+		if _, ok := vars[k].(float64); !ok {
+			t.Fatalf("%s missing: %v", k, vars)
+		}
+	}
 }

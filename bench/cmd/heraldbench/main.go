@@ -122,6 +122,7 @@ type Result struct {
 	ConnectsPerSec     float64 `json:"connects_per_s,omitempty"`
 	CPUPerConnectUS    float64 `json:"cpu_per_connect_us,omitempty"`
 	AllocPerConnectKiB float64 `json:"alloc_per_connect_kib,omitempty"` // heap allocated per connect (garbage included)
+	MallocsPerConnect  float64 `json:"mallocs_per_connect,omitempty"`   // heap objects allocated per connect
 	GCsConnecting      uint32  `json:"gcs_connecting,omitempty"`
 	RSSBaselineKiB     int64   `json:"rss_baseline_kib,omitempty"`
 	RSSSettledKiB      int64   `json:"rss_settled_kib,omitempty"`
@@ -134,31 +135,32 @@ type Result struct {
 	GoroutinesPerConn  float64 `json:"goroutines_per_conn,omitempty"`
 
 	// fanout.
-	Published        int64   `json:"published,omitempty"`
-	PublishErrors    int64   `json:"publish_errors"`
-	Expected         int64   `json:"expected,omitempty"`
-	Delivered        int64   `json:"delivered,omitempty"`
-	Missing          int64   `json:"missing"`
-	Duplicates       int64   `json:"duplicates"`
-	OutOfRange       int64   `json:"out_of_range"`
-	WindowS          float64 `json:"window_s,omitempty"`
-	DeliveriesPerSec float64 `json:"deliveries_per_s,omitempty"`
-	LatP50MS         float64 `json:"lat_p50_ms,omitempty"`
-	LatP90MS         float64 `json:"lat_p90_ms,omitempty"`
-	LatP99MS         float64 `json:"lat_p99_ms,omitempty"`
-	LatMaxMS         float64 `json:"lat_max_ms,omitempty"`
-	PubRTTP50MS      float64 `json:"publish_rtt_p50_ms,omitempty"`
-	PubRTTP99MS      float64 `json:"publish_rtt_p99_ms,omitempty"`
-	CPUPerDeliveryUS float64 `json:"cpu_per_delivery_us,omitempty"`
-	CPUPer1000MS     float64 `json:"cpu_per_1000_deliveries_ms,omitempty"`
-	ServerCPUUtil    float64 `json:"server_cpu_util,omitempty"`      // cores busy in the window
-	PerFrame         float64 `json:"deliveries_per_frame,omitempty"` // publications per WebSocket message (server-side coalescing)
-	AllocPerDelivery float64 `json:"alloc_bytes_per_delivery,omitempty"`
-	GCsInWindow      uint32  `json:"gcs_in_window,omitempty"`
-	PeakRSSKiB       int64   `json:"peak_rss_kib,omitempty"`
-	RSSEndKiB        int64   `json:"rss_end_kib,omitempty"`
-	PingsAnswered    int64   `json:"pings_answered"`
-	ServerCloses     int64   `json:"server_closes"`
+	Published          int64   `json:"published,omitempty"`
+	PublishErrors      int64   `json:"publish_errors"`
+	Expected           int64   `json:"expected,omitempty"`
+	Delivered          int64   `json:"delivered,omitempty"`
+	Missing            int64   `json:"missing"`
+	Duplicates         int64   `json:"duplicates"`
+	OutOfRange         int64   `json:"out_of_range"`
+	WindowS            float64 `json:"window_s,omitempty"`
+	DeliveriesPerSec   float64 `json:"deliveries_per_s,omitempty"`
+	LatP50MS           float64 `json:"lat_p50_ms,omitempty"`
+	LatP90MS           float64 `json:"lat_p90_ms,omitempty"`
+	LatP99MS           float64 `json:"lat_p99_ms,omitempty"`
+	LatMaxMS           float64 `json:"lat_max_ms,omitempty"`
+	PubRTTP50MS        float64 `json:"publish_rtt_p50_ms,omitempty"`
+	PubRTTP99MS        float64 `json:"publish_rtt_p99_ms,omitempty"`
+	CPUPerDeliveryUS   float64 `json:"cpu_per_delivery_us,omitempty"`
+	CPUPer1000MS       float64 `json:"cpu_per_1000_deliveries_ms,omitempty"`
+	ServerCPUUtil      float64 `json:"server_cpu_util,omitempty"`      // cores busy in the window
+	PerFrame           float64 `json:"deliveries_per_frame,omitempty"` // publications per WebSocket message (server-side coalescing)
+	AllocPerDelivery   float64 `json:"alloc_bytes_per_delivery,omitempty"`
+	MallocsPerDelivery float64 `json:"mallocs_per_delivery,omitempty"`
+	GCsInWindow        uint32  `json:"gcs_in_window,omitempty"`
+	PeakRSSKiB         int64   `json:"peak_rss_kib,omitempty"`
+	RSSEndKiB          int64   `json:"rss_end_kib,omitempty"`
+	PingsAnswered      int64   `json:"pings_answered"`
+	ServerCloses       int64   `json:"server_closes"`
 
 	// Noise: CPU used by other processes on the machine during the run.
 	QuietWaitS    float64 `json:"quiet_wait_s"`
@@ -432,6 +434,7 @@ func benchConns(t *target, o *options, res *Result) error {
 		res.CPUPerConnectUS = round(float64((cpu1-cpu0).Microseconds())/n, 1)
 	}
 	res.AllocPerConnectKiB = kib(float64(vc.TotalAlloc-v0.TotalAlloc) / n)
+	res.MallocsPerConnect = round(float64(vc.Mallocs-v0.Mallocs)/n, 1)
 	res.GCsConnecting = vc.NumGC - v0.NumGC
 
 	time.Sleep(o.settle)
@@ -748,6 +751,7 @@ func benchFanout(t *target, o *options, res *Result) error {
 			res.ServerCPUUtil = round(cpu.Seconds()/wallEnd.Sub(t0).Seconds(), 2)
 		}
 		res.AllocPerDelivery = round(float64(v1.TotalAlloc-v0.TotalAlloc)/float64(got), 1)
+		res.MallocsPerDelivery = round(float64(v1.Mallocs-v0.Mallocs)/float64(got), 2)
 		res.GCsInWindow = v1.NumGC - v0.NumGC
 		if f := rs.pubFrames.Load(); f > 0 {
 			res.PerFrame = round(float64(rs.delivered.Load())/float64(f), 2)

@@ -277,6 +277,7 @@ type debugVars struct {
 	Sys         uint64 `json:"sys"`
 	NumGC       uint32 `json:"num_gc"`
 	TotalAlloc  uint64 `json:"total_alloc"`
+	Mallocs     uint64 `json:"mallocs"`
 	Sessions    int    `json:"sessions"`
 	NumClients  int    `json:"num_clients"`
 	NumSubs     int    `json:"num_subs"`
