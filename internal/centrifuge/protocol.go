@@ -230,9 +230,12 @@ func decodeFrame(frame []byte) ([]*Command, error) {
 		} else {
 			frame = nil
 		}
-		cmd := &Command{}
-		if err := json.Unmarshal(line, cmd); err != nil {
-			return nil, err
+		cmd, ok := fastDecode(line)
+		if !ok {
+			cmd = &Command{}
+			if err := json.Unmarshal(line, cmd); err != nil {
+				return nil, err
+			}
 		}
 		cmds = append(cmds, cmd)
 	}
