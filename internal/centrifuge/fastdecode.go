@@ -1,6 +1,9 @@
 package centrifuge
 
-import "math"
+import (
+	"math"
+	"strconv"
+)
 
 // fastDecode decodes the commands every connection sends (connect,
 // subscribe, and the empty pong) without encoding/json's reflection: about a
@@ -259,4 +262,107 @@ func (d *fastDecoder) subscribeField(s *SubscribeRequest, k []byte) bool {
 		return ok && d.once(256)
 	}
 	return false
+}
+
+// fastEncodeReply encodes the replies every connection gets (connect and
+// subscribe results without data, server-side subscriptions or
+// publications) without reflection, byte for byte as encoding/json does
+// (FuzzFastEncodeMatchesEncodingJSON); ok == false leaves the reply to
+// encoding/json.
+func fastEncodeReply(r *Reply) (b []byte, ok bool) {
+	if r.Error != nil || r.Unsubscribe != nil || r.Publish != nil || r.Presence != nil || r.PresenceStats != nil ||
+		r.History != nil || r.RPC != nil || r.Refresh != nil || r.SubRefresh != nil || r.Push != nil {
+		return nil, false
+	}
+	b = make([]byte, 0, 128)
+	b = append(b, '{')
+	if r.ID != 0 {
+		b = strconv.AppendUint(append(b, `"id":`...), uint64(r.ID), 10)
+	}
+	sep := func() {
+		if len(b) > 1 {
+			b = append(b, ',')
+		}
+	}
+	switch {
+	case r.Connect != nil && r.Subscribe == nil:
+		c := r.Connect
+		if c.Data != nil || c.Subs != nil || !plainString(c.Client) || !plainString(c.Version) {
+			return nil, false
+		}
+		sep()
+		b = append(append(append(b, `"connect":{"client":"`...), c.Client...), '"')
+		if c.Version != "" {
+			b = append(append(append(b, `,"version":"`...), c.Version...), '"')
+		}
+		if c.Expires {
+			b = append(b, `,"expires":true`...)
+		}
+		if c.TTL != 0 {
+			b = strconv.AppendUint(append(b, `,"ttl":`...), uint64(c.TTL), 10)
+		}
+		if c.Ping != 0 {
+			b = strconv.AppendUint(append(b, `,"ping":`...), uint64(c.Ping), 10)
+		}
+		if c.Pong {
+			b = append(b, `,"pong":true`...)
+		}
+		b = append(b, '}')
+	case r.Subscribe != nil && r.Connect == nil:
+		s := r.Subscribe
+		if s.Publications != nil || s.Data != nil || !plainString(s.Epoch) {
+			return nil, false
+		}
+		sep()
+		b = append(b, `"subscribe":{`...)
+		start := len(b)
+		field := func(f string) {
+			if len(b) > start {
+				b = append(b, ',')
+			}
+			b = append(b, f...)
+		}
+		if s.Expires {
+			field(`"expires":true`)
+		}
+		if s.TTL != 0 {
+			field(`"ttl":`)
+			b = strconv.AppendUint(b, uint64(s.TTL), 10)
+		}
+		if s.Recoverable {
+			field(`"recoverable":true`)
+		}
+		if s.Epoch != "" {
+			field(`"epoch":"`)
+			b = append(append(b, s.Epoch...), '"')
+		}
+		if s.Recovered {
+			field(`"recovered":true`)
+		}
+		if s.Offset != 0 {
+			field(`"offset":`)
+			b = strconv.AppendUint(b, s.Offset, 10)
+		}
+		if s.Positioned {
+			field(`"positioned":true`)
+		}
+		if s.WasRecovering {
+			field(`"was_recovering":true`)
+		}
+		b = append(b, '}')
+	default:
+		return nil, false
+	}
+	return append(b, '}'), true
+}
+
+// plainString reports whether encoding/json writes s between quotes unchanged.
+func plainString(s string) bool {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c >= 0x7f, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			return false
+		}
+	}
+	return true
 }

@@ -117,3 +117,58 @@ func BenchmarkDecodeConnectFrame(b *testing.B) {
 		}
 	}
 }
+
+// Whatever fastEncodeReply encodes, encoding/json encodes to the same bytes.
+func FuzzFastEncodeMatchesEncodingJSON(f *testing.F) {
+	f.Add(uint32(1), "0ffb5421-d185-4b47-be90-93ad33298116", "0.1.0-dev", uint32(0), uint32(25), uint64(0), uint8(0b0101))
+	f.Add(uint32(2), "", "", uint32(60), uint32(0), uint64(7), uint8(0b1111_1111))
+	f.Add(uint32(0), "a<b", "é", uint32(1), uint32(1), uint64(1<<63), uint8(0b1000_0000))
+	f.Fuzz(func(t *testing.T, id uint32, s1, s2 string, n1, n2 uint32, off uint64, bits uint8) {
+		bit := func(i int) bool { return bits&(1<<i) != 0 }
+		r := &Reply{ID: id}
+		if bit(7) {
+			r.Subscribe = &SubscribeResult{Expires: bit(0), TTL: n1, Recoverable: bit(1), Epoch: s1, Recovered: bit(2),
+				Offset: off, Positioned: bit(3), WasRecovering: bit(4)}
+		} else {
+			r.Connect = &ConnectResult{Client: s1, Version: s2, Expires: bit(0), TTL: n1, Ping: n2, Pong: bit(1)}
+		}
+		got, ok := fastEncodeReply(r)
+		if !ok {
+			return
+		}
+		want, err := json.Marshal(r)
+		if err != nil || string(got) != string(want) {
+			t.Fatalf("fast %s, encoding/json %s (%v)", got, want, err)
+		}
+	})
+}
+
+func TestFastEncodeCoverage(t *testing.T) {
+	for _, c := range []struct {
+		r    *Reply
+		fast bool
+	}{
+		{&Reply{ID: 1, Connect: &ConnectResult{Client: "c", Version: "v", Ping: 25, Pong: true}}, true},
+		{&Reply{ID: 2, Subscribe: &SubscribeResult{}}, true},
+		{&Reply{ID: 2, Subscribe: &SubscribeResult{Recoverable: true, Epoch: "e", Offset: 3, Positioned: true}}, true},
+		{&Reply{ID: 1, Connect: &ConnectResult{Client: "c", Data: json.RawMessage(`{}`)}}, false},
+		{&Reply{ID: 1, Connect: &ConnectResult{Client: "c", Subs: map[string]*SubscribeResult{"a": {}}}}, false},
+		{&Reply{ID: 2, Subscribe: &SubscribeResult{Publications: []*Publication{}}}, false},
+		{&Reply{ID: 3, Error: ErrInternal}, false},
+		{&Reply{ID: 1, Connect: &ConnectResult{Client: "<c>"}}, false},
+	} {
+		got, ok := fastEncodeReply(c.r)
+		want, _ := json.Marshal(c.r)
+		if ok != c.fast || (ok && string(got) != string(want)) || string(encodeReply(c.r)) != string(want) {
+			t.Errorf("%s: fast %v %s", want, ok, got)
+		}
+	}
+}
+
+func BenchmarkEncodeConnectReply(b *testing.B) {
+	r := &Reply{ID: 1, Connect: &ConnectResult{Client: "0ffb5421-d185-4b47-be90-93ad33298116", Version: "0.1.0-dev", Ping: 25, Pong: true}}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = encodeReply(r)
+	}
+}

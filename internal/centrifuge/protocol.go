@@ -245,6 +245,9 @@ func decodeFrame(frame []byte) ([]*Command, error) {
 // encodeReply encodes a reply. Raw JSON fields are compacted by the encoder,
 // which also removes any raw newline that could break the line framing.
 func encodeReply(r *Reply) []byte {
+	if b, ok := fastEncodeReply(r); ok {
+		return b
+	}
 	b, err := json.Marshal(r)
 	if err != nil {
 		// Only invalid raw JSON can fail here, and raw JSON is validated when it
