@@ -89,9 +89,9 @@ func (l *upgradeListener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
 		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				// Out of file descriptors and the like: back off as net/http does.
+			if !errors.Is(err, net.ErrClosed) {
+				// Out of file descriptors and the like: back off and go on,
+				// as net/http does, rather than stop serving.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				select {
 				case <-time.After(delay):
