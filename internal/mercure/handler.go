@@ -1,6 +1,7 @@
 package mercure
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -544,6 +545,7 @@ type stream struct {
 	buf       []byte    // bytes for the next write: chunks, and the header before the first
 	pending   []byte    // events not yet framed as a chunk
 	deadline  time.Time // the connection's write deadline (moved only when it gets close)
+	lastWrite time.Time // of updates, for mercure.write_lag
 }
 
 // run writes the stream until it ends: the client leaves, the hub drops the
@@ -560,7 +562,7 @@ func (st *stream) run(replay []*Update) {
 		_, _ = st.conn.Write([]byte("0\r\n\r\n"))
 		_ = st.conn.Close()
 	}()
-	log := h.log.With(slog.String("remote_addr", st.remote), slog.Any("topics", truncateList(st.selectors)))
+	log := streamLog{st}
 	fail := func(err error) {
 		select {
 		case <-sub.Gone(): // the hub dropped it and cut the write short
@@ -613,22 +615,14 @@ func (st *stream) run(replay []*Update) {
 		beats = heartbeat.C
 	}
 	lag := h.cfg.WriteLag.D()
-	var lastWrite time.Time
-	hold := time.NewTimer(time.Hour)
-	hold.Stop()
-	defer hold.Stop()
+	var hold *time.Timer // made the first time a stream is held
+	var held <-chan time.Time
+	defer func() {
+		if hold != nil {
+			hold.Stop()
+		}
+	}()
 	ready := sub.Ready()
-	flush := func() bool {
-		lastWrite = time.Now()
-		if err := st.write(sub.Take()); err != nil {
-			fail(err)
-			return false
-		}
-		if heartbeat != nil {
-			heartbeat.Reset(h.cfg.Heartbeat.D())
-		}
-		return true
-	}
 	for {
 		select {
 		case <-left:
@@ -657,21 +651,40 @@ func (st *stream) run(replay []*Update) {
 			// (heraldbench fanout -transport sse: 4.5 -> 1.8-2.4 us per
 			// delivery, p99 100-108 -> 56-68 ms). A stream written to less
 			// often than that is not held at all.
-			if wait := lag - time.Since(lastWrite); lag > 0 && wait > 0 {
-				ready = nil
-				hold.Reset(wait)
+			if wait := lag - time.Since(st.lastWrite); lag > 0 && wait > 0 {
+				if hold == nil {
+					hold = time.NewTimer(wait)
+				} else {
+					hold.Reset(wait)
+				}
+				ready, held = nil, hold.C
 				continue
 			}
-			if !flush() {
+			if err := st.flush(heartbeat); err != nil {
+				fail(err)
 				return
 			}
-		case <-hold.C:
-			ready = sub.Ready()
-			if !flush() {
+		case <-held:
+			ready, held = sub.Ready(), nil
+			if err := st.flush(heartbeat); err != nil {
+				fail(err)
 				return
 			}
 		}
 	}
+}
+
+// flush writes every update waiting for the subscriber and restarts the
+// heartbeat (nil when off).
+func (st *stream) flush(heartbeat *time.Ticker) error {
+	st.lastWrite = time.Now()
+	if err := st.write(st.sub.Take()); err != nil {
+		return err
+	}
+	if heartbeat != nil {
+		heartbeat.Reset(st.h.cfg.Heartbeat.D())
+	}
+	return nil
 }
 
 // maxChunk bounds one chunk; a larger event is a chunk of its own.
@@ -734,7 +747,24 @@ func watchClose(c net.Conn, left chan<- struct{}) {
 	}
 }
 
-func (h *Handler) dropped(log *slog.Logger, why string) {
+// streamLog writes a stream's log lines with its remote address and topics.
+// It builds nothing unless the level is enabled: a logger made with With for
+// every stream held preformatted attributes for the stream's whole life.
+type streamLog struct{ st *stream }
+
+func (l streamLog) log(level slog.Level, msg string, attrs ...slog.Attr) {
+	h := l.st.h.log
+	if !h.Enabled(context.Background(), level) {
+		return
+	}
+	attrs = append([]slog.Attr{slog.String("remote_addr", l.st.remote), slog.Any("topics", truncateList(l.st.selectors))}, attrs...)
+	h.LogAttrs(context.Background(), level, msg, attrs...)
+}
+
+func (l streamLog) Debug(msg string, attrs ...slog.Attr) { l.log(slog.LevelDebug, msg, attrs...) }
+func (l streamLog) Info(msg string, attrs ...slog.Attr)  { l.log(slog.LevelInfo, msg, attrs...) }
+
+func (h *Handler) dropped(log streamLog, why string) {
 	switch why {
 	case "queue_full":
 		log.Info("mercure: subscriber dropped: it did not keep up and its queue of updates is full", slog.Int("subscriber_queue", h.cfg.SubscriberQueue))
@@ -745,7 +775,7 @@ func (h *Handler) dropped(log *slog.Logger, why string) {
 	}
 }
 
-func (h *Handler) writeFailed(log *slog.Logger, err error) {
+func (h *Handler) writeFailed(log streamLog, err error) {
 	if isTimeout(err) {
 		log.Info("mercure: subscriber dropped: writing to it took longer than dispatch_timeout", slog.Duration("dispatch_timeout", h.cfg.DispatchTimeout.D()))
 		return
