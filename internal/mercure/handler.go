@@ -489,7 +489,10 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close()
 		return
 	}
-	st := &stream{h: h, conn: conn, sub: sub, grant: grant, selectors: selectors, remote: r.RemoteAddr}
+	// HTTP/1.0 clients (nginx talks to its upstreams in 1.0 unless told
+	// otherwise) get a body that ends when the connection closes: they do
+	// not know chunked encoding.
+	st := &stream{h: h, conn: conn, sub: sub, grant: grant, selectors: selectors, remote: r.RemoteAddr, chunked: r.ProtoAtLeast(1, 1)}
 	sub.OnDrop = func() { _ = conn.SetWriteDeadline(time.Now()) }
 	last := lastEventID(r)
 	replay, lastHeader := h.bus.Subscribe(sub, last)
@@ -519,8 +522,12 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Last-Event-ID", lastHeader)
 	}
 	hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	hd.Set("Transfer-Encoding", "chunked")
 	hd.Del("Content-Length")
+	if st.chunked {
+		hd.Set("Transfer-Encoding", "chunked")
+	} else {
+		hd.Set("Connection", "close")
+	}
 	// The status line and header go out with the first chunk: the comment
 	// that makes browsers fire onopen at once, and the replay.
 	head := []byte("HTTP/1.1 200 OK\r\n")
@@ -546,6 +553,7 @@ type stream struct {
 	pending   []byte    // events not yet framed as a chunk
 	deadline  time.Time // the connection's write deadline (moved only when it gets close)
 	lastWrite time.Time // of updates, for mercure.write_lag
+	chunked   bool      // HTTP/1.1 framing; false for HTTP/1.0 clients
 }
 
 // run writes the stream until it ends: the client leaves, the hub drops the
@@ -558,8 +566,10 @@ func (st *stream) run(replay []*Update) {
 		h.bus.Unsubscribe(sub)
 		h.announce(sub, false)
 		// The last chunk ends the response cleanly when the client still reads.
-		_ = st.conn.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = st.conn.Write([]byte("0\r\n\r\n"))
+		if st.chunked {
+			_ = st.conn.SetWriteDeadline(time.Now().Add(time.Second))
+			_, _ = st.conn.Write([]byte("0\r\n\r\n"))
+		}
 		_ = st.conn.Close()
 	}()
 	log := streamLog{st}
@@ -726,6 +736,11 @@ func (st *stream) write(us []*Update) error {
 // frame moves the pending events into the write buffer as one chunk.
 func (st *stream) frame() {
 	if len(st.pending) == 0 {
+		return
+	}
+	if !st.chunked {
+		st.buf = append(st.buf, st.pending...)
+		st.pending = st.pending[:0]
 		return
 	}
 	st.buf = strconv.AppendInt(st.buf, int64(len(st.pending)), 16)

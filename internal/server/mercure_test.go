@@ -1,6 +1,7 @@
 package server_test
 
 import (
+	"bufio"
 	"context"
 	"crypto/ecdsa"
 	"crypto/ed25519"
@@ -10,6 +11,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/golang-jwt/jwt/v5"
+	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -1001,5 +1004,36 @@ func TestMercureWriteLag(t *testing.T) {
 				t.Fatalf("second update after %s with write_lag 0", gap)
 			}
 		})
+	}
+}
+
+// An HTTP/1.0 subscriber (nginx proxies in HTTP/1.0 unless told otherwise)
+// gets the events as a plain body that ends with the connection, not chunks.
+func TestMercureHTTP10Subscriber(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	c, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	_, _ = io.WriteString(c, "GET /.well-known/mercure?topic=a HTTP/1.0\r\nAuthorization: Bearer "+testutil.SubscriberToken(t)+"\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, &http.Request{Method: "GET", ProtoMajor: 1, ProtoMinor: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || len(resp.TransferEncoding) != 0 || !resp.Close {
+		t.Fatalf("status %d, transfer encoding %v, close %v", resp.StatusCode, resp.TransferEncoding, resp.Close)
+	}
+	first := make([]byte, 2)
+	if _, err := io.ReadFull(br, first); err != nil || string(first) != ":\n" {
+		t.Fatalf("body starts %q (%v), want the opening comment without chunk framing", first, err)
+	}
+	id := srv.Publish(t, url.Values{"topic": {"a"}, "data": {"hello"}})
+	want := "id: " + id + "\ndata: hello\n\n"
+	got := make([]byte, len(want))
+	if _, err := io.ReadFull(br, got); err != nil || string(got) != want {
+		t.Fatalf("event %q (%v), want %q", got, err, want)
 	}
 }
