@@ -1,6 +1,8 @@
 package main
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -119,5 +121,25 @@ func TestParseSSEData(t *testing.T) {
 	}
 	if mercurePublished(200, []byte("urn:uuid:x")) != nil || mercurePublished(200, []byte(`{"result":{}}`)) == nil || mercurePublished(401, nil) == nil {
 		t.Fatal("mercurePublished")
+	}
+}
+
+// The report of a recorded matrix has a table per mode and transport and
+// the targets of both transports.
+func TestReportOfRecordedMatrix(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "report.md")
+	if err := runReport([]string{"-in", "../../results/2026-11-23-8264456.jsonl", "-out", out}); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## conns", "## fanout", "## sse conns", "## sse fanout",
+		"| sse conns N=5000 | 3 |", "| RSS per idle SSE subscriber (Mercure) | sse conns N=5000 | ~50 KiB | ≤ 20 KiB | 13.49 | yes |",
+		"| latency p99 at that load | fanout N=1000 flat-out | 74 ms | ≤ 40 ms | 35.32 | yes |"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("report lacks %q:\n%s", want, b)
+		}
 	}
 }
