@@ -17,6 +17,7 @@ type Memory struct {
 	seed    maphash.Seed
 	shards  [memoryShards]memoryShard
 	now     func() time.Time
+	index   memoryIndex
 
 	pmu      sync.RWMutex
 	presence map[string]map[string]*ClientInfo
@@ -34,6 +35,7 @@ type stream struct {
 	epoch   string
 	top     uint64
 	pubs    []*Publication // oldest first
+	bytes   int            // sum of pubs' Size
 	touched time.Time
 }
 
@@ -47,7 +49,7 @@ func NewMemory() *Memory {
 }
 
 // Run implements Broker.
-func (m *Memory) Run(h Handler) error { m.handler = h; return nil }
+func (m *Memory) Run(_ string, h Handler) error { m.handler = h; return nil }
 
 // Close implements Broker.
 func (m *Memory) Close() error { return nil }
@@ -57,6 +59,20 @@ func (m *Memory) Subscribe(string) error { return nil }
 
 // Unsubscribe implements Broker.
 func (m *Memory) Unsubscribe(string) error { return nil }
+
+// SubscribeAll implements Broker: the node's hub gets every publication anyway.
+func (m *Memory) SubscribeAll() error { return nil }
+
+// UnsubscribeAll implements Broker.
+func (m *Memory) UnsubscribeAll() error { return nil }
+
+// PublishControl implements Broker: there is only this node.
+func (m *Memory) PublishControl(_ string, data []byte) error {
+	if m.handler != nil {
+		m.handler.HandleControl(data)
+	}
+	return nil
+}
 
 func newEpoch() string {
 	var b [4]byte
@@ -89,47 +105,73 @@ func (m *Memory) stream(channel string, create bool, metaTTL time.Duration) *str
 	return s
 }
 
-// trim drops publications beyond size or older than ttl. Caller holds s.mu.
-func (s *stream) trim(size int, ttl time.Duration, now time.Time) {
-	drop := 0
+// trim drops publications beyond size or maxBytes, or older than ttl.
+// Caller holds s.mu.
+func (s *stream) trim(size, maxBytes int, ttl time.Duration, now time.Time) {
+	drop, bytes := 0, s.bytes
 	if size > 0 && len(s.pubs) > size {
 		drop = len(s.pubs) - size
-	}
-	if ttl > 0 {
-		for drop < len(s.pubs) && now.Sub(s.pubs[drop].Time) > ttl {
-			drop++
+		for _, p := range s.pubs[:drop] {
+			bytes -= p.Size()
 		}
+	}
+	for drop < len(s.pubs) && ((maxBytes > 0 && bytes > maxBytes) || (ttl > 0 && now.Sub(s.pubs[drop].Time) > ttl)) {
+		bytes -= s.pubs[drop].Size()
+		drop++
 	}
 	if drop > 0 {
 		// Copy so the dropped publications can be collected.
 		s.pubs = append(s.pubs[:0:0], s.pubs[drop:]...)
+		s.bytes = bytes
 	}
 }
 
-// Publish implements Broker.
-func (m *Memory) Publish(channel string, pub *Publication, opts PublishOptions) (StreamPosition, error) {
+// Publish implements Broker. Delivery to the hub happens under the
+// stream's lock (and, for indexed publications, the index's), so the hub
+// sees each channel's publications in offset order and indexed ones in Seq order.
+func (m *Memory) Publish(pub *Publication, opts PublishOptions) (StreamPosition, error) {
 	if pub.Time.IsZero() {
 		pub.Time = m.now()
 	}
-	if opts.HistorySize <= 0 || opts.HistoryTTL <= 0 {
-		if m.handler != nil {
-			m.handler.HandlePublication(channel, pub, StreamPosition{})
-		}
-		return StreamPosition{}, nil
+	var sp StreamPosition
+	if opts.HistorySize > 0 && opts.HistoryTTL > 0 {
+		s := m.stream(pub.Channel, true, opts.HistoryMetaTTL)
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		s.top++
+		pub.Offset = s.top
+		s.touched = pub.Time
+		s.pubs = append(s.pubs, pub)
+		s.bytes += pub.Size()
+		s.trim(opts.HistorySize, opts.HistoryMaxBytes, opts.HistoryTTL, pub.Time)
+		sp = StreamPosition{Offset: s.top, Epoch: s.epoch}
 	}
-	s := m.stream(channel, true, opts.HistoryMetaTTL)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.top++
-	pub.Offset = s.top
-	s.touched = pub.Time
-	s.pubs = append(s.pubs, pub)
-	s.trim(opts.HistorySize, opts.HistoryTTL, pub.Time)
-	sp := StreamPosition{Offset: s.top, Epoch: s.epoch}
+	if opts.Index != nil {
+		m.index.mu.Lock()
+		defer m.index.mu.Unlock()
+		m.index.add(pub, *opts.Index)
+	}
 	if m.handler != nil {
-		m.handler.HandlePublication(channel, pub, sp)
+		m.handler.HandlePublication(pub, sp)
 	}
 	return sp, nil
+}
+
+// IndexAfter implements Broker.
+func (m *Memory) IndexAfter(id string, opts IndexOptions) ([]*Publication, uint64, bool, error) {
+	x := &m.index
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.expire(opts, m.now())
+	if id == "" {
+		return append([]*Publication(nil), x.items...), x.seq, true, nil
+	}
+	e, ok := x.ids[id]
+	if !ok || len(x.items) == 0 {
+		return nil, x.seq, false, nil
+	}
+	i := int(e.seq-x.items[0].Seq) + 1
+	return append([]*Publication(nil), x.items[i:]...), x.seq, true, nil
 }
 
 // PublishJoin implements Broker.
@@ -161,7 +203,7 @@ func (m *Memory) History(channel string, f HistoryFilter) ([]*Publication, Strea
 	}
 	if f.TTL > 0 {
 		// Publications expire by age independently of appends.
-		s.trim(0, f.TTL, m.now())
+		s.trim(0, 0, f.TTL, m.now())
 	}
 	pubs := s.pubs
 	var out []*Publication
@@ -202,7 +244,7 @@ func (m *Memory) RemoveHistory(channel string) error {
 		return nil
 	}
 	s.mu.Lock()
-	s.pubs = nil
+	s.pubs, s.bytes = nil, 0
 	s.mu.Unlock()
 	return nil
 }

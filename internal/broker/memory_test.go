@@ -7,22 +7,24 @@ import (
 
 type recorder struct{ pubs []uint64 }
 
-func (r *recorder) HandlePublication(_ string, p *Publication, _ StreamPosition) {
+func (r *recorder) HandlePublication(p *Publication, _ StreamPosition) {
 	r.pubs = append(r.pubs, p.Offset)
 }
 func (r *recorder) HandleJoin(string, *ClientInfo)  {}
 func (r *recorder) HandleLeave(string, *ClientInfo) {}
+func (r *recorder) HandleControl([]byte)            {}
+func (r *recorder) HandleResync()                   {}
 
 func TestHistorySizeTTLAndEpoch(t *testing.T) {
 	m := NewMemory()
 	rec := &recorder{}
-	m.Run(rec)
+	m.Run("node", rec)
 	now := time.Unix(1000, 0)
 	m.now = func() time.Time { return now }
 	opts := PublishOptions{HistorySize: 3, HistoryTTL: time.Minute, HistoryMetaTTL: time.Hour}
 	var sp StreamPosition
 	for i := 0; i < 5; i++ {
-		sp, _ = m.Publish("c", &Publication{Data: []byte(`1`)}, opts)
+		sp, _ = m.Publish(&Publication{Channel: "c", Data: []byte(`1`)}, opts)
 	}
 	if sp.Offset != 5 || sp.Epoch == "" || len(rec.pubs) != 5 {
 		t.Fatalf("position %+v, delivered %v", sp, rec.pubs)
@@ -39,12 +41,12 @@ func TestHistorySizeTTLAndEpoch(t *testing.T) {
 	}
 	// A stream unused for longer than its meta TTL starts over with a new epoch.
 	now = now.Add(2 * time.Hour)
-	sp2, _ := m.Publish("c", &Publication{Data: []byte(`1`)}, opts)
+	sp2, _ := m.Publish(&Publication{Channel: "c", Data: []byte(`1`)}, opts)
 	if sp2.Offset != 1 || sp2.Epoch == sp.Epoch {
 		t.Fatalf("after meta TTL: %+v, want offset 1 and a new epoch", sp2)
 	}
 	// Without history nothing is stored and no offset is assigned.
-	sp3, _ := m.Publish("nohist", &Publication{Data: []byte(`1`)}, PublishOptions{})
+	sp3, _ := m.Publish(&Publication{Channel: "nohist", Data: []byte(`1`)}, PublishOptions{})
 	if sp3.Offset != 0 || sp3.Epoch != "" {
 		t.Fatalf("no-history publish gave a position: %+v", sp3)
 	}
@@ -54,7 +56,7 @@ func TestHistoryFilters(t *testing.T) {
 	m := NewMemory()
 	opts := PublishOptions{HistorySize: 10, HistoryTTL: time.Minute}
 	for i := 0; i < 5; i++ {
-		m.Publish("c", &Publication{Data: []byte(`1`)}, opts)
+		m.Publish(&Publication{Channel: "c", Data: []byte(`1`)}, opts)
 	}
 	offsets := func(f HistoryFilter) []uint64 {
 		pubs, _, _ := m.History("c", f)
@@ -99,5 +101,50 @@ func TestPresenceCountsAnonymousAsOneUser(t *testing.T) {
 	m.RemovePresence("c", "3")
 	if p, _ := m.Presence("c"); len(p) != 0 {
 		t.Fatalf("presence %v", p)
+	}
+}
+
+func TestHistoryMaxBytes(t *testing.T) {
+	m := NewMemory()
+	m.Run("node", &recorder{})
+	big := make([]byte, 1000)
+	for i := range big {
+		big[i] = 'a'
+	}
+	opts := PublishOptions{HistorySize: 100, HistoryTTL: time.Hour, HistoryMaxBytes: 3500}
+	for range 10 {
+		m.Publish(&Publication{Channel: "c", Data: big}, opts)
+	}
+	pubs, top, _ := m.History("c", HistoryFilter{Limit: -1})
+	if top.Offset != 10 || len(pubs) != 3 || pubs[0].Offset != 8 {
+		t.Fatalf("byte bound 3500 with ~1.2 KB publications keeps the last 3; got %d from %d", len(pubs), pubs[0].Offset)
+	}
+}
+
+func TestIndexAfter(t *testing.T) {
+	m := NewMemory()
+	rec := &recorder{}
+	m.Run("node", rec)
+	idx := &IndexOptions{Size: 3}
+	for i, id := range []string{"a", "b", "dup", "c", "dup"} {
+		m.Publish(&Publication{Channel: "ch" + id, ID: id, Data: []byte{'0' + byte(i)}}, PublishOptions{Index: idx})
+	}
+	// Kept: dup(3) c(4) dup(5); "a" and "b" were evicted.
+	pubs, top, found, _ := m.IndexAfter("dup", *idx)
+	if !found || top != 5 || len(pubs) != 2 || pubs[0].ID != "c" || pubs[1].Seq != 5 {
+		t.Fatalf("after the earliest dup: found %v top %d %v", found, top, pubs)
+	}
+	if _, _, found, _ := m.IndexAfter("a", *idx); found {
+		t.Fatal("an evicted id is not found")
+	}
+	all, _, _, _ := m.IndexAfter("", *idx)
+	if len(all) != 3 || all[0].Seq != 3 {
+		t.Fatalf("all: %v", all)
+	}
+	// Evicting the earliest dup makes the later one the earliest.
+	m.Publish(&Publication{Channel: "x", ID: "d"}, PublishOptions{Index: idx})
+	pubs, _, found, _ = m.IndexAfter("dup", *idx)
+	if !found || len(pubs) != 1 || pubs[0].ID != "d" {
+		t.Fatalf("after the remaining dup: %v", pubs)
 	}
 }

@@ -127,7 +127,7 @@ func New(b broker.Broker, pm broker.PresenceManager, ns *Namespaces) (*Hub, erro
 	for i := range h.shards {
 		h.shards[i].subs = map[string]map[Client]struct{}{}
 	}
-	if err := b.Run(h); err != nil {
+	if err := b.Run("", h); err != nil {
 		return nil, err
 	}
 	return h, nil
@@ -250,9 +250,15 @@ func (h *Hub) fanout(d *Delivery) {
 }
 
 // HandlePublication implements broker.Handler.
-func (h *Hub) HandlePublication(channel string, pub *broker.Publication, sp broker.StreamPosition) {
-	h.fanout(&Delivery{Kind: KindPublication, Channel: channel, Pub: pub, Epoch: sp.Epoch})
+func (h *Hub) HandlePublication(pub *broker.Publication, sp broker.StreamPosition) {
+	h.fanout(&Delivery{Kind: KindPublication, Channel: pub.Channel, Pub: pub, Epoch: sp.Epoch})
 }
+
+// HandleControl implements broker.Handler.
+func (h *Hub) HandleControl([]byte) {}
+
+// HandleResync implements broker.Handler.
+func (h *Hub) HandleResync() {}
 
 // HandleJoin implements broker.Handler.
 func (h *Hub) HandleJoin(channel string, info *broker.ClientInfo) {
@@ -279,7 +285,8 @@ func metaTTL(ns *Namespace) time.Duration {
 // Publish publishes to a channel of namespace ns and returns its stream position
 // (zero when the namespace keeps no history).
 func (h *Hub) Publish(channel string, ns *Namespace, pub *broker.Publication) (broker.StreamPosition, error) {
-	return h.broker.Publish(channel, pub, PublishOptions(ns))
+	pub.Channel = channel
+	return h.broker.Publish(pub, PublishOptions(ns))
 }
 
 // History reads a channel's history with the namespace's TTL applied.
