@@ -84,6 +84,8 @@ const (
 	ProxyBadResponse Code = "proxy_bad_response"
 	// ProxyEmptyUser: a connect result has an empty user while anonymous connections are not allowed.
 	ProxyEmptyUser Code = "proxy_empty_user"
+	// ProxyDenied: the backend refused with an error or disconnect of its own, passed to the client.
+	ProxyDenied Code = "proxy_denied"
 
 	// Refusals of the signed auth callout (internal/callout).
 
@@ -104,6 +106,17 @@ const (
 	// CalloutBadResponse: the answer's claims are malformed (no user, bad types).
 	CalloutBadResponse Code = "callout_bad_response"
 
+	// Refusals of the server API and the operator endpoints.
+
+	// APIKeyNotConfigured: http_api.key is empty (and http_api.insecure off): every API request is refused.
+	APIKeyNotConfigured Code = "api_key_not_configured"
+	// APIKeyMissing: an API request carries no key.
+	APIKeyMissing Code = "api_key_missing"
+	// APIKeyWrong: an API request's key does not match http_api.key.
+	APIKeyWrong Code = "api_key_wrong"
+	// AdminKeyWrong: an operator request's X-Admin-Key is missing or wrong.
+	AdminKeyWrong Code = "admin_key_wrong"
+
 	// Refusals of the Mercure front door (internal/mercure).
 
 	// TopicNotPermitted: a valid Mercure token whose mercure.publish selectors do not cover every topic of the update.
@@ -118,9 +131,9 @@ var Catalogue = []Code{
 	TokenSourceDisabled, TokenAmbiguous, TokenTooOld, AudienceMismatch, IssuerMismatch,
 	UserClaimMissing, TokenRevoked, TicketInvalid,
 	ProxyTimeout, ProxyUnreachable, ProxyOverloaded, ProxyCircuitOpen, ProxyHTTPStatus, ProxyBadJSON,
-	ProxyBadResponse, ProxyEmptyUser, CalloutUnavailable, CalloutUnsigned, CalloutBadSignature,
+	ProxyBadResponse, ProxyEmptyUser, ProxyDenied, CalloutUnavailable, CalloutUnsigned, CalloutBadSignature,
 	CalloutExpired, CalloutWrongAudience, CalloutReplay, CalloutDenied, CalloutBadResponse,
-	TopicNotPermitted,
+	APIKeyNotConfigured, APIKeyMissing, APIKeyWrong, AdminKeyWrong, TopicNotPermitted,
 }
 
 // Source says where a token was found.
@@ -161,6 +174,19 @@ type Reason struct {
 	// unverified when the signature failed). Never the token itself.
 	Alg, Kid, Issuer, Audience, Subject string
 	Expiry                              int64 // exp, unix seconds; 0 if none
+	// Reply is the answer the team's backend chose itself (ProxyDenied):
+	// front doors whose protocol has such codes pass it to the client.
+	Reply *BackendReply
+}
+
+// BackendReply is a refusal in the words of the team's backend: an error
+// (code, message, temporary) or a disconnect (code, reason), in the
+// Centrifugo client protocol's codes that the proxy protocol uses.
+type BackendReply struct {
+	Disconnect bool
+	Code       uint32
+	Message    string
+	Temporary  bool
 }
 
 // annotate records the token facts of claims on the reason, for the log.

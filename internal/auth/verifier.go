@@ -70,6 +70,11 @@ type Identity struct {
 	// Token facts kept for live revocation checks.
 	JTI      string
 	IssuedAt time.Time // zero when the token has no iat
+	// Set by other authorities: the connect proxy's result data for the
+	// client, and the auth callout's channel grants and connection limit.
+	ConnectData    json.RawMessage
+	Grants         *Grants
+	MaxConnections int
 }
 
 // SubscriptionGrant is an accepted subscription token.

@@ -24,7 +24,6 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhub/herald/internal/auth"
-	"github.com/heraldhub/herald/internal/glob"
 )
 
 // Audience is the aud of Herald's requests.
@@ -55,35 +54,8 @@ type Request struct {
 	Header     http.Header
 }
 
-// Grants are glob patterns of channels a connection may use.
-type Grants struct {
-	Subscribe []string `json:"subscribe"`
-	Publish   []string `json:"publish"`
-	History   []string `json:"history"`
-	Presence  []string `json:"presence"`
-}
-
-// Allows reports whether op ("subscribe", "publish", "history", "presence")
-// on channel is granted.
-func (g *Grants) Allows(op, channel string) bool {
-	var patterns []string
-	switch op {
-	case "subscribe":
-		patterns = g.Subscribe
-	case "publish":
-		patterns = g.Publish
-	case "history":
-		patterns = g.History
-	case "presence":
-		patterns = g.Presence
-	}
-	for _, p := range patterns {
-		if glob.Match(p, channel) {
-			return true
-		}
-	}
-	return false
-}
+// Grants are the channel grants of an answer (glob patterns per operation).
+type Grants = auth.Grants
 
 // Result is an authorized connection.
 type Result struct {
@@ -124,6 +96,21 @@ func New(c Config) (*Caller, error) {
 
 func reason(code auth.Code, hint, format string, args ...any) *auth.Reason {
 	return &auth.Reason{Code: code, Detail: auth.Truncate(fmt.Sprintf(format, args...), 200), Hint: hint}
+}
+
+// AuthorizeConnect implements auth.ConnectAuthority: the callout decides
+// every connection alone, failing closed.
+func (c *Caller) AuthorizeConnect(ctx context.Context, req *auth.ConnectRequest, _ *auth.Identity) (*auth.Identity, *auth.Reason) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, reason := c.Authorize(ctx, &Request{RemoteAddr: req.RemoteAddr, Transport: req.Transport, Protocol: req.Protocol,
+		Tokens: req.Tokens, Header: req.Headers})
+	if reason != nil {
+		return nil, reason
+	}
+	g := res.Grants
+	return &auth.Identity{User: res.User, Info: auth.CompactJSON(res.Info), Meta: auth.CompactJSON(res.Meta), ExpireAt: res.ExpireAt, Source: "callout",
+		Grants: &g, MaxConnections: res.MaxConnections}, nil
 }
 
 // Authorize asks the backend about a connection attempt.

@@ -1,98 +1,59 @@
-// Package centrifuge is Herald's Centrifugo-compatible front door: the client
-// protocol v2 (JSON over WebSocket) with its codec, session state machine and
-// code tables. It maps auth Reasons and hub results to the protocol's codes.
 package centrifuge
 
 import (
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/cfcodes"
+	"github.com/heraldhub/herald/internal/hub"
 )
 
-// Error is a reply error. Codes and temporary flags follow the protocol table;
-// SDKs decide whether to retry from them.
-type Error struct {
-	Code      uint32 `json:"code"`
-	Message   string `json:"message"`
-	Temporary bool   `json:"temporary,omitempty"`
-}
-
-func (e *Error) Error() string { return e.Message }
-
-// maxErrorMessage bounds the message of an error reply.
-const maxErrorMessage = 256
-
-// With returns a copy of e whose message adds detail ("permission denied: ...").
-func (e *Error) With(detail string) *Error {
-	c := *e
-	if detail != "" {
-		c.Message = auth.Truncate(e.Message+": "+detail, maxErrorMessage)
-	}
-	return &c
-}
-
-// The client error table.
-var (
-	ErrInternal              = &Error{Code: 100, Message: "internal server error", Temporary: true}
-	ErrUnauthorized          = &Error{Code: 101, Message: "unauthorized"}
-	ErrUnknownChannel        = &Error{Code: 102, Message: "unknown channel"}
-	ErrPermissionDenied      = &Error{Code: 103, Message: "permission denied"}
-	ErrMethodNotFound        = &Error{Code: 104, Message: "method not found"}
-	ErrAlreadySubscribed     = &Error{Code: 105, Message: "already subscribed"}
-	ErrLimitExceeded         = &Error{Code: 106, Message: "limit exceeded"}
-	ErrBadRequest            = &Error{Code: 107, Message: "bad request"}
-	ErrNotAvailable          = &Error{Code: 108, Message: "not available"}
-	ErrTokenExpired          = &Error{Code: 109, Message: "token expired"}
-	ErrExpired               = &Error{Code: 110, Message: "expired"}
-	ErrTooManyRequests       = &Error{Code: 111, Message: "too many requests", Temporary: true}
-	ErrUnrecoverablePosition = &Error{Code: 112, Message: "unrecoverable position"}
+// The protocol's codes, from the shared table.
+type (
+	// Error is a reply error.
+	Error = cfcodes.Error
+	// Disconnect is a server-initiated close.
+	Disconnect = cfcodes.Disconnect
 )
 
-// Disconnect is a server-initiated close: a WebSocket close code and a short reason.
-type Disconnect struct {
-	Code   uint32
-	Reason string
-}
-
-// maxCloseReason is the WebSocket limit on a close frame's reason.
-const maxCloseReason = 123
-
-// With returns a copy whose reason adds detail, within the close-reason limit.
-func (d Disconnect) With(detail string) Disconnect {
-	if detail != "" {
-		d.Reason = auth.Truncate(d.Reason+": "+detail, maxCloseReason)
-	}
-	return d
-}
-
-// The disconnect table. 3000-3499 reconnect, 3500-3999 are terminal.
-var (
-	DisconnectConnectionClosed      = Disconnect{3000, "connection closed"}
-	DisconnectShutdown              = Disconnect{3001, "shutdown"}
-	DisconnectServerError           = Disconnect{3004, "internal server error"}
-	DisconnectExpired               = Disconnect{3005, "connection expired"}
-	DisconnectSubExpired            = Disconnect{3006, "subscription expired"}
-	DisconnectSlow                  = Disconnect{3008, "slow"}
-	DisconnectWriteError            = Disconnect{3009, "write error"}
-	DisconnectInsufficientState     = Disconnect{3010, "insufficient state"}
-	DisconnectForceReconnect        = Disconnect{3011, "force reconnect"}
-	DisconnectNoPong                = Disconnect{3012, "no pong"}
-	DisconnectTooManyRequests       = Disconnect{3013, "too many requests"}
-	DisconnectInvalidToken          = Disconnect{3500, "invalid token"}
-	DisconnectBadRequest            = Disconnect{3501, "bad request"}
-	DisconnectStale                 = Disconnect{3502, "stale"}
-	DisconnectForceNoReconnect      = Disconnect{3503, "force disconnect"}
-	DisconnectConnectionLimit       = Disconnect{3504, "connection limit"}
-	DisconnectChannelLimit          = Disconnect{3505, "channel limit"}
-	DisconnectInappropriateProtocol = Disconnect{3506, "inappropriate protocol"}
-	DisconnectPermissionDenied      = Disconnect{3507, "permission denied"}
-	DisconnectNotAvailable          = Disconnect{3508, "not available"}
-	DisconnectTooManyErrors         = Disconnect{3509, "too many errors"}
-)
-
-// Unsubscribe push codes: >= 2500 make the SDK resubscribe.
 const (
-	UnsubscribeServer              uint32 = 2000
-	UnsubscribeInsufficientState   uint32 = 2500
-	UnsubscribeSubscriptionExpired uint32 = 2501
+	maxErrorMessage = cfcodes.MaxErrorMessage
+	maxCloseReason  = cfcodes.MaxCloseReason
+
+	UnsubscribeServer              = cfcodes.UnsubscribeServer
+	UnsubscribeInsufficientState   = cfcodes.UnsubscribeInsufficientState
+	UnsubscribeSubscriptionExpired = cfcodes.UnsubscribeSubscriptionExpired
+)
+
+var (
+	ErrInternal              = cfcodes.ErrInternal
+	ErrUnauthorized          = cfcodes.ErrUnauthorized
+	ErrUnknownChannel        = cfcodes.ErrUnknownChannel
+	ErrPermissionDenied      = cfcodes.ErrPermissionDenied
+	ErrMethodNotFound        = cfcodes.ErrMethodNotFound
+	ErrAlreadySubscribed     = cfcodes.ErrAlreadySubscribed
+	ErrLimitExceeded         = cfcodes.ErrLimitExceeded
+	ErrBadRequest            = cfcodes.ErrBadRequest
+	ErrNotAvailable          = cfcodes.ErrNotAvailable
+	ErrTokenExpired          = cfcodes.ErrTokenExpired
+	ErrExpired               = cfcodes.ErrExpired
+	ErrTooManyRequests       = cfcodes.ErrTooManyRequests
+	ErrUnrecoverablePosition = cfcodes.ErrUnrecoverablePosition
+
+	DisconnectShutdown          = cfcodes.DisconnectShutdown
+	DisconnectServerError       = cfcodes.DisconnectServerError
+	DisconnectExpired           = cfcodes.DisconnectExpired
+	DisconnectSubExpired        = cfcodes.DisconnectSubExpired
+	DisconnectSlow              = cfcodes.DisconnectSlow
+	DisconnectWriteError        = cfcodes.DisconnectWriteError
+	DisconnectInsufficientState = cfcodes.DisconnectInsufficientState
+	DisconnectNoPong            = cfcodes.DisconnectNoPong
+	DisconnectInvalidToken      = cfcodes.DisconnectInvalidToken
+	DisconnectBadRequest        = cfcodes.DisconnectBadRequest
+	DisconnectStale             = cfcodes.DisconnectStale
+	DisconnectForceNoReconnect  = cfcodes.DisconnectForceNoReconnect
+	DisconnectConnectionLimit   = cfcodes.DisconnectConnectionLimit
+	DisconnectChannelLimit      = cfcodes.DisconnectChannelLimit
+	DisconnectPermissionDenied  = cfcodes.DisconnectPermissionDenied
+	DisconnectNotAvailable      = cfcodes.DisconnectNotAvailable
 )
 
 // connectOutcome maps a refused connection token to the protocol: an error
@@ -115,4 +76,60 @@ func connectOutcome(r *auth.Reason, shown string) (*Error, *Disconnect) {
 		d := DisconnectInvalidToken.With(shown)
 		return nil, &d
 	}
+}
+
+// backendOutcome passes the backend's own error or disconnect to the client.
+func backendOutcome(b *auth.BackendReply) (*Error, *Disconnect) {
+	if b.Disconnect {
+		return nil, &Disconnect{Code: b.Code, Reason: auth.Truncate(b.Message, maxCloseReason)}
+	}
+	return &Error{Code: b.Code, Message: auth.Truncate(b.Message, maxErrorMessage), Temporary: b.Temporary}, nil
+}
+
+// hubError maps a refused hub operation that is not a permission decision.
+func hubError(e *hub.Error) *Error {
+	switch e.Kind {
+	case hub.ErrBadChannel, hub.ErrBadRequest:
+		return ErrBadRequest.With(e.Msg)
+	case hub.ErrUnknownNamespace:
+		return ErrUnknownChannel.With(e.Msg)
+	case hub.ErrAlreadySubscribed:
+		return ErrAlreadySubscribed
+	case hub.ErrLimit:
+		return ErrLimitExceeded.With(e.Msg)
+	case hub.ErrExpired:
+		return ErrExpired.With(e.Msg)
+	case hub.ErrUnrecoverable:
+		return ErrUnrecoverablePosition.With(e.Msg)
+	case hub.ErrNotAvailable:
+		return ErrNotAvailable.With(e.Msg)
+	case hub.ErrUnavailable, hub.ErrShuttingDown:
+		return ErrInternal.With(e.Msg) // temporary: the SDK retries
+	case hub.ErrClosing:
+		return ErrInternal.With("connection is closing")
+	}
+	return ErrInternal
+}
+
+// intentDisconnect maps a disconnect intent to the protocol's close code.
+func intentDisconnect(in hub.Intent) Disconnect {
+	if in.Code != 0 {
+		return Disconnect{Code: in.Code, Reason: auth.Truncate(in.Reason, maxCloseReason)}
+	}
+	var d Disconnect
+	switch in.Why {
+	case hub.WhyShutdown:
+		d = DisconnectShutdown
+	case hub.WhyExpired:
+		d = DisconnectExpired
+	case hub.WhySlow:
+		d = DisconnectSlow
+	case hub.WhyInsufficientState:
+		d = DisconnectInsufficientState
+	case hub.WhyRevoked:
+		d = DisconnectInvalidToken
+	default:
+		d = DisconnectForceNoReconnect
+	}
+	return d.With(in.Reason)
 }

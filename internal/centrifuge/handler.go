@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -13,38 +12,40 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldhub/herald/internal/auth"
-	"github.com/heraldhub/herald/internal/callout"
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/conn"
 	"github.com/heraldhub/herald/internal/glob"
 	"github.com/heraldhub/herald/internal/hub"
+	"github.com/heraldhub/herald/internal/proxy"
 )
 
 // Options configure the front door.
 type Options struct {
-	Config   *config.Config
-	Hub      *hub.Hub
-	Verifier *auth.Verifier
-	Sources  *auth.Sources
-	Proxies  *Proxies        // nil: no proxies
-	Callout  *callout.Caller // nil: no auth callout
-	Logger   *slog.Logger
-	Version  string
+	Config  *config.Config
+	Hub     *hub.Hub
+	Engine  *auth.Engine
+	Sources *auth.Sources
+	Proxies *proxy.Set // nil: no proxies
+	Logger  *slog.Logger
+	Version string
+	// Pool writes every connection's frames; Workers handle their commands.
+	Pool    *conn.Pool
+	Workers *conn.Workers
 }
 
 // Handler serves GET /connection/websocket.
 type Handler struct {
 	cfg      *config.Config
 	hub      *hub.Hub
-	verifier *auth.Verifier
+	engine   *auth.Engine
 	sources  *auth.Sources
-	proxies  *Proxies
-	callout  *callout.Caller
+	proxies  *proxy.Set
 	log      *slog.Logger
 	version  string
 	upgrader websocket.Upgrader
 
-	workers *pool      // frame handling
-	writers *writePool // outgoing frames
+	workers *conn.Workers
+	pool    *conn.Pool
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
@@ -56,10 +57,10 @@ type Handler struct {
 func NewHandler(o Options) *Handler {
 	proxies := o.Proxies
 	if proxies == nil {
-		proxies = &Proxies{}
+		proxies = &proxy.Set{}
 	}
-	h := &Handler{cfg: o.Config, hub: o.Hub, verifier: o.Verifier, sources: o.Sources, proxies: proxies, callout: o.Callout, log: o.Logger, version: o.Version,
-		sessions: map[*session]struct{}{}, workers: newPool(), writers: newWritePool(max(2, runtime.GOMAXPROCS(0)), o.Config.Client.WriteLag.D())}
+	h := &Handler{cfg: o.Config, hub: o.Hub, engine: o.Engine, sources: o.Sources, proxies: proxies, log: o.Logger, version: o.Version,
+		sessions: map[*session]struct{}{}, workers: o.Workers, pool: o.Pool}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.
@@ -94,7 +95,16 @@ func (s *session) refused(msg string, r *auth.Reason, channel string) {
 		attrs = append(attrs, slog.String("channel", channel))
 	}
 	s.log().LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
-	s.h.verifier.Refusals.Add(r, "websocket", s.remoteAddr, channel)
+	s.h.engine.Verifier().Refusals.Add(r, "websocket", s.remoteAddr, channel)
+}
+
+// deniedText is what a client sees of a channel_not_permitted refusal: the
+// rule that refused it, or only the code.
+func (h *Handler) deniedText(r *auth.Reason) string {
+	if h.cfg.FullReasons() {
+		return r.Detail
+	}
+	return string(r.Code)
 }
 
 // originAllowed applies client.allowed_origins with Centrifugo's semantics:
@@ -160,7 +170,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s := newSession(h, conn, r)
 	// Tokens on the upgrade request are collected now: a ticket works once.
 	s.httpTokens = h.sources.FromHTTP(r, "")
-	s.upgradeHeaders = h.proxies.keepHeaders(r)
+	s.upgradeHeaders = h.proxies.KeepHeaders(r)
 	h.mu.Lock()
 	if h.closing {
 		h.mu.Unlock()
@@ -204,8 +214,6 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { h.wg.Wait(); close(done) }()
-	defer h.workers.stop()
-	defer h.writers.stop()
 	select {
 	case <-done:
 		return nil

@@ -12,7 +12,6 @@ import (
 
 	"github.com/gorilla/websocket"
 
-	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
@@ -105,9 +104,8 @@ func TestNoLossUnderConcurrentPublishing(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			ns, _ := srv.Hub().Namespaces().Resolve("busy")
 			for i := 0; i < each; i++ {
-				if _, err := srv.Hub().Publish("busy", ns, &broker.Publication{Data: []byte(`{"x":1}`)}); err != nil {
+				if err := srv.HubPublish("busy", []byte(`{"x":1}`)); err != nil {
 					t.Error(err)
 				}
 			}
@@ -246,22 +244,21 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	cfg.Client.QueueMaxSize = 64 << 10
 	srv := testutil.Start(t, cfg)
 	c := srv.Dial(t, nil)
-	id := c.Connect(testutil.UserToken(t, "slow"))["client"].(string)
+	c.Connect(testutil.UserToken(t, "slow"))
 	c.Call("subscribe", map[string]any{"channel": "firehose"})
 	// The client stops reading; publish until its queue overflows.
-	ns, _ := srv.Hub().Namespaces().Resolve("firehose")
 	data, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", 32<<10)})
 	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && len(srv.Hub().UserClients("slow", id)) > 0 {
+	for time.Now().Before(deadline) && srv.Hub().NumUserClients("slow") > 0 {
 		for i := 0; i < 50; i++ {
-			_, _ = srv.Hub().Publish("firehose", ns, &broker.Publication{Data: data})
+			_ = srv.HubPublish("firehose", data)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
 	if !strings.Contains(srv.Logs.String(), "client is too slow") {
 		t.Fatalf("slow client not disconnected; log:\n%s", srv.Logs.String())
 	}
-	waitFor(t, func() bool { return len(srv.Hub().UserClients("slow", id)) == 0 }, "slow client removed from the hub")
+	waitFor(t, func() bool { return srv.Hub().NumUserClients("slow") == 0 }, "slow client removed from the hub")
 	// The publisher was never blocked, and other clients still work.
 	other := srv.Dial(t, nil)
 	other.Connect(testutil.UserToken(t, "ok"))
@@ -494,10 +491,9 @@ func TestBehindSubscriberGetsCoalescedFrames(t *testing.T) {
 	c := srv.Dial(t, nil)
 	c.Connect(testutil.UserToken(t, "u"))
 	c.Call("subscribe", map[string]any{"channel": "burst"})
-	ns, _ := srv.Hub().Namespaces().Resolve("burst")
 	const n = 1000
 	for i := 0; i < n; i++ {
-		srv.Hub().Publish("burst", ns, &broker.Publication{Data: []byte(`{"i":1}`)})
+		_ = srv.HubPublish("burst", []byte(`{"i":1}`))
 	}
 	frames, msgs := 0, 0
 	c.Conn.SetReadDeadline(time.Now().Add(5 * time.Second))

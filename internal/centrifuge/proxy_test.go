@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
@@ -135,6 +136,15 @@ func TestConnectProxyAnswersAndFailures(t *testing.T) {
 			srv := testutil.Start(t, cfg)
 			c := srv.Dial(t, nil)
 			c.Send(`{"id":1,"connect":{}}`)
+			// The backend's own answer is passed through, and logged as
+			// proxy_denied with its code.
+			if strings.HasPrefix(tc.body, `{"error"`) || strings.HasPrefix(tc.body, `{"disconnect"`) {
+				defer func() {
+					waitFor(t, func() bool {
+						return strings.Contains(srv.Logs.String(), "reason="+string(auth.ProxyDenied)) && strings.Contains(srv.Logs.String(), fmt.Sprint(tc.close+tc.errCode))
+					}, "the backend's refusal logged as proxy_denied with its code")
+				}()
+			}
 			if tc.close != 0 {
 				code, reason := c.ExpectClose(wait)
 				if code != tc.close || !strings.Contains(reason, tc.text) {

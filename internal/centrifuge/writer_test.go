@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
@@ -22,13 +21,12 @@ func TestFrameLengths(t *testing.T) {
 	c := srv.Dial(t, nil)
 	c.Connect(testutil.UserToken(t, "u"))
 	c.Call("subscribe", map[string]any{"channel": "sizes"})
-	ns, _ := srv.Hub().Namespaces().Resolve("sizes")
 	// Payload lengths around the frame header's boundaries (125/126 and
 	// 65535/65536 bytes of frame payload, with the push envelope around it).
 	sizes := []int{0, 1, 60, 100, 126, 1000, 65400, 65536, 70000, 300000}
 	for i, n := range sizes {
 		data, _ := json.Marshal(map[string]any{"i": i, "pad": strings.Repeat("y", n)})
-		if _, err := srv.Hub().Publish("sizes", ns, &broker.Publication{Data: data}); err != nil {
+		if err := srv.HubPublish("sizes", data); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -66,7 +64,6 @@ func testSlowClients(t *testing.T, lag time.Duration) {
 	cfg.Client.WriteLag = config.Duration(lag)
 	cfg.Client.QueueMaxSize = 256 << 20
 	srv := testutil.Start(t, cfg)
-	ns, _ := srv.Hub().Namespaces().Resolve("wide")
 	// More slow clients than writers.
 	for i := range runtime.GOMAXPROCS(0) + 2 {
 		c := srv.Dial(t, nil)
@@ -103,7 +100,7 @@ func testSlowClients(t *testing.T, lag time.Duration) {
 	pad := strings.Repeat("z", 64<<10)
 	for n := 1; n <= total; n++ {
 		data, _ := json.Marshal(map[string]any{"n": n, "pad": pad})
-		if _, err := srv.Hub().Publish("wide", ns, &broker.Publication{Data: data}); err != nil {
+		if err := srv.HubPublish("wide", data); err != nil {
 			t.Fatal(err)
 		}
 	}

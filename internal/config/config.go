@@ -223,6 +223,7 @@ type NamespaceOptions struct {
 	HistorySize        int      `yaml:"history_size" doc:"publications kept per channel (history needs size and ttl)"`
 	HistoryTTL         Duration `yaml:"history_ttl" doc:"how long publications are kept"`
 	HistoryMetaTTL     Duration `yaml:"history_meta_ttl" doc:"how long a channel stream position is kept without publications"`
+	HistoryMaxBytes    int      `yaml:"history_max_bytes" doc:"bound on the bytes a channel's history holds (0: size and ttl only); the oldest publications go first"`
 	ForceRecovery      bool     `yaml:"force_recovery" doc:"recovery on for every subscription"`
 	AllowRecovery      bool     `yaml:"allow_recovery" doc:"clients may ask for recovery without history permission"`
 	ForcePositioning   bool     `yaml:"force_positioning" doc:"positioning on for every subscription"`

@@ -352,7 +352,9 @@ func (l *loader) loadFlags(flags map[string]string) {
 			continue
 		}
 		msg := fmt.Sprintf("unknown key %q", k)
-		if sug := closest(k, s.settablePaths()); sug != "" {
+		if why, gone := replacedKeys[k]; gone {
+			msg = fmt.Sprintf("key %q is no longer used: %s", k, why)
+		} else if sug := closest(k, s.settablePaths()); sug != "" {
 			msg += fmt.Sprintf("; did you mean %q?", sug)
 		}
 		l.add(whereFlags, "", msg)
@@ -493,7 +495,9 @@ func (d *nodeDecoder) decodeStruct(n *yaml.Node, dst reflect.Value, path string)
 		f, ok := fieldByKey(fs, name)
 		if !ok {
 			msg := fmt.Sprintf("unknown key %q", name)
-			if sug := suggestKey(name, path, fs); sug != "" {
+			if why, gone := replacedKeys[joinPath(path, name)]; gone {
+				msg = fmt.Sprintf("key %q is no longer used: %s", name, why)
+			} else if sug := suggestKey(name, path, fs); sug != "" {
 				msg += fmt.Sprintf("; did you mean %q?", sug)
 			}
 			d.add(k.Line, path, msg)
@@ -645,4 +649,9 @@ func (d *nodeDecoder) decodeScalar(n *yaml.Node, line int, dst reflect.Value, f 
 		return
 	}
 	dst.Set(v)
+}
+
+// replacedKeys are keys of earlier versions, with what replaced them.
+var replacedKeys = map[string]string{
+	"mercure.write_lag": "every door's connections share one writer pool now; set client.write_lag",
 }

@@ -24,15 +24,15 @@ type Mercure struct {
 	Heartbeat       Duration `yaml:"heartbeat" doc:"interval of the SSE keep-alive comment; 0 disables it"`
 	WriteTimeout    Duration `yaml:"write_timeout" doc:"longest life of a subscription stream (closed at a random 80-100 % of it); 0 = no limit"`
 	DispatchTimeout Duration `yaml:"dispatch_timeout" doc:"how long writing updates to one subscriber may take before it is dropped; 0 = no limit"`
-	SubscriberQueue int      `yaml:"subscriber_queue" doc:"updates queued for one subscriber before it is dropped as too slow"`
-	WriteLag        Duration `yaml:"write_lag" doc:"shortest time between two writes to one subscriber; what arrives meanwhile goes out in one write (less CPU under load, at most this much added latency); 0 = write at once"`
+	SubscriberQueue int      `yaml:"subscriber_queue" doc:"updates queued for one subscriber before it is dropped as too slow (client.queue_max_size bounds their bytes too)"`
 
-	HistorySize    int      `yaml:"history_size" doc:"updates kept for reconnection (Last-Event-ID); 0 keeps none"`
-	HistoryTTL     Duration `yaml:"history_ttl" doc:"how long updates are kept for reconnection; 0 = as long as history_size allows"`
-	MaxTopics      int      `yaml:"max_topics" doc:"most topic parameters in one subscription or publication"`
-	MaxBodySize    int      `yaml:"max_body_size" doc:"largest publication body in bytes (413 above it)"`
-	TopicCacheSize int      `yaml:"topic_cache_size" doc:"selector/topic match results cached; 0 disables the cache"`
-	Subscriptions  bool     `yaml:"subscriptions" doc:"publish subscription events and serve the subscriptions API under <path>/subscriptions"`
+	HistorySize     int      `yaml:"history_size" doc:"updates kept for reconnection (Last-Event-ID): the index of publications of every door that Mercure subscribers replay from; 0 keeps none"`
+	HistoryTTL      Duration `yaml:"history_ttl" doc:"how long updates are kept for reconnection; 0 = as long as history_size allows"`
+	HistoryMaxBytes int      `yaml:"history_max_bytes" doc:"bound on the bytes of the updates kept for reconnection (one copy each, shared with channel history); the oldest go first"`
+	MaxTopics       int      `yaml:"max_topics" doc:"most topic parameters in one subscription or publication"`
+	MaxBodySize     int      `yaml:"max_body_size" doc:"largest publication body in bytes (413 above it)"`
+	TopicCacheSize  int      `yaml:"topic_cache_size" doc:"selector/topic match results cached; 0 disables the cache"`
+	Subscriptions   bool     `yaml:"subscriptions" doc:"publish subscription events and serve the subscriptions API under <path>/subscriptions"`
 }
 
 // MercureKeys are the verification keys of one Mercure role (publisher or
@@ -58,9 +58,9 @@ func defaultMercure() Mercure {
 		WriteTimeout:    Duration(600 * time.Second),
 		DispatchTimeout: Duration(5 * time.Second),
 		SubscriberQueue: 1000,
-		WriteLag:        Duration(10 * time.Millisecond),
 		HistorySize:     1000,
 		HistoryTTL:      Duration(time.Hour),
+		HistoryMaxBytes: 64 << 20,
 		MaxTopics:       1000,
 		MaxBodySize:     1 << 20,
 		TopicCacheSize:  100000,
@@ -129,10 +129,8 @@ func (m *Mercure) validate() Problems {
 		}
 	}
 	atLeast("subscriber_queue", m.SubscriberQueue, 1)
-	if m.WriteLag < 0 || m.WriteLag > Duration(time.Second) {
-		add("write_lag", "must be from 0 to 1s (got %s); it is added to the latency of every update under load", m.WriteLag)
-	}
 	atLeast("history_size", m.HistorySize, 0)
+	atLeast("history_max_bytes", m.HistoryMaxBytes, 0)
 	atLeast("max_topics", m.MaxTopics, 1)
 	atLeast("max_body_size", m.MaxBodySize, 1024)
 	atLeast("topic_cache_size", m.TopicCacheSize, 0)

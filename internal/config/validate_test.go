@@ -54,8 +54,6 @@ func TestValidate(t *testing.T) {
 		{"write_lag 0", func(c *Config) { c.Client.WriteLag = 0 }, nil},
 		{"write_lag negative", func(c *Config) { c.Client.WriteLag = Duration(-time.Millisecond) }, []string{"client.write_lag: must be from 0 to 1s (got -1ms); it bounds how long queued messages wait under load"}},
 		{"write_lag too long", func(c *Config) { c.Client.WriteLag = Duration(2 * time.Second) }, []string{"client.write_lag: must be from 0 to 1s (got 2s); it bounds how long queued messages wait under load"}},
-		{"mercure write_lag 0", func(c *Config) { c.Mercure.WriteLag = 0 }, nil},
-		{"mercure write_lag too long", func(c *Config) { c.Mercure.WriteLag = Duration(3 * time.Second) }, []string{"mercure.write_lag: must be from 0 to 1s (got 3s); it is added to the latency of every update under load"}},
 		{"message_size_limit small", func(c *Config) { c.Client.MessageSizeLimit = 10 }, []string{"client.message_size_limit: must be at least 1024 (got 10)"}},
 		{"history_max_publication_limit 0", func(c *Config) { c.Client.HistoryMaxPublicationLimit = 0 }, []string{"client.history_max_publication_limit: must be at least 1 (got 0)"}},
 		{"recovery_max_publication_limit 0", func(c *Config) { c.Client.RecoveryMaxPublicationLimit = 0 }, []string{"client.recovery_max_publication_limit: must be at least 1 (got 0)"}},

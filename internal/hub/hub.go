@@ -1,168 +1,176 @@
-// Package hub owns channels, subscriptions, fan-out, history and presence on one
-// node, independent of any wire protocol. Front doors register their clients
-// and subscriptions here; the broker delivers publications, which the hub fans
-// out to local subscribers, encoding each one once per wire format.
 package hub
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"hash/maphash"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/glob"
 )
 
-// Format identifies a wire encoding of a delivery, so each publication is
-// encoded once per format, not once per subscriber.
-type Format int
-
-// Wire formats.
-const (
-	FormatCentrifugeJSON Format = iota
-	numFormats                  = 4
-)
-
-// Kind is what a delivery carries.
-type Kind uint8
-
-// Delivery kinds.
-const (
-	KindPublication Kind = iota + 1
-	KindJoin
-	KindLeave
-)
-
-// Delivery is one event for the subscribers of a channel. It is shared by all
-// of them and must not be modified.
-type Delivery struct {
-	Kind    Kind
-	Channel string
-	Pub     *broker.Publication // KindPublication
-	Info    *broker.ClientInfo  // KindJoin, KindLeave
-	Epoch   string              // stream epoch of Pub, when the channel keeps history
-	enc     [numFormats]encoded
+// Authorizer decides what a connection may do on a channel (the auth engine).
+type Authorizer interface {
+	AuthorizeChannel(ctx context.Context, req *auth.ChannelRequest) (*auth.ChannelGrant, *auth.Reason)
 }
 
-type encoded struct {
-	once sync.Once
-	b    []byte
-}
-
-// Encoded returns the delivery in format f, building it with build the first
-// time any subscriber asks.
-func (d *Delivery) Encoded(f Format, build func(*Delivery) []byte) []byte {
-	e := &d.enc[f]
-	e.once.Do(func() { e.b = build(d) })
-	return e.b
-}
-
-// Client is a connection as the hub sees it. Front doors implement it.
-type Client interface {
-	ID() string
-	User() string
-	// Deliver hands an event to the client; it must not block.
-	Deliver(d *Delivery)
-	// ServerSubscribe subscribes the client on behalf of the server API.
-	ServerSubscribe(channel string, opts ServerSubscription) error
-	// ServerUnsubscribe removes a subscription and tells the client.
-	ServerUnsubscribe(channel string, code uint32, reason string)
-	// Disconnect closes the connection with a protocol code.
-	Disconnect(code uint32, reason string)
-	// ServerRefresh changes the connection's expiry and info.
-	ServerRefresh(r ServerRefresh)
-	// Send delivers an asynchronous message (not in any channel) to the client.
-	Send(data []byte)
-	// CheckRevoked closes the connection if its token has been revoked.
-	CheckRevoked()
-}
-
-// ServerSubscription is a subscription made by the server API.
-type ServerSubscription struct {
-	Info         json.RawMessage
-	Data         json.RawMessage
-	ExpireAt     time.Time
-	RecoverSince *broker.StreamPosition
-}
-
-// ServerRefresh is a refresh made by the server API.
-type ServerRefresh struct {
-	Expired  bool
-	ExpireAt time.Time // zero: unchanged unless Expired
-	Info     json.RawMessage
+// Options build a Hub.
+type Options struct {
+	Broker     broker.Broker
+	Presence   broker.PresenceManager
+	Namespaces *Namespaces
+	Auth       Authorizer
+	Logger     *slog.Logger
+	NodeID     string
+	NodeName   string
+	Version    string
+	// RecoveryLimit caps the publications of one recovery (client.recovery_max_publication_limit).
+	RecoveryLimit int
+	// Index, when set, records every publication in the broker's index for
+	// Mercure's Last-Event-ID, within these bounds.
+	Index *broker.IndexOptions
+	// MatchCacheSize bounds the cache of topic selector matches.
+	MatchCacheSize int
+	// OnRevocation applies a revocation made on any node to this node's
+	// auth engine; live connections are then checked.
+	OnRevocation func(Revocation)
+	// NodeInfoInterval is how often the node announces itself to the others
+	// (default 5s); a node not heard from for three intervals is gone.
+	NodeInfoInterval time.Duration
 }
 
 const hubShards = 64
 
 type channelShard struct {
 	mu   sync.RWMutex
-	subs map[string]map[Client]struct{}
+	subs map[string]map[*Subscription]struct{}
 }
 
-// Hub is one node's registry of clients and subscriptions.
+// clientEntry is a registered connection and its subscriptions.
+type clientEntry struct {
+	c        Client
+	mu       sync.Mutex
+	subs     map[string]*Subscription // channel subscriptions
+	selector *Subscription            // the topic-selector subscription, if any
+	removed  bool
+}
+
+// Hub owns the channels and subscriptions of one node, whatever protocol
+// its clients speak: subscribe (permission, recovery, buffering, presence,
+// join/leave), publish, fan-out encoded once per wire format, and control
+// intents that reach the node holding a connection through the broker.
 type Hub struct {
+	o        Options
 	broker   broker.Broker
 	presence broker.PresenceManager
 	ns       *Namespaces
+	auth     Authorizer
+	log      *slog.Logger
 	seed     maphash.Seed
 	shards   [hubShards]channelShard
+	sel      selectorIndex
+	matcher  *Matcher
 
 	cmu     sync.RWMutex
-	clients map[string]Client
-	users   map[string]map[string]Client
+	clients map[string]*clientEntry
+	users   map[string]map[string]*clientEntry
 
 	numSubs  atomic.Int64
 	started  time.Time
-	NodeID   string
-	NodeName string
-	Version  string
+	draining atomic.Bool
+
+	controls  map[string]func(node string, payload json.RawMessage)
+	nodes     nodeRegistry
+	stopNodes chan struct{}
+	stopOnce  sync.Once
 }
 
-// New returns a hub over a broker and presence manager and starts delivery.
-func New(b broker.Broker, pm broker.PresenceManager, ns *Namespaces) (*Hub, error) {
-	h := &Hub{broker: b, presence: pm, ns: ns, seed: maphash.MakeSeed(), started: time.Now(),
-		clients: map[string]Client{}, users: map[string]map[string]Client{}}
-	for i := range h.shards {
-		h.shards[i].subs = map[string]map[Client]struct{}{}
+// New returns a hub and starts delivery from the broker.
+func New(o Options) (*Hub, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
 	}
-	if err := b.Run("", h); err != nil {
+	if o.RecoveryLimit <= 0 {
+		o.RecoveryLimit = 300
+	}
+	if o.NodeInfoInterval <= 0 {
+		o.NodeInfoInterval = 5 * time.Second
+	}
+	h := &Hub{o: o, broker: o.Broker, presence: o.Presence, ns: o.Namespaces, auth: o.Auth, log: o.Logger,
+		seed: maphash.MakeSeed(), started: time.Now(), matcher: NewMatcher(o.MatchCacheSize),
+		clients: map[string]*clientEntry{}, users: map[string]map[string]*clientEntry{},
+		stopNodes: make(chan struct{})}
+	for i := range h.shards {
+		h.shards[i].subs = map[string]map[*Subscription]struct{}{}
+	}
+	h.sel.init()
+	h.controls = map[string]func(string, json.RawMessage){}
+	h.registerBuiltinControls()
+	if err := o.Broker.Run(o.NodeID, h); err != nil {
 		return nil, err
 	}
+	h.startNodeInfo()
 	return h, nil
 }
+
+// NodeID returns this node's id.
+func (h *Hub) NodeID() string { return h.o.NodeID }
 
 // Namespaces returns the channel resolver.
 func (h *Hub) Namespaces() *Namespaces { return h.ns }
 
-// Broker returns the broker.
-func (h *Hub) Broker() broker.Broker { return h.broker }
+// Matcher returns the topic selector matcher.
+func (h *Hub) Matcher() *Matcher { return h.matcher }
 
-// Presence returns the presence manager.
-func (h *Hub) Presence() broker.PresenceManager { return h.presence }
+// Close stops the node's announcements and the broker.
+func (h *Hub) Close() error {
+	h.stopOnce.Do(func() { close(h.stopNodes) })
+	return h.broker.Close()
+}
+
+// Drain makes the hub refuse publications (ErrShuttingDown): once shutdown
+// starts, a publication is either delivered to connected clients or refused,
+// never acknowledged and dropped.
+func (h *Hub) Drain() { h.draining.Store(true) }
 
 func (h *Hub) shard(channel string) *channelShard {
 	return &h.shards[maphash.String(h.seed, channel)%hubShards]
 }
 
-// AddClient registers a connected client.
-func (h *Hub) AddClient(c Client) {
+// AddClient registers a connected client. With limit > 0 it refuses a
+// user's connection beyond limit connections on this node.
+func (h *Hub) AddClient(c Client, limit int) *Error {
 	h.cmu.Lock()
 	defer h.cmu.Unlock()
-	h.clients[c.ID()] = c
 	u := h.users[c.User()]
+	if limit > 0 && c.User() != "" && len(u) >= limit {
+		return &Error{Kind: ErrLimit, Msg: fmt.Sprintf("user has %d connections", len(u))}
+	}
+	e := &clientEntry{c: c, subs: map[string]*Subscription{}}
+	h.clients[c.ID()] = e
 	if u == nil {
-		u = map[string]Client{}
+		u = map[string]*clientEntry{}
 		h.users[c.User()] = u
 	}
-	u[c.ID()] = c
+	u[c.ID()] = e
+	return nil
 }
 
-// RemoveClient unregisters a client.
+// RemoveClient ends every subscription of the client (presence and leave
+// included) and unregisters it.
 func (h *Hub) RemoveClient(c Client) {
 	h.cmu.Lock()
-	defer h.cmu.Unlock()
+	e := h.clients[c.ID()]
+	if e == nil || e.c != c {
+		h.cmu.Unlock()
+		return
+	}
 	delete(h.clients, c.ID())
 	if u := h.users[c.User()]; u != nil {
 		delete(u, c.ID())
@@ -170,130 +178,78 @@ func (h *Hub) RemoveClient(c Client) {
 			delete(h.users, c.User())
 		}
 	}
+	h.cmu.Unlock()
+	e.mu.Lock()
+	e.removed = true
+	subs := make([]*Subscription, 0, len(e.subs)+1)
+	for _, s := range e.subs {
+		subs = append(subs, s)
+	}
+	if e.selector != nil {
+		subs = append(subs, e.selector)
+	}
+	e.mu.Unlock()
+	for _, s := range subs {
+		h.Unsubscribe(s)
+	}
 }
 
-// UserClients returns the user's clients, or only the one with clientID when it is set.
-func (h *Hub) UserClients(user, clientID string) []Client {
+func (h *Hub) entry(c Client) *clientEntry {
+	h.cmu.RLock()
+	defer h.cmu.RUnlock()
+	if e := h.clients[c.ID()]; e != nil && e.c == c {
+		return e
+	}
+	return nil
+}
+
+// localClients returns this node's connections of user (one of them when
+// client is set).
+func (h *Hub) localClients(user, client string) []Client {
 	h.cmu.RLock()
 	defer h.cmu.RUnlock()
 	var out []Client
-	for id, c := range h.users[user] {
-		if clientID == "" || id == clientID {
-			out = append(out, c)
+	if user == "" && client != "" {
+		if e := h.clients[client]; e != nil {
+			out = append(out, e.c)
+		}
+		return out
+	}
+	for id, e := range h.users[user] {
+		if client == "" || id == client {
+			out = append(out, e.c)
 		}
 	}
 	return out
 }
 
-// Clients returns every client (for shutdown).
+// Clients returns every connection of this node.
 func (h *Hub) Clients() []Client {
 	h.cmu.RLock()
 	defer h.cmu.RUnlock()
 	out := make([]Client, 0, len(h.clients))
-	for _, c := range h.clients {
-		out = append(out, c)
+	for _, e := range h.clients {
+		out = append(out, e.c)
 	}
 	return out
 }
 
-// Subscribe adds c to the channel's local subscribers.
-func (h *Hub) Subscribe(channel string, c Client) error {
-	sh := h.shard(channel)
-	sh.mu.Lock()
-	m := sh.subs[channel]
-	first := m == nil
-	if first {
-		m = map[Client]struct{}{}
-		sh.subs[channel] = m
+// NumUserClients counts the user's connections on this node.
+func (h *Hub) NumUserClients(user string) int {
+	h.cmu.RLock()
+	defer h.cmu.RUnlock()
+	return len(h.users[user])
+}
+
+// Subscribed reports whether c has a subscription to channel.
+func (h *Hub) Subscribed(c Client, channel string) bool {
+	e := h.entry(c)
+	if e == nil {
+		return false
 	}
-	if _, ok := m[c]; !ok {
-		m[c] = struct{}{}
-		h.numSubs.Add(1)
-	}
-	sh.mu.Unlock()
-	if first {
-		return h.broker.Subscribe(channel)
-	}
-	return nil
-}
-
-// Unsubscribe removes c from the channel's local subscribers.
-func (h *Hub) Unsubscribe(channel string, c Client) error {
-	sh := h.shard(channel)
-	sh.mu.Lock()
-	m := sh.subs[channel]
-	last := false
-	if m != nil {
-		if _, ok := m[c]; ok {
-			delete(m, c)
-			h.numSubs.Add(-1)
-		}
-		if len(m) == 0 {
-			delete(sh.subs, channel)
-			last = true
-		}
-	}
-	sh.mu.Unlock()
-	if last {
-		return h.broker.Unsubscribe(channel)
-	}
-	return nil
-}
-
-func (h *Hub) fanout(d *Delivery) {
-	sh := h.shard(d.Channel)
-	sh.mu.RLock()
-	for c := range sh.subs[d.Channel] {
-		c.Deliver(d)
-	}
-	sh.mu.RUnlock()
-}
-
-// HandlePublication implements broker.Handler.
-func (h *Hub) HandlePublication(pub *broker.Publication, sp broker.StreamPosition) {
-	h.fanout(&Delivery{Kind: KindPublication, Channel: pub.Channel, Pub: pub, Epoch: sp.Epoch})
-}
-
-// HandleControl implements broker.Handler.
-func (h *Hub) HandleControl([]byte) {}
-
-// HandleResync implements broker.Handler.
-func (h *Hub) HandleResync() {}
-
-// HandleJoin implements broker.Handler.
-func (h *Hub) HandleJoin(channel string, info *broker.ClientInfo) {
-	h.fanout(&Delivery{Kind: KindJoin, Channel: channel, Info: info})
-}
-
-// HandleLeave implements broker.Handler.
-func (h *Hub) HandleLeave(channel string, info *broker.ClientInfo) {
-	h.fanout(&Delivery{Kind: KindLeave, Channel: channel, Info: info})
-}
-
-// PublishOptions returns the broker options for a namespace.
-func PublishOptions(ns *Namespace) broker.PublishOptions {
-	return broker.PublishOptions{HistorySize: ns.HistorySize, HistoryTTL: ns.HistoryTTL.D(), HistoryMetaTTL: metaTTL(ns)}
-}
-
-func metaTTL(ns *Namespace) time.Duration {
-	if ns.HistoryMetaTTL > 0 {
-		return ns.HistoryMetaTTL.D()
-	}
-	return 720 * time.Hour
-}
-
-// Publish publishes to a channel of namespace ns and returns its stream position
-// (zero when the namespace keeps no history).
-func (h *Hub) Publish(channel string, ns *Namespace, pub *broker.Publication) (broker.StreamPosition, error) {
-	pub.Channel = channel
-	return h.broker.Publish(pub, PublishOptions(ns))
-}
-
-// History reads a channel's history with the namespace's TTL applied.
-func (h *Hub) History(channel string, ns *Namespace, f broker.HistoryFilter) ([]*broker.Publication, broker.StreamPosition, error) {
-	f.MetaTTL = metaTTL(ns)
-	f.TTL = ns.HistoryTTL.D()
-	return h.broker.History(channel, f)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.subs[channel] != nil
 }
 
 // ChannelInfo is a channel in a listing.
@@ -318,16 +274,17 @@ func (h *Hub) Channels(pattern string) map[string]ChannelInfo {
 	return out
 }
 
-// Stats are node counters for the API info method.
+// Stats are node counters.
 type Stats struct {
-	NumClients  int
-	NumUsers    int
-	NumChannels int
-	NumSubs     int
-	Uptime      time.Duration
+	NumClients   int
+	NumUsers     int
+	NumChannels  int
+	NumSubs      int
+	NumSelectors int // topic-selector (Mercure) subscriptions
+	Uptime       time.Duration
 }
 
-// Stats returns node counters.
+// Stats returns this node's counters.
 func (h *Hub) Stats() Stats {
 	h.cmu.RLock()
 	s := Stats{NumClients: len(h.clients), NumUsers: len(h.users)}
@@ -339,6 +296,7 @@ func (h *Hub) Stats() Stats {
 		sh.mu.RUnlock()
 	}
 	s.NumSubs = int(h.numSubs.Load())
+	s.NumSelectors = int(h.sel.count.Load())
 	s.Uptime = time.Since(h.started)
 	return s
 }

@@ -5,15 +5,14 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
 )
 
 // Reserved channel symbols.
 const (
-	NamespaceBoundary = ":"
-	UserBoundary      = "#"
-	UserSeparator     = ","
-	PrivatePrefix     = "$"
+	NamespaceBoundary = auth.NamespaceBoundary
+	PrivatePrefix     = auth.PrivatePrefix
 )
 
 // Namespace is a resolved set of channel options.
@@ -23,10 +22,16 @@ type Namespace struct {
 	regex *regexp.Regexp
 }
 
+// topicsName names the namespace of URI channels (Mercure topics).
+const topicsName = "(topics)"
+
 // Label names the namespace in messages.
 func (n *Namespace) Label() string {
-	if n.Name == "" {
+	switch n.Name {
+	case "":
 		return "channel.without_namespace"
+	case topicsName:
+		return "the namespace of URI channels (Mercure topics)"
 	}
 	return fmt.Sprintf("namespace %q", n.Name)
 }
@@ -53,14 +58,17 @@ func (e *ChannelError) Error() string { return e.Msg }
 // Namespaces resolves channel names to their namespace options.
 type Namespaces struct {
 	without   *Namespace
+	topics    *Namespace
 	byName    map[string]*Namespace
 	maxLength int
 }
 
 // NewNamespaces builds the resolver from configuration. Configuration is
-// validated beforehand; a bad channel_regex here is still reported.
-func NewNamespaces(c *config.Channel) (*Namespaces, error) {
-	n := &Namespaces{byName: map[string]*Namespace{}, maxLength: c.MaxLength}
+// validated beforehand; a bad channel_regex here is still reported. topics
+// are the options of URI channels (names with "://", Mercure topics).
+func NewNamespaces(c *config.Channel, topics config.NamespaceOptions) (*Namespaces, error) {
+	n := &Namespaces{byName: map[string]*Namespace{}, maxLength: c.MaxLength,
+		topics: &Namespace{Name: topicsName, NamespaceOptions: topics}}
 	build := func(name string, o config.NamespaceOptions) (*Namespace, error) {
 		ns := &Namespace{Name: name, NamespaceOptions: o}
 		if o.ChannelRegex != "" {
@@ -99,6 +107,9 @@ func (n *Namespaces) Resolve(channel string) (*Namespace, error) {
 			return nil, &ChannelError{BadChannelName, fmt.Sprintf("channel name has a non-ASCII or control byte at %d", i)}
 		}
 	}
+	if IsURI(channel) {
+		return n.topics, nil
+	}
 	name := strings.TrimPrefix(channel, PrivatePrefix)
 	i := strings.Index(name, NamespaceBoundary)
 	if i < 0 {
@@ -127,23 +138,18 @@ func (ns *Namespace) CheckRegex(channel string) error {
 	return nil
 }
 
-// IsPrivate reports whether a channel needs a subscription token.
-func IsPrivate(channel string) bool { return strings.HasPrefix(channel, PrivatePrefix) }
+// IsURI reports whether a channel name is a URI ("https://example.com/books/1"):
+// such names are channels of the topics namespace, never a namespace named
+// after the scheme.
+func IsURI(channel string) bool { return strings.Contains(channel, "://") }
 
-// UserLimited reports whether channel is user-limited (has "#") and whether
-// user is one of the users it names.
-func UserLimited(channel, user string) (limited, allowed bool) {
-	i := strings.LastIndex(channel, UserBoundary)
-	if i < 0 {
-		return false, false
+// ResolveTopic returns the namespace of a Mercure topic: a topic that is a
+// valid channel name of a configured namespace (or without one) is that
+// channel; any other topic (a URI, an IRI, a name whose prefix is no
+// namespace) is a channel of the topics namespace.
+func (n *Namespaces) ResolveTopic(topic string) *Namespace {
+	if ns, err := n.Resolve(topic); err == nil {
+		return ns
 	}
-	if user == "" {
-		return true, false
-	}
-	for _, u := range strings.Split(channel[i+1:], UserSeparator) {
-		if u == user {
-			return true, true
-		}
-	}
-	return true, false
+	return n.topics
 }

@@ -11,7 +11,7 @@ import (
 func TestResolve(t *testing.T) {
 	ns, err := NewNamespaces(&config.Channel{MaxLength: 20, Namespaces: []config.Namespace{
 		{Name: "chat"}, {Name: "ids", NamespaceOptions: config.NamespaceOptions{ChannelRegex: `^\d+$`}},
-	}})
+	}}, config.NamespaceOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,25 +43,6 @@ func TestResolve(t *testing.T) {
 	ids, _ := ns.Resolve("ids:42")
 	if ids.CheckRegex("ids:42") != nil || ids.CheckRegex("ids:abc") == nil {
 		t.Errorf("channel_regex applies to the part after the namespace")
-	}
-}
-
-func TestUserLimited(t *testing.T) {
-	cases := []struct {
-		channel, user    string
-		limited, allowed bool
-	}{
-		{"personal:#42", "42", true, true},
-		{"dialog:#42,43", "43", true, true},
-		{"dialog:#42,43", "44", true, false},
-		{"personal:#42", "", true, false},
-		{"open", "42", false, false},
-	}
-	for _, c := range cases {
-		l, a := UserLimited(c.channel, c.user)
-		if l != c.limited || a != c.allowed {
-			t.Errorf("UserLimited(%q, %q) = %v, %v", c.channel, c.user, l, a)
-		}
 	}
 }
 

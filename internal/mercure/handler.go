@@ -3,12 +3,11 @@ package mercure
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"mime"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -20,18 +19,26 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/conn"
 	"github.com/heraldhub/herald/internal/glob"
+	"github.com/heraldhub/herald/internal/hub"
 )
 
 // reservedPath is the namespace publishers may not use in topics: the hub's
 // own subscription events live there.
 const reservedPath = "/.well-known/mercure"
 
+// Earliest is the reserved last event id that asks for the whole history.
+const Earliest = "earliest"
+
 // Options build a Handler.
 type Options struct {
 	Config   *config.Config
 	Verifier *auth.Verifier
+	Hub      *hub.Hub
+	Pool     *conn.Pool
 	Logger   *slog.Logger
 }
 
@@ -42,21 +49,24 @@ type Handler struct {
 	full     bool // clients see reason details and hints
 	verifier *auth.Verifier
 	log      *slog.Logger
-	bus      *Bus
-	matcher  *Matcher
+	hub      *hub.Hub
+	pool     *conn.Pool
+	matcher  *hub.Matcher
+	queueMax int // client.queue_max_size: bytes waiting for one subscriber
 
 	pubKeys atomic.Pointer[auth.KeySet]
 	subKeys atomic.Pointer[auth.KeySet]
 
-	mu     sync.Mutex
-	closed bool
+	mu        sync.Mutex
+	closed    bool
+	streams   map[*stream]struct{}
+	lastEvent string // id of the last subscription event
 }
 
 // New returns the hub handler. Set its keys with SetKeys.
 func New(o Options) *Handler {
-	m := NewMatcher(o.Config.Mercure.TopicCacheSize)
 	h := &Handler{cfg: &o.Config.Mercure, full: o.Config.FullReasons(), verifier: o.Verifier, log: o.Logger,
-		matcher: m, bus: NewBus(m, o.Config.Mercure.HistorySize, o.Config.Mercure.HistoryTTL.D())}
+		hub: o.Hub, pool: o.Pool, matcher: o.Hub.Matcher(), queueMax: o.Config.Client.QueueMaxSize, streams: map[*stream]struct{}{}}
 	h.pubKeys.Store(auth.NewKeySet())
 	h.subKeys.Store(auth.NewKeySet())
 	return h
@@ -73,21 +83,39 @@ func (h *Handler) SetKeys(publisher, subscriber *auth.KeySet) {
 func (h *Handler) PublisherKeys() *auth.KeySet  { return h.pubKeys.Load() }
 func (h *Handler) SubscriberKeys() *auth.KeySet { return h.subKeys.Load() }
 
-// Bus returns the update bus (tests and the server use it).
-func (h *Handler) Bus() *Bus { return h.bus }
-
 // NumSubscribers counts the open subscription streams.
-func (h *Handler) NumSubscribers() int { return len(h.bus.Subscribers()) }
+func (h *Handler) NumSubscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return len(h.streams)
+}
 
-// Shutdown ends every subscription stream (clients reconnect elsewhere) and
-// refuses new ones with 503.
-func (h *Handler) Shutdown() {
+// Shutdown ends every subscription stream (clients reconnect elsewhere),
+// refuses new ones with 503, and waits for the streams to end or for ctx.
+func (h *Handler) Shutdown(ctx context.Context) {
 	h.mu.Lock()
 	h.closed = true
-	h.mu.Unlock()
-	for _, s := range h.bus.Subscribers() {
-		s.Drop("server_shutdown")
+	streams := make([]*stream, 0, len(h.streams))
+	for st := range h.streams {
+		streams = append(streams, st)
 	}
+	h.mu.Unlock()
+	for _, st := range streams {
+		st.end("server_shutdown")
+	}
+	for _, st := range streams {
+		select {
+		case <-st.done:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+func (h *Handler) forget(st *stream) {
+	h.mu.Lock()
+	delete(h.streams, st)
+	h.mu.Unlock()
 }
 
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -360,7 +388,16 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		id = "urn:uuid:" + u.String()
 	}
 	_, private := f["private"]
-	h.bus.Publish(NewUpdate(id, topics, f.Get("data"), typ, retry, private))
+	data := []byte(f.Get("data"))
+	enc := broker.EncodingText
+	if json.Valid(data) {
+		enc = broker.EncodingJSON
+	}
+	if _, herr := h.hub.Publish(r.Context(), &hub.PublishRequest{Channel: topics[0], Topics: topics, Topic: true, ID: id,
+		Data: data, Encoding: enc, Private: private, Event: typ, Retry: retry}); herr != nil {
+		h.publishFailed(w, r, herr)
+		return
+	}
 	writeText(w, http.StatusOK, id)
 }
 
@@ -407,6 +444,23 @@ func (h *Handler) checkPublishOrigin(r *http.Request) *auth.Reason {
 	}
 	return &auth.Reason{Code: auth.OriginNotAllowed, Source: auth.SourceCookie,
 		Detail: fmt.Sprintf("origin %s is not in mercure.publish_origins %v", auth.Truncate(origin, 100), h.cfg.PublishOrigins), Hint: hint}
+}
+
+// publishFailed answers a publication the hub refused: 400 for bad data,
+// 503 (temporary, with the reason) when the broker is unreachable or the
+// node is shutting down, never a false success.
+func (h *Handler) publishFailed(w http.ResponseWriter, r *http.Request, e *hub.Error) {
+	switch {
+	case e.Temporary():
+		h.log.Warn("mercure: publication refused for now", slog.String("error", e.Error()), slog.String("remote_addr", r.RemoteAddr))
+		w.Header().Set("Retry-After", "1")
+		writeText(w, http.StatusServiceUnavailable, "the publication was not accepted: "+e.Error()+"; try again\n")
+	case e.Kind == hub.ErrBadRequest || e.Kind == hub.ErrBadChannel:
+		writeText(w, http.StatusBadRequest, e.Error()+"\n")
+	default:
+		h.log.Error("mercure: publication failed", slog.String("error", e.Error()))
+		writeText(w, http.StatusInternalServerError, "the publication failed: "+e.Error()+"\n")
+	}
 }
 
 // --- subscribe -----------------------------------------------------------------
@@ -466,51 +520,122 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 				slog.String("selector", auth.Truncate(s, 200)), slog.String("remote_addr", r.RemoteAddr))
 		}
 	}
-	var sub *Subscriber
-	if grant != nil {
-		sub = NewSubscriber(selectors, true, grant.Subscribe, h.cfg.SubscriberQueue)
-		sub.Payload = grant.Payload
-	} else {
-		sub = NewSubscriber(selectors, false, nil, h.cfg.SubscriberQueue)
-	}
-	if h.cfg.Subscriptions {
-		sub.ID = "urn:uuid:" + uuid.NewString()
-	}
-	// The stream is a hijacked connection that its own goroutine writes, the
-	// same whichever server carried the request: the goroutine that served
-	// the request (grown through routing, parsing and token checks) ends, and
-	// the stream's goroutine does no deep work, so its stack stays small
-	// (heraldbench conns -transport sse: 6 KiB of stacks per subscriber with
-	// the one that watches for the client leaving).
-	conn, brw, err := http.NewResponseController(w).Hijack()
+	// The stream is a hijacked connection written by the shared writers,
+	// the same whichever server carried the request: the goroutine that
+	// served the request (grown through routing, parsing and token checks)
+	// ends, and the one that waits for the client to leave does no deep
+	// work, so its stack stays small.
+	nc, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		writeText(w, http.StatusInternalServerError, "this connection cannot carry an event stream: "+err.Error()+"\n")
 		return
 	}
 	if brw.Reader.Buffered() > 0 {
 		// A client of a stream sends nothing after its request.
-		_ = conn.Close()
+		_ = nc.Close()
 		return
 	}
 	// HTTP/1.0 clients (nginx talks to its upstreams in 1.0 unless told
 	// otherwise) get a body that ends when the connection closes: they do
 	// not know chunked encoding.
-	st := &stream{h: h, conn: conn, sub: sub, grant: grant, selectors: selectors, remote: r.RemoteAddr, chunked: r.ProtoAtLeast(1, 1)}
-	sub.OnDrop = func() { _ = conn.SetWriteDeadline(time.Now()) }
-	last := lastEventID(r)
-	replay, lastHeader := h.bus.Subscribe(sub, last)
-	h.announce(sub, true)
+	st := &stream{h: h, nc: nc, id: "urn:uuid:" + uuid.NewString(), grant: grant, selectors: selectors, remote: r.RemoteAddr,
+		chunked: r.ProtoAtLeast(1, 1), done: make(chan struct{})}
+	framer := conn.Raw
+	if st.chunked {
+		framer = conn.Chunked
+	}
+	st.q.Init(nc, h.pool, conn.QueueOptions{Framer: framer, Owner: st, MaxBytes: h.queueMax, MaxMessages: h.cfg.SubscriberQueue,
+		WriteTimeout: h.dispatchTimeout()})
+	h.serveStream(w, st, r)
+}
+
+// dispatchTimeout bounds one write to a subscriber (no limit: an hour).
+func (h *Handler) dispatchTimeout() time.Duration {
+	if d := h.cfg.DispatchTimeout.D(); d > 0 {
+		return d
+	}
+	return time.Hour
+}
+
+// serveStream registers the stream with the hub, writes the response head
+// and what the subscriber missed, and switches it to live delivery.
+func (h *Handler) serveStream(w http.ResponseWriter, st *stream, r *http.Request) {
+	if err := h.hub.AddClient(st, 0); err != nil {
+		_ = st.nc.Close()
+		return
+	}
 	h.mu.Lock()
 	if h.closed { // Shutdown ran while this request was being authorized
-		sub.Drop("server_shutdown")
+		h.mu.Unlock()
+		h.hub.RemoveClient(st)
+		_ = st.nc.Close()
+		return
 	}
+	h.streams[st] = struct{}{}
 	h.mu.Unlock()
-	if last != "" && lastHeader == Earliest && last != Earliest {
-		h.log.Info("mercure: the subscriber's last event id is not in the history; nothing is replayed",
-			slog.String("last_event_id", auth.Truncate(last, 200)), slog.String("remote_addr", r.RemoteAddr))
+	last := lastEventID(r)
+	req := &hub.SelectorRequest{Client: st, Selectors: st.selectors, Replay: last != ""}
+	if last != Earliest {
+		req.LastEventID = last
 	}
+	if g := st.grant; g != nil {
+		req.Authenticated, req.Allowed = true, g.Subscribe
+	}
+	res, herr := h.hub.SubscribeSelectors(r.Context(), req)
+	if herr != nil {
+		h.log.Warn("mercure: subscription failed", slog.String("error", herr.Error()), slog.String("remote_addr", r.RemoteAddr))
+		st.end("hub_error")
+		go st.run()
+		return
+	}
+	st.sub = res.Sub
+	lastHeader := ""
+	switch {
+	case last == "":
+	case last != Earliest && res.Found:
+		lastHeader = last
+	default:
+		lastHeader = Earliest
+		if last != Earliest {
+			h.log.Info("mercure: the subscriber's last event id is not in the history; nothing is replayed",
+				slog.String("last_event_id", auth.Truncate(last, 200)), slog.String("remote_addr", r.RemoteAddr))
+		}
+	}
+	msgs := [][]byte{heartbeatComment}
+	for _, p := range res.Replay {
+		msgs = append(msgs, EncodeEvent(p))
+	}
+	head := h.streamHead(w.Header(), st, lastHeader)
+	if st.chunked {
+		head = conn.Chunked(head, msgs)
+	} else {
+		head = conn.Raw(head, msgs)
+	}
+	// The status line and header go out with the first chunk: the comment
+	// that makes browsers fire onopen at once, and the replay.
+	if err := st.q.WriteNow(head, h.dispatchTimeout()); err != nil {
+		streamLog{st}.Debug("mercure: subscriber gone before the stream started", slog.String("error", err.Error()))
+		st.end("client_left")
+		go st.run()
+		return
+	}
+	h.hub.Activate(res.Sub)
+	h.announce(st, true)
+	st.start()
+	if g := st.grant; g != nil {
+		streamLog{st}.Debug("mercure: subscriber connected", slog.Bool("authenticated", true), slog.String("token_source", string(g.Source)),
+			slog.String("key_fingerprint", g.KeyFingerprint), slog.Int("replayed", len(res.Replay)))
+	} else {
+		streamLog{st}.Debug("mercure: subscriber connected", slog.Bool("authenticated", false), slog.Int("replayed", len(res.Replay)))
+	}
+	go st.run()
+}
 
-	hd := w.Header()
+// streamHead is the status line and header of an event stream, with the
+// headers already set on the response (CORS).
+func (h *Handler) streamHead(set http.Header, st *stream, lastHeader string) []byte {
+	hd := set.Clone()
+	hd.Del("Content-Length")
 	hd.Set("Content-Type", "text/event-stream")
 	hd.Set("Cache-Control", "private, no-cache, no-store, must-revalidate, max-age=0")
 	hd.Set("Connection", "keep-alive")
@@ -525,296 +650,14 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		hd.Set("Last-Event-ID", lastHeader)
 	}
 	hd.Set("Date", time.Now().UTC().Format(http.TimeFormat))
-	hd.Del("Content-Length")
 	if st.chunked {
 		hd.Set("Transfer-Encoding", "chunked")
 	} else {
 		hd.Set("Connection", "close")
 	}
-	// The status line and header go out with the first chunk: the comment
-	// that makes browsers fire onopen at once, and the replay.
 	var head bytes.Buffer
 	head.WriteString("HTTP/1.1 200 OK\r\n")
 	_ = hd.Write(&head)
 	head.WriteString("\r\n")
-	st.buf = head.Bytes()
-	st.pending = append(st.pending, ":\n"...)
-	go st.run(replay)
-}
-
-// stream is one subscriber's event stream on its hijacked connection.
-type stream struct {
-	h         *Handler
-	conn      net.Conn
-	sub       *Subscriber
-	grant     *auth.MercureGrant
-	selectors []string
-	remote    string
-	buf       []byte    // bytes for the next write: chunks, and the header before the first
-	pending   []byte    // events not yet framed as a chunk
-	deadline  time.Time // the connection's write deadline (moved only when it gets close)
-	lastWrite time.Time // of updates, for mercure.write_lag
-	chunked   bool      // HTTP/1.1 framing; false for HTTP/1.0 clients
-}
-
-// run writes the stream until it ends: the client leaves, the hub drops the
-// subscriber, or its lifetime ends.
-func (st *stream) run(replay []*Update) {
-	h, sub := st.h, st.sub
-	left := make(chan struct{})
-	go watchClose(st.conn, left)
-	defer func() {
-		h.bus.Unsubscribe(sub)
-		h.announce(sub, false)
-		// The last chunk ends the response cleanly when the client still reads.
-		if st.chunked {
-			_ = st.conn.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = st.conn.Write([]byte("0\r\n\r\n"))
-		}
-		_ = st.conn.Close()
-	}()
-	log := streamLog{st}
-	fail := func(err error) {
-		select {
-		case <-sub.Gone(): // the hub dropped it and cut the write short
-			h.dropped(log, sub.Why())
-		default:
-			h.writeFailed(log, err)
-		}
-	}
-	if err := st.write(replay); err != nil {
-		log.Debug("mercure: subscriber gone before the stream started", slog.String("error", err.Error()))
-		return
-	}
-	grant := st.grant
-	if grant != nil {
-		log.Debug("mercure: subscriber connected", slog.Bool("authenticated", true), slog.String("token_source", string(grant.Source)),
-			slog.String("key_fingerprint", grant.KeyFingerprint), slog.Int("replayed", len(replay)))
-	} else {
-		log.Debug("mercure: subscriber connected", slog.Bool("authenticated", false), slog.Int("replayed", len(replay)))
-	}
-
-	// Lifetime: a random 80-100 % of write_timeout minus dispatch_timeout,
-	// and before the token expires.
-	dispatch := h.cfg.DispatchTimeout.D()
-	var deadline <-chan time.Time
-	why := ""
-	life := time.Duration(0)
-	if wt := h.cfg.WriteTimeout.D(); wt > 0 {
-		life = jitter(wt) - dispatch
-		if life <= 0 {
-			life = jitter(wt)
-		}
-		why = "write_timeout"
-	}
-	if grant != nil && !grant.Expiry.IsZero() {
-		left := jitter(time.Until(grant.Expiry))
-		if life == 0 || left < life {
-			life, why = max(left, time.Millisecond), "token_expired"
-		}
-	}
-	if life > 0 {
-		t := time.NewTimer(life)
-		defer t.Stop()
-		deadline = t.C
-	}
-	var heartbeat *time.Ticker
-	var beats <-chan time.Time
-	if hb := h.cfg.Heartbeat.D(); hb > 0 {
-		heartbeat = time.NewTicker(hb)
-		defer heartbeat.Stop()
-		beats = heartbeat.C
-	}
-	lag := h.cfg.WriteLag.D()
-	var hold *time.Timer // made the first time a stream is held
-	var held <-chan time.Time
-	defer func() {
-		if hold != nil {
-			hold.Stop()
-		}
-	}()
-	ready := sub.Ready()
-	for {
-		select {
-		case <-left:
-			log.Debug("mercure: subscriber disconnected")
-			return
-		case <-sub.Gone():
-			h.dropped(log, sub.Why())
-			return
-		case <-deadline:
-			if why == "token_expired" {
-				log.Info("mercure: subscription closed because its token expires", slog.Time("exp", grant.Expiry))
-			} else {
-				log.Debug("mercure: subscription closed at the end of its lifetime (write_timeout); the client reconnects")
-			}
-			return
-		case <-beats:
-			st.pending = append(st.pending, ":\n"...)
-			if err := st.write(nil); err != nil {
-				fail(err)
-				return
-			}
-		case <-ready:
-			// A stream that wrote less than mercure.write_lag ago waits out
-			// the rest of it, and then writes what arrived meanwhile in one
-			// go: under load the cost is per write, not per update
-			// (heraldbench fanout -transport sse: 4.5 -> 1.8-2.4 us per
-			// delivery, p99 100-108 -> 56-68 ms). A stream written to less
-			// often than that is not held at all.
-			if wait := lag - time.Since(st.lastWrite); lag > 0 && wait > 0 {
-				if hold == nil {
-					hold = time.NewTimer(wait)
-				} else {
-					hold.Reset(wait)
-				}
-				ready, held = nil, hold.C
-				continue
-			}
-			if err := st.flush(heartbeat); err != nil {
-				fail(err)
-				return
-			}
-		case <-held:
-			ready, held = sub.Ready(), nil
-			if err := st.flush(heartbeat); err != nil {
-				fail(err)
-				return
-			}
-		}
-	}
-}
-
-// flush writes every update waiting for the subscriber and restarts the
-// heartbeat (nil when off).
-func (st *stream) flush(heartbeat *time.Ticker) error {
-	st.lastWrite = time.Now()
-	if err := st.write(st.sub.Take()); err != nil {
-		return err
-	}
-	if heartbeat != nil {
-		heartbeat.Reset(st.h.cfg.Heartbeat.D())
-	}
-	return nil
-}
-
-// maxChunk bounds one chunk; a larger event is a chunk of its own.
-const maxChunk = 64 << 10
-
-// write sends what is pending and the events of us, as chunks of at most
-// about 64 KiB, in as few writes as possible. A write must finish within
-// dispatch_timeout; the deadline moves only when it gets close, because
-// moving it costs a timer update.
-func (st *stream) write(us []*Update) error {
-	for _, u := range us {
-		e := u.Encoded()
-		if len(st.pending) > 0 && len(st.pending)+len(e) > maxChunk {
-			st.frame()
-		}
-		st.pending = append(st.pending, e...)
-	}
-	st.frame()
-	if len(st.buf) == 0 {
-		return nil
-	}
-	if dispatch := st.h.cfg.DispatchTimeout.D(); dispatch > 0 {
-		if now := time.Now(); st.deadline.Sub(now) < dispatch/2 {
-			st.deadline = now.Add(dispatch)
-			_ = st.conn.SetWriteDeadline(st.deadline)
-		}
-	}
-	_, err := st.conn.Write(st.buf)
-	st.buf = st.buf[:0]
-	if cap(st.buf) > 256<<10 {
-		st.buf = nil
-	}
-	if cap(st.pending) > 256<<10 {
-		st.pending = nil
-	}
-	return err
-}
-
-// frame moves the pending events into the write buffer as one chunk.
-func (st *stream) frame() {
-	if len(st.pending) == 0 {
-		return
-	}
-	if !st.chunked {
-		st.buf = append(st.buf, st.pending...)
-		st.pending = st.pending[:0]
-		return
-	}
-	st.buf = strconv.AppendInt(st.buf, int64(len(st.pending)), 16)
-	st.buf = append(st.buf, "\r\n"...)
-	st.buf = append(st.buf, st.pending...)
-	st.buf = append(st.buf, "\r\n"...)
-	st.pending = st.pending[:0]
-}
-
-// watchClose reads from the stream's connection until it ends: a client of
-// a stream sends nothing more, so the end of input is the client leaving.
-func watchClose(c net.Conn, left chan<- struct{}) {
-	var b [1]byte
-	for {
-		if _, err := c.Read(b[:]); err != nil {
-			close(left)
-			return
-		}
-	}
-}
-
-// streamLog writes a stream's log lines with its remote address and topics.
-// It builds nothing unless the level is enabled: a logger made with With for
-// every stream held preformatted attributes for the stream's whole life.
-type streamLog struct{ st *stream }
-
-func (l streamLog) log(level slog.Level, msg string, attrs ...slog.Attr) {
-	h := l.st.h.log
-	if !h.Enabled(context.Background(), level) {
-		return
-	}
-	attrs = append([]slog.Attr{slog.String("remote_addr", l.st.remote), slog.Any("topics", truncateList(l.st.selectors))}, attrs...)
-	h.LogAttrs(context.Background(), level, msg, attrs...)
-}
-
-func (l streamLog) Debug(msg string, attrs ...slog.Attr) { l.log(slog.LevelDebug, msg, attrs...) }
-func (l streamLog) Info(msg string, attrs ...slog.Attr)  { l.log(slog.LevelInfo, msg, attrs...) }
-
-func (h *Handler) dropped(log streamLog, why string) {
-	switch why {
-	case "queue_full":
-		log.Info("mercure: subscriber dropped: it did not keep up and its queue of updates is full", slog.Int("subscriber_queue", h.cfg.SubscriberQueue))
-	case "server_shutdown":
-		log.Debug("mercure: subscription closed: the server is shutting down")
-	default:
-		log.Info("mercure: subscriber dropped", slog.String("why", why))
-	}
-}
-
-func (h *Handler) writeFailed(log streamLog, err error) {
-	if isTimeout(err) {
-		log.Info("mercure: subscriber dropped: writing to it took longer than dispatch_timeout", slog.Duration("dispatch_timeout", h.cfg.DispatchTimeout.D()))
-		return
-	}
-	log.Debug("mercure: subscriber gone", slog.String("error", err.Error()))
-}
-
-func isTimeout(err error) bool {
-	var te interface{ Timeout() bool }
-	return errors.As(err, &te) && te.Timeout()
-}
-
-// jitter returns a random duration in [80 %, 100 %] of d.
-func jitter(d time.Duration) time.Duration {
-	if d <= 0 {
-		return 0
-	}
-	return time.Duration(float64(d) * (0.8 + 0.2*rand.Float64()))
-}
-
-func truncateList(s []string) []string {
-	if len(s) > 5 {
-		s = append(s[:5:5], fmt.Sprintf("… %d more", len(s)-5))
-	}
-	return s
+	return head.Bytes()
 }

@@ -1,59 +1,50 @@
 package mercure
 
 import (
+	"encoding/base64"
 	"strconv"
 	"strings"
-	"time"
+
+	"github.com/heraldhub/herald/internal/broker"
+	"github.com/heraldhub/herald/internal/hub"
 )
 
-// Update is one publication. It is immutable once published: every
-// subscriber shares it and its encoded bytes.
-type Update struct {
-	ID      string
-	Topics  []string // canonical first, then alternates
-	Data    string
-	Type    string
-	Retry   uint64
-	Private bool
+// formatSSE is this front door's wire format: each publication is encoded
+// once as an SSE event for every subscriber.
+var formatSSE = hub.RegisterFormat("mercure-sse")
 
-	subscriptionEvent bool // published by the hub about a subscription
+func encodeDelivery(d *hub.Delivery) []byte { return EncodeEvent(d.Pub) }
 
-	seq     uint64    // position in this node's stream
-	at      time.Time // when it was accepted
-	encoded []byte    // the SSE event, built once
+// eventData is a publication's data as event text: JSON and text as they
+// are, binary data (from a Protobuf client) base64-encoded.
+func eventData(p *broker.Publication) string {
+	if p.Encoding == broker.EncodingBinary {
+		return base64.StdEncoding.EncodeToString(p.Data)
+	}
+	return string(p.Data)
 }
 
-// NewUpdate builds an update and encodes its SSE event once.
-func NewUpdate(id string, topics []string, data, typ string, retry uint64, private bool) *Update {
-	u := &Update{ID: id, Topics: topics, Data: data, Type: typ, Retry: retry, Private: private}
-	u.encoded = EncodeEvent(u)
-	return u
-}
-
-// Encoded returns the SSE event of u, shared by every subscriber.
-func (u *Update) Encoded() []byte { return u.encoded }
-
-// EncodeEvent writes an update as one SSE event: event only with a type,
+// EncodeEvent writes a publication as one SSE event: event only with a type,
 // retry only when non-zero, id always, one data line per line of the data
 // (split on \r\n, \r and \n, empty lines kept; empty data gives one "data: "
 // line so that browsers dispatch the event), then an empty line.
-func EncodeEvent(u *Update) []byte {
+func EncodeEvent(p *broker.Publication) []byte {
 	var b strings.Builder
-	b.Grow(len(u.Data) + len(u.ID) + len(u.Type) + 32)
-	if u.Type != "" {
+	d := eventData(p)
+	b.Grow(len(d) + len(p.ID) + len(p.Event) + 32)
+	if p.Event != "" {
 		b.WriteString("event: ")
-		b.WriteString(u.Type)
+		b.WriteString(p.Event)
 		b.WriteByte('\n')
 	}
-	if u.Retry != 0 {
+	if p.Retry != 0 {
 		b.WriteString("retry: ")
-		b.WriteString(strconv.FormatUint(u.Retry, 10))
+		b.WriteString(strconv.FormatUint(p.Retry, 10))
 		b.WriteByte('\n')
 	}
 	b.WriteString("id: ")
-	b.WriteString(u.ID)
+	b.WriteString(p.ID)
 	b.WriteByte('\n')
-	d := u.Data
 	for {
 		i := strings.IndexAny(d, "\r\n")
 		b.WriteString("data: ")

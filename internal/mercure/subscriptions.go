@@ -1,7 +1,9 @@
 package mercure
 
 import (
+	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -10,6 +12,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/broker"
+	"github.com/heraldhub/herald/internal/hub"
 )
 
 // subscriptionDoc is the JSON-LD document of one subscription (an event's
@@ -31,18 +35,23 @@ func (h *Handler) subscriptionTopic(selector, subscriber string) string {
 	return h.cfg.Path + "/subscriptions/" + url.QueryEscape(selector) + "/" + url.QueryEscape(subscriber)
 }
 
-func (h *Handler) subscriptionDoc(s *Subscriber, selector string, active bool) subscriptionDoc {
-	return subscriptionDoc{ID: h.subscriptionTopic(selector, s.ID), Type: "Subscription", Subscriber: s.ID,
-		Topic: selector, Active: active, Payload: s.Payload}
+func (h *Handler) subscriptionDoc(st *stream, selector string, active bool) subscriptionDoc {
+	var payload json.RawMessage
+	if st.grant != nil {
+		payload = st.grant.Payload
+	}
+	return subscriptionDoc{ID: h.subscriptionTopic(selector, st.id), Type: "Subscription", Subscriber: st.id,
+		Topic: selector, Active: active, Payload: payload}
 }
 
-// announce publishes one private subscription event per topic selector of s.
-func (h *Handler) announce(s *Subscriber, active bool) {
-	if !h.cfg.Subscriptions {
+// announce publishes one private subscription event per topic selector of
+// a stream, through the hub, as every other update.
+func (h *Handler) announce(st *stream, active bool) {
+	if !h.cfg.Subscriptions || st.sub == nil {
 		return
 	}
-	for _, sel := range s.Selectors {
-		d := h.subscriptionDoc(s, sel, active)
+	for _, sel := range st.selectors {
+		d := h.subscriptionDoc(st, sel, active)
 		d.Context = "https://mercure.rocks/"
 		data, err := json.Marshal(d)
 		if err != nil {
@@ -52,10 +61,34 @@ func (h *Handler) announce(s *Subscriber, active bool) {
 		if err != nil {
 			continue
 		}
-		u := &Update{ID: "urn:uuid:" + id.String(), Topics: []string{d.ID}, Data: string(data), Private: true, subscriptionEvent: true}
-		u.encoded = EncodeEvent(u)
-		h.bus.Publish(u)
+		eid := "urn:uuid:" + id.String()
+		h.mu.Lock()
+		h.lastEvent = eid
+		h.mu.Unlock()
+		if _, herr := h.hub.Publish(context.Background(), &hub.PublishRequest{Channel: d.ID, Topics: []string{d.ID}, Topic: true,
+			ID: eid, Data: data, Encoding: broker.EncodingJSON, Private: true}); herr != nil {
+			h.log.Debug("mercure: subscription event not published", slog.String("error", herr.Error()))
+		}
 	}
+}
+
+// snapshot returns the open streams and the id of the last subscription
+// event ("earliest" when none), read together: subscribing to subscription
+// events from that id continues the list without a gap.
+func (h *Handler) snapshot() ([]*stream, string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := make([]*stream, 0, len(h.streams))
+	for st := range h.streams {
+		if st.sub != nil {
+			out = append(out, st)
+		}
+	}
+	last := h.lastEvent
+	if last == "" {
+		last = Earliest
+	}
+	return out, last
 }
 
 // serveSubscriptions serves GET <path>/subscriptions[/{topic}[/{subscriber}]].
@@ -112,22 +145,22 @@ func (h *Handler) serveSubscriptions(w http.ResponseWriter, r *http.Request) {
 			hasSubscriber = true
 		}
 	}
-	subs, last := h.bus.Snapshot()
+	subs, last := h.snapshot()
 	w.Header().Set("ETag", `"`+last+`"`)
 	if inm := r.Header.Get("If-None-Match"); inm != "" && (inm == last || strings.Trim(inm, `"`) == last) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	var docs []subscriptionDoc
-	for _, s := range subs {
-		for _, sel := range s.Selectors {
+	for _, st := range subs {
+		for _, sel := range st.selectors {
 			if hasTopic && sel != topic {
 				continue
 			}
-			if hasSubscriber && s.ID != subscriber {
+			if hasSubscriber && st.id != subscriber {
 				continue
 			}
-			docs = append(docs, h.subscriptionDoc(s, sel, true))
+			docs = append(docs, h.subscriptionDoc(st, sel, true))
 		}
 	}
 	sort.Slice(docs, func(i, j int) bool { return docs[i].ID < docs[j].ID })

@@ -1,13 +1,13 @@
 package server
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/json"
 	"net/http"
 	"net/http/pprof"
 	"runtime"
 	"time"
+
+	"github.com/heraldhub/herald/internal/auth"
 )
 
 // debugHandler serves the operator endpoints under /debug/, guarded by
@@ -22,16 +22,16 @@ func (s *Server) debugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	want := sha256.Sum256([]byte(s.cfg.Admin.Key))
+	key := auth.NewSharedKey(s.cfg.Admin.Key)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.cfg.Admin.Key == "" {
+		if !key.Configured() {
 			writeRefusal(w, http.StatusNotFound, "admin_disabled", "the /debug/ endpoints are off", "set admin.key (HERALD_ADMIN_KEY) to enable them")
 			return
 		}
-		got := sha256.Sum256([]byte(r.Header.Get("X-Admin-Key")))
-		if subtle.ConstantTimeCompare(got[:], want[:]) != 1 {
+		if reason := key.CheckAdminKey(r.Header.Get("X-Admin-Key")); reason != nil {
+			s.verifier.Refusals.Add(reason, "admin", r.RemoteAddr, "")
 			w.Header().Set("WWW-Authenticate", `admin-key realm="herald"`)
-			writeRefusal(w, http.StatusUnauthorized, "admin_key_wrong", "missing or wrong X-Admin-Key", "send admin.key in the X-Admin-Key header")
+			writeRefusal(w, http.StatusUnauthorized, string(reason.Code), reason.Detail, reason.Hint)
 			return
 		}
 		mux.ServeHTTP(w, r)
@@ -80,11 +80,8 @@ func (s *Server) debugVars(w http.ResponseWriter, r *http.Request) {
 		"uptime_millis":   st.Uptime.Milliseconds(),
 	}
 	if s.mercure != nil {
-		ms := s.mercure.Bus().Stats()
-		vars["mercure_subscribers_connected"] = ms.SubscribersConnected
-		vars["mercure_subscribers_total"] = ms.SubscribersTotal
-		vars["mercure_updates_total"] = ms.UpdatesTotal
-		vars["mercure_history_len"] = ms.HistoryLen
+		vars["mercure_subscribers_connected"] = s.mercure.NumSubscribers()
 	}
+	vars["num_selector_subs"] = st.NumSelectors
 	_ = json.NewEncoder(w).Encode(vars)
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/testutil"
 )
 
@@ -29,8 +30,11 @@ func TestDebugEndpointsNeedTheAdminKey(t *testing.T) {
 		return resp
 	}
 	for _, key := range []string{"", "wrong"} {
-		if resp := get(key); resp.StatusCode != http.StatusUnauthorized {
-			t.Fatalf("key %q: status %d, want 401", key, resp.StatusCode)
+		resp := get(key)
+		var body map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		if resp.StatusCode != http.StatusUnauthorized || body["error"] != string(auth.AdminKeyWrong) {
+			t.Fatalf("key %q: status %d %v, want 401 admin_key_wrong", key, resp.StatusCode, body)
 		}
 	}
 	resp := get("admin-secret")

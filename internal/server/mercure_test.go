@@ -10,7 +10,6 @@ import (
 	"crypto/rsa"
 	"encoding/json"
 	"fmt"
-	"github.com/golang-jwt/jwt/v5"
 	"io"
 	"net"
 	"net/http"
@@ -20,6 +19,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
@@ -726,6 +727,7 @@ func TestMercureSlowSubscriberDroppedWhenQueueFull(t *testing.T) {
 func TestMercureSlowSubscriberDroppedAfterDispatchTimeout(t *testing.T) {
 	cfg := testutil.Config()
 	cfg.Mercure.DispatchTimeout = config.Duration(200 * time.Millisecond)
+	cfg.Client.QueueMaxSize = 256 << 20 // only the write deadline can drop it
 	srv := testutil.Start(t, cfg)
 	stalledSubscriber(t, srv)
 	publishUntilLogged(t, srv, "mercure: subscriber dropped: writing to it took longer than dispatch_timeout")
@@ -834,7 +836,7 @@ func TestMercureDebugVars(t *testing.T) {
 	if err := json.NewDecoder(resp.Body).Decode(&vars); err != nil {
 		t.Fatal(err)
 	}
-	if vars["mercure_subscribers_connected"] != 1.0 || vars["mercure_subscribers_total"] != 1.0 || vars["mercure_updates_total"] != 2.0 {
+	if vars["mercure_subscribers_connected"] != 1.0 || vars["num_selector_subs"] != 1.0 || vars["num_clients"] != 1.0 {
 		t.Fatalf("vars %v", vars)
 	}
 }
@@ -977,33 +979,6 @@ func TestMercurePathValidated(t *testing.T) {
 	}
 	if st, body, _ := srv.MercurePost(t, mbearer(testutil.PublisherToken(t, "*")), topics("/hub/subscriptions/x/y")); st != 403 {
 		t.Fatalf("a topic under the configured path: %d %s", st, body)
-	}
-}
-
-// Under load a subscriber gets at most one write per mercure.write_lag: an
-// update that follows a write closely waits out the rest of the lag (and
-// goes out with whatever else arrives). A subscriber written to rarely is
-// not held: its first update goes out at once.
-func TestMercureWriteLag(t *testing.T) {
-	for _, lag := range []time.Duration{0, 400 * time.Millisecond} {
-		t.Run(lag.String(), func(t *testing.T) {
-			cfg := testutil.Config()
-			cfg.Mercure.WriteLag = config.Duration(lag)
-			srv := testutil.Start(t, cfg)
-			s := subscribeOK(t, srv, topics("a"), mbearer(testutil.SubscriberToken(t)))
-			srv.Publish(t, topics("a"))
-			s.Next(sseWait)
-			first := time.Now()
-			srv.Publish(t, topics("a"))
-			s.Next(sseWait)
-			gap := time.Since(first)
-			if lag > 0 && gap < lag*3/4 {
-				t.Fatalf("second update after %s, want it held for about %s", gap, lag)
-			}
-			if lag == 0 && gap > 300*time.Millisecond {
-				t.Fatalf("second update after %s with write_lag 0", gap)
-			}
-		})
 	}
 }
 

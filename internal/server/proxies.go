@@ -6,14 +6,13 @@ import (
 	"net/http"
 	"strings"
 
-	"github.com/heraldhub/herald/internal/centrifuge"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/proxy"
 )
 
 // buildProxies creates the configured backend proxies.
-func buildProxies(cfg *config.Config, log *slog.Logger) (*centrifuge.Proxies, error) {
-	out := &centrifuge.Proxies{}
+func buildProxies(cfg *config.Config, log *slog.Logger) (*proxy.Set, error) {
+	out := &proxy.Set{}
 	seen := map[string]bool{}
 	mk := func(name string, c *config.Proxy) (*proxy.Proxy, error) {
 		if !c.Enabled {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/centrifuge"
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/conn"
 	"github.com/heraldhub/herald/internal/hub"
 	"github.com/heraldhub/herald/internal/mercure"
 )
@@ -33,12 +35,16 @@ type Server struct {
 	cfg      *config.Config
 	log      *slog.Logger
 	verifier *auth.Verifier
+	engine   *auth.Engine
 	hub      *hub.Hub
+	pool     *conn.Pool
+	workers  *conn.Workers
 	ws       *centrifuge.Handler
 	api      *api.Handler
 	httpSrv  *http.Server
 	ln       net.Listener
 	draining atomic.Bool
+	doors    []frontDoor
 
 	keys      *keyManager
 	sources   *auth.Sources
@@ -49,6 +55,15 @@ type Server struct {
 	mercureStop context.CancelFunc // stops the Mercure JWKS providers
 }
 
+// frontDoor is one entry of the table of what the server serves: a path
+// (a prefix when it ends with "/"), its handler, and whether the listener
+// serves its GET requests itself, before net/http (upgrades and streams).
+type frontDoor struct {
+	path    string
+	handler http.Handler
+	fast    bool
+}
+
 // New builds a server from configuration. The configuration must be valid.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
 	verifier := auth.NewVerifier(auth.NewKeySet(), BuildPolicy(cfg))
@@ -56,42 +71,51 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	if err := keys.apply(cfg); err != nil {
 		return nil, err
 	}
-	ns, err := hub.NewNamespaces(&cfg.Channel)
+	ns, err := hub.NewNamespaces(&cfg.Channel, config.NamespaceOptions{})
 	if err != nil {
 		return nil, err
 	}
-	mem := broker.NewMemory()
-	h, err := hub.New(mem, mem, ns)
-	if err != nil {
-		return nil, err
-	}
-	h.NodeID = uuid.NewString()
-	h.NodeName = cfg.NodeName
-	h.Version = version
-	s := &Server{cfg: cfg, log: log, verifier: verifier, hub: h, keys: keys, sources: BuildSources(cfg)}
+	nodeID := uuid.NewString()
 	proxies, err := buildProxies(cfg, log)
 	if err != nil {
 		return nil, err
 	}
-	co, err := buildCallout(cfg, h.NodeID)
+	authorities := proxies.Authorities(verifier.Policy().AllowAnonymous, cfg.Client.Proxy.ConnectMode == "always")
+	co, err := buildCallout(cfg, nodeID)
 	if err != nil {
 		return nil, err
 	}
 	if co != nil {
+		authorities.Callout = co
 		// The callout reads the headers it includes from the upgrade request.
 		for _, h := range cfg.Client.Callout.HTTPHeaders {
 			proxies.Headers = append(proxies.Headers, http.CanonicalHeaderKey(h))
 		}
 	}
-	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Verifier: verifier, Sources: s.sources, Proxies: proxies, Callout: co, Logger: log, Version: version})
+	engine := auth.NewEngine(verifier, authorities, cfg.Dev)
+	var index *broker.IndexOptions
+	if cfg.Mercure.Enabled {
+		index = &broker.IndexOptions{Size: cfg.Mercure.HistorySize, TTL: cfg.Mercure.HistoryTTL.D(), MaxBytes: cfg.Mercure.HistoryMaxBytes}
+	}
+	mem := broker.NewMemory()
+	h, err := hub.New(hub.Options{Broker: mem, Presence: mem, Namespaces: ns, Auth: engine, Logger: log,
+		NodeID: nodeID, NodeName: cfg.NodeName, Version: version, RecoveryLimit: cfg.Client.RecoveryMaxPublicationLimit,
+		Index: index, MatchCacheSize: cfg.Mercure.TopicCacheSize, OnRevocation: applyRevocation(verifier)})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, keys: keys, sources: BuildSources(cfg),
+		pool: conn.NewPool(max(2, runtime.GOMAXPROCS(0)), cfg.Client.WriteLag.D()), workers: conn.NewWorkers()}
+	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Engine: engine, Sources: s.sources, Proxies: proxies,
+		Logger: log, Version: version, Pool: s.pool, Workers: s.workers})
 	// A revocation applies at once to live connections.
 	verifier.Revocations().OnChange(func() {
 		for _, c := range h.Clients() {
-			c.CheckRevoked()
+			c.Control(hub.Intent{Kind: hub.IntentCheckRevoked, Why: hub.WhyRevoked})
 		}
 	})
 	if cfg.Mercure.Enabled {
-		s.mercure = mercure.New(mercure.Options{Config: cfg, Verifier: verifier, Logger: log})
+		s.mercure = mercure.New(mercure.Options{Config: cfg, Verifier: verifier, Hub: h, Pool: s.pool, Logger: log})
 		if err := s.applyMercureKeys(cfg); err != nil {
 			return nil, err
 		}
@@ -100,21 +124,26 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stopWatch = cancel
 	s.watchKeyFiles(watchCtx)
-	s.api = api.New(cfg, h, verifier, log, version)
+	s.api = api.New(cfg, h, verifier.Refusals, log, version)
 
-	mux := http.NewServeMux()
-	mux.Handle(wsPath, s.ws)
-	mux.Handle("/api/", s.api)
-	mux.Handle("/api", s.api)
-	mux.HandleFunc("/health", s.health)
-	mux.HandleFunc("/auth/ticket", s.ticket)
-	mux.Handle("/debug/", s.debugHandler())
+	s.doors = []frontDoor{
+		{path: wsPath, handler: s.ws, fast: true},
+		{path: "/api", handler: s.api},
+		{path: "/api/", handler: s.api},
+		{path: "/health", handler: http.HandlerFunc(s.health)},
+		{path: "/auth/ticket", handler: http.HandlerFunc(s.ticket)},
+		{path: "/debug/", handler: s.debugHandler()},
+	}
 	if s.mercure != nil {
-		mux.Handle(cfg.Mercure.Path, s.mercure)
+		s.doors = append(s.doors, frontDoor{path: cfg.Mercure.Path, handler: s.mercure, fast: true})
 		if cfg.Mercure.Subscriptions {
-			mux.Handle(cfg.Mercure.Path+"/subscriptions", s.mercure)
-			mux.Handle(cfg.Mercure.Path+"/subscriptions/", s.mercure)
+			s.doors = append(s.doors, frontDoor{path: cfg.Mercure.Path + "/subscriptions", handler: s.mercure},
+				frontDoor{path: cfg.Mercure.Path + "/subscriptions/", handler: s.mercure})
 		}
+	}
+	mux := http.NewServeMux()
+	for _, d := range s.doors {
+		mux.Handle(d.path, d.handler)
 	}
 	s.httpSrv = &http.Server{
 		Handler:           mux,
@@ -123,6 +152,19 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 	return s, nil
+}
+
+// applyRevocation applies a revocation made on any node to this node's
+// auth engine; its OnChange then checks the live connections.
+func applyRevocation(v *auth.Verifier) func(hub.Revocation) {
+	return func(r hub.Revocation) {
+		if r.JTI != "" {
+			v.Revocations().RevokeToken(r.JTI, r.Until)
+		}
+		if r.User != "" {
+			v.Revocations().RevokeUser(r.User, r.IssuedBefore, r.Until)
+		}
+	}
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
@@ -197,9 +239,11 @@ func (s *Server) Serve() error {
 		}
 	}
 	s.log.Info("herald listening", slog.String("addr", s.ln.Addr().String()))
-	routes := []fastRoute{{wsPath, s.ws}}
-	if s.mercure != nil {
-		routes = append(routes, fastRoute{s.cfg.Mercure.Path, s.mercure})
+	var routes []fastRoute
+	for _, d := range s.doors {
+		if d.fast {
+			routes = append(routes, fastRoute{d.path, d.handler})
+		}
 	}
 	ln := newUpgradeListener(s.ln, routes, s.httpSrv.ReadHeaderTimeout, s.httpSrv.MaxHeaderBytes)
 	err := s.httpSrv.Serve(ln)
@@ -214,6 +258,9 @@ func (s *Server) Serve() error {
 // the configured shutdown timeout.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	// From now on a publication is refused (503), never acknowledged and
+	// then lost with the connections that would have received it.
+	s.hub.Drain()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout.D())
 	defer cancel()
 	s.log.Info("shutting down", slog.Int("sessions", s.ws.NumSessions()))
@@ -222,12 +269,13 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- s.httpSrv.Shutdown(ctx) }()
 	if s.mercure != nil {
-		// SSE streams are ordinary requests: http.Server waits for them.
-		s.mercure.Shutdown()
+		s.mercure.Shutdown(ctx)
 	}
 	wsErr := s.ws.Shutdown(ctx)
 	err := <-httpErr
-	_ = s.hub.Broker().Close()
+	_ = s.hub.Close()
+	s.pool.Stop()
+	s.workers.Stop()
 	s.stopWatch()
 	s.keys.stop()
 	s.mercureMu.Lock()

@@ -155,7 +155,7 @@ func TestListenerStreamEndsWhenClientLeaves(t *testing.T) {
 	if _, err := io.ReadFull(resp.Body, first); err != nil || string(first) != ":\n" {
 		t.Fatalf("first bytes %q, %v", first, err)
 	}
-	connected := func() int { return srv.Mercure().Bus().Stats().SubscribersConnected }
+	connected := func() int { return srv.Mercure().NumSubscribers() }
 	if n := connected(); n != 1 {
 		t.Fatalf("%d subscribers connected, want 1", n)
 	}

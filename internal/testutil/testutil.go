@@ -20,6 +20,7 @@ import (
 
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/hub"
 	"github.com/heraldhub/herald/internal/server"
 )
 
@@ -60,6 +61,15 @@ type Server struct {
 	Logs *LogBuffer
 	t    testing.TB
 	done chan error
+}
+
+// HubPublish publishes JSON data to a channel through the hub, as the
+// server API does.
+func (s *Server) HubPublish(channel string, data []byte) error {
+	if _, herr := s.Hub().Publish(context.Background(), &hub.PublishRequest{Channel: channel, Data: data}); herr != nil {
+		return herr
+	}
+	return nil
 }
 
 // Config returns a configuration for tests: fast timings, a secret, an API

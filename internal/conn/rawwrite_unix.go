@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package centrifuge
+package conn
 
 import "syscall"
 

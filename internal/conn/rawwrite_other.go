@@ -1,6 +1,6 @@
 //go:build !unix
 
-package centrifuge
+package conn
 
 import "syscall"
 

@@ -1,4 +1,4 @@
-package centrifuge
+package conn
 
 import (
 	"syscall"

@@ -1,4 +1,4 @@
-package mercure
+package hub
 
 import "testing"
 

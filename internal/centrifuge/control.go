@@ -1,0 +1,142 @@
+package centrifuge
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/hub"
+)
+
+// formatJSON is this front door's wire format: each delivery is encoded
+// once for every JSON client.
+var formatJSON = hub.RegisterFormat("centrifuge-json")
+
+// --- delivery and control (hub.Client) ---
+
+// Deliver implements hub.Client. It never blocks: it queues the encoded push.
+func (s *session) Deliver(_ *hub.Subscription, d *hub.Delivery) {
+	s.enqueue(d.Encoded(formatJSON, encodeDelivery))
+}
+
+// Control implements hub.Client: it applies an intent of the server.
+func (s *session) Control(in hub.Intent) {
+	switch in.Kind {
+	case hub.IntentDisconnect:
+		go s.closeWith(intentDisconnect(in))
+	case hub.IntentUnsubscribe:
+		s.mu.Lock()
+		sub := s.subs[in.Channel]
+		s.mu.Unlock()
+		if sub == nil {
+			return
+		}
+		if in.Why == hub.WhyInsufficientState {
+			// The client reconnects and recovers from its stored positions.
+			go s.closeWith(DisconnectInsufficientState.With(in.Reason))
+			return
+		}
+		s.removeSub(sub)
+		s.enqueue(encodeReply(&Reply{Push: &Push{Channel: in.Channel, Unsubscribe: &UnsubscribePush{Code: UnsubscribeServer, Reason: "server unsubscribe"}}}))
+	case hub.IntentSubscribe:
+		s.serverSubscribe(in.Channel, in.Subscribe)
+	case hub.IntentRefresh:
+		s.serverRefresh(in.Refresh)
+	case hub.IntentSend:
+		s.enqueue(encodeReply(&Reply{Push: &Push{Message: &MessagePush{Data: in.Data}}}))
+	case hub.IntentCheckRevoked:
+		s.checkRevoked()
+	}
+}
+
+// serverSubscribe subscribes the connection on behalf of the server API.
+func (s *session) serverSubscribe(channel string, o *hub.ServerSubscription) {
+	if o == nil {
+		o = &hub.ServerSubscription{}
+	}
+	s.mu.Lock()
+	connected := s.state == stateConnected
+	s.mu.Unlock()
+	if !connected {
+		return
+	}
+	req := &hub.SubscribeRequest{Channel: channel, ServerSide: true, Recover: o.RecoverSince,
+		Grant: &auth.ChannelGrant{Info: o.Info, Data: o.Data, ExpireAt: o.ExpireAt, History: true, Presence: true}}
+	sub, res, e := s.subscribe(req)
+	if e != nil {
+		if e != ErrAlreadySubscribed {
+			s.log().Info("server subscription failed", slog.String("channel", channel), slog.String("error", e.Message))
+		}
+		return
+	}
+	s.enqueue(encodeReply(&Reply{Push: &Push{Channel: channel, Subscribe: res}}))
+	s.activate(sub)
+}
+
+// checkRevoked closes the connection with 3500 if its token was revoked
+// (terminal: the user must get a new token).
+func (s *session) checkRevoked() {
+	s.mu.Lock()
+	user, jti, iat, connected := s.user, s.jti, s.issuedAt, s.state == stateConnected
+	s.mu.Unlock()
+	if !connected {
+		return
+	}
+	if r := s.h.engine.Verifier().RevokedIdentity(user, jti, iat); r != nil {
+		r.Source = "live"
+		s.refused("connection closed: token revoked", r, "")
+		go s.closeWith(DisconnectInvalidToken.With(s.h.shown(r)))
+	}
+}
+
+// serverRefresh applies a refresh of the server API.
+func (s *session) serverRefresh(r *hub.ServerRefresh) {
+	if r == nil {
+		return
+	}
+	if r.Expired {
+		go s.closeWith(DisconnectExpired.With("the server expired the connection"))
+		return
+	}
+	s.mu.Lock()
+	if !r.ExpireAt.IsZero() {
+		s.expireAt = r.ExpireAt
+		s.armExpiryLocked()
+	}
+	if r.Info != nil {
+		s.info = r.Info
+	}
+	s.mu.Unlock()
+}
+
+// --- teardown ---
+
+// cleanup runs once, in the reader goroutine, when the connection ends.
+func (s *session) cleanup() {
+	s.q.Close()
+	s.mu.Lock()
+	s.closed = true
+	s.stopTimersLocked()
+	registered := s.registered
+	s.registered = false
+	s.subs = map[string]*subscription{}
+	s.mu.Unlock()
+	if registered {
+		// The hub ends every subscription: presence and leave included.
+		s.h.hub.RemoveClient(s)
+		s.log().Debug("client disconnected")
+	}
+}
+
+func (s *session) stopTimersLocked() {
+	for _, t := range []*time.Timer{s.staleTimer, s.pingTimer, s.pongTimer, s.expireTimer} {
+		if t != nil {
+			t.Stop()
+		}
+	}
+	for _, sub := range s.subs {
+		if sub.timer != nil {
+			sub.timer.Stop()
+		}
+	}
+}

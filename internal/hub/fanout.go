@@ -1,0 +1,127 @@
+package hub
+
+import (
+	"sync"
+
+	"github.com/heraldhub/herald/internal/broker"
+)
+
+// Format identifies a wire encoding of a delivery, so each delivery is
+// encoded once per format, not once per subscriber. Front doors register
+// theirs with RegisterFormat.
+type Format uint8
+
+// MaxFormats bounds the formats a process may register.
+const MaxFormats = 8
+
+var (
+	formatMu    sync.Mutex
+	formatNames []string
+)
+
+// RegisterFormat returns the Format named name, registering it the first
+// time. Front doors call it once, at package initialisation.
+func RegisterFormat(name string) Format {
+	formatMu.Lock()
+	defer formatMu.Unlock()
+	for i, n := range formatNames {
+		if n == name {
+			return Format(i)
+		}
+	}
+	if len(formatNames) == MaxFormats {
+		panic("hub: too many wire formats")
+	}
+	formatNames = append(formatNames, name)
+	return Format(len(formatNames) - 1)
+}
+
+// Kind is what a delivery carries.
+type Kind uint8
+
+// Delivery kinds.
+const (
+	KindPublication Kind = iota + 1
+	KindJoin
+	KindLeave
+)
+
+// Delivery is one event for the subscribers of a channel. It is shared by all
+// of them and must not be modified.
+type Delivery struct {
+	Kind    Kind
+	Channel string
+	Pub     *broker.Publication // KindPublication
+	Info    *broker.ClientInfo  // KindJoin, KindLeave
+	Epoch   string              // stream epoch of Pub, when the channel keeps history
+	enc     [MaxFormats]encoded
+}
+
+type encoded struct {
+	once sync.Once
+	b    []byte
+}
+
+// Encoded returns the delivery in format f, building it with build the first
+// time any subscriber asks.
+func (d *Delivery) Encoded(f Format, build func(*Delivery) []byte) []byte {
+	e := &d.enc[f]
+	e.once.Do(func() { e.b = build(d) })
+	return e.b
+}
+
+func (h *Hub) fanout(d *Delivery) {
+	sh := h.shard(d.Channel)
+	sh.mu.RLock()
+	for s := range sh.subs[d.Channel] {
+		s.deliver(d)
+	}
+	sh.mu.RUnlock()
+}
+
+// HandlePublication implements broker.Handler.
+func (h *Hub) HandlePublication(pub *broker.Publication, sp broker.StreamPosition) {
+	d := &Delivery{Kind: KindPublication, Channel: pub.Channel, Pub: pub, Epoch: sp.Epoch}
+	h.fanout(d)
+	if h.sel.count.Load() > 0 {
+		h.matchSelectors(d)
+	}
+}
+
+// HandleJoin implements broker.Handler.
+func (h *Hub) HandleJoin(channel string, info *broker.ClientInfo) {
+	h.fanout(&Delivery{Kind: KindJoin, Channel: channel, Info: info})
+}
+
+// HandleLeave implements broker.Handler.
+func (h *Hub) HandleLeave(channel string, info *broker.ClientInfo) {
+	h.fanout(&Delivery{Kind: KindLeave, Channel: channel, Info: info})
+}
+
+// HandleResync implements broker.Handler: the broker may have lost
+// publications while its connection was down. Positioned subscriptions are
+// told they missed publications (their clients recover), and topic
+// selector subscriptions end (their clients reconnect with Last-Event-ID).
+func (h *Hub) HandleResync() {
+	var hit []*Subscription
+	for i := range h.shards {
+		sh := &h.shards[i]
+		sh.mu.RLock()
+		for _, m := range sh.subs {
+			for s := range m {
+				if s.positioned {
+					hit = append(hit, s)
+				}
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	hit = append(hit, h.sel.all()...)
+	for _, s := range hit {
+		s.mu.Lock()
+		if !s.ended {
+			s.insufficientLocked("the broker reconnected; publications may have been missed")
+		}
+		s.mu.Unlock()
+	}
+}
