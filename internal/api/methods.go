@@ -159,23 +159,13 @@ func (a *Handler) history(ctx context.Context, body json.RawMessage) (any, *Erro
 	}
 	out := make([]wirePublication, 0, len(pubs))
 	for _, p := range pubs {
-		out = append(out, wirePublication{Data: jsonData(p), Info: p.Info, Offset: p.Offset, Tags: p.Tags})
+		out = append(out, wirePublication{Data: hub.JSONData(p), Info: p.Info, Offset: p.Offset, Tags: p.Tags})
 	}
 	res := map[string]any{"offset": top.Offset, "epoch": top.Epoch}
 	if len(out) > 0 {
 		res["publications"] = out
 	}
 	return res, nil
-}
-
-// jsonData is a publication's data as JSON: text (a Mercure update that is
-// not JSON) becomes a JSON string.
-func jsonData(p *broker.Publication) json.RawMessage {
-	if p.Encoding == broker.EncodingJSON {
-		return p.Data
-	}
-	b, _ := json.Marshal(string(p.Data))
-	return b
 }
 
 func (a *Handler) historyRemove(_ context.Context, body json.RawMessage) (any, *Error) {

@@ -210,7 +210,7 @@ type Publication struct {
 }
 
 func wirePub(p *broker.Publication) *Publication {
-	return &Publication{Offset: p.Offset, Data: p.Data, Info: p.Info, Tags: p.Tags}
+	return &Publication{Offset: p.Offset, Data: hub.JSONData(p), Info: p.Info, Tags: p.Tags}
 }
 
 var errEmptyFrame = errors.New("empty frame")
@@ -277,7 +277,8 @@ func encodeDelivery(d *hub.Delivery) []byte {
 
 func encodePubPush(channel string, p *broker.Publication) []byte {
 	ch, _ := json.Marshal(channel)
-	b := make([]byte, 0, 40+len(ch)+len(p.Data))
+	data := hub.JSONData(p)
+	b := make([]byte, 0, 40+len(ch)+len(data))
 	b = append(b, `{"push":{"channel":`...)
 	b = append(b, ch...)
 	b = append(b, `,"pub":{`...)
@@ -291,9 +292,9 @@ func encodePubPush(channel string, p *broker.Publication) []byte {
 		b = append(b, name...)
 		b = append(b, '"', ':')
 	}
-	if len(p.Data) > 0 {
+	if len(data) > 0 {
 		field("data")
-		b = append(b, p.Data...)
+		b = append(b, data...)
 	}
 	if p.Info != nil {
 		info, _ := json.Marshal(p.Info)

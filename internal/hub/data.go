@@ -2,9 +2,12 @@ package hub
 
 import (
 	"bytes"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
+
+	"github.com/heraldhub/herald/internal/broker"
 )
 
 // NormalizeData checks that publication data is JSON in valid UTF-8 and
@@ -23,4 +26,28 @@ func NormalizeData(raw json.RawMessage) (json.RawMessage, error) {
 		return nil, fmt.Errorf("publication data is not valid UTF-8 (first invalid byte at offset %d)", at)
 	}
 	return buf.Bytes(), nil
+}
+
+// JSONData returns a publication's data for a JSON wire: JSON as it is
+// (compacted when it holds raw newlines, which line-framed protocols cannot
+// carry), text (a Mercure update that is not JSON) as a JSON string, and
+// binary data (from a Protobuf client) as a JSON string of its base64.
+func JSONData(p *broker.Publication) json.RawMessage {
+	switch p.Encoding {
+	case broker.EncodingJSON:
+		if bytes.IndexByte(p.Data, '\n') < 0 && bytes.IndexByte(p.Data, '\r') < 0 {
+			return p.Data
+		}
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, p.Data); err == nil {
+			return buf.Bytes()
+		}
+		b, _ := json.Marshal(string(p.Data))
+		return b
+	case broker.EncodingBinary:
+		b, _ := json.Marshal(base64.StdEncoding.EncodeToString(p.Data))
+		return b
+	}
+	b, _ := json.Marshal(string(p.Data))
+	return b
 }
