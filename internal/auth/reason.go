@@ -1,7 +1,3 @@
-// Package auth is Herald's one authentication engine. Front doors hand it a
-// Request (token candidates and where each came from) and get back an Identity
-// or a Reason: a stable code, a one-line detail, a hint and the token source.
-// It knows nothing of any wire protocol; each front door maps Reasons to its codes.
 package auth
 
 import (

@@ -1,5 +1,3 @@
-// Package suggest finds the known name closest to a mistyped one, for
-// "did you mean" hints in configuration and proxy-response errors.
 package suggest
 
 // maxLen bounds the inputs compared, so a hostile key cannot cost much.
