@@ -122,6 +122,7 @@ func TestFileProblems(t *testing.T) {
 		{"top-level typo", "listn: x\n", []string{`herald.yaml:1: unknown key "listn"; did you mean "listen"?`}},
 		{"top-level typo of a group", "chanels:\n  max_length: 5\n", []string{`herald.yaml:1: unknown key "chanels"; did you mean "channel"?`}},
 		{"top-level no suggestion", "listen: \":1\"\nbogus_thing: 1\n", []string{`herald.yaml:2: unknown key "bogus_thing"`}},
+		{"a key of an earlier version", "mercure:\n  write_lag: 10ms\n", []string{`herald.yaml:2: mercure: key "write_lag" is no longer used: every door's connections share one writer pool now; set client.write_lag`}},
 		{"top-level key of another level", "ping_interval: 5s\n", []string{`herald.yaml:1: unknown key "ping_interval"; did you mean "client.ping_interval"?`}},
 		{"case and separators", "Log-Level: info\n", []string{`herald.yaml:1: unknown key "Log-Level"; did you mean "log_level"?`}},
 		{"nested typo", "client:\n  ping_intervall: 5s\n", []string{`herald.yaml:2: client: unknown key "ping_intervall"; did you mean "ping_interval"?`}},
