@@ -7,6 +7,8 @@
 #   SCENARIOS="conns-5000 fanout-1000" bench/run.sh
 #   BUILD_FROM=HEAD bench/run.sh              # measure the last commit, not the work tree
 #   HERALD_BIN=/path/to/herald bench/run.sh   # measure a binary built elsewhere
+#   BASELINE=<git rev> bench/run.sh           # also measure that revision, interleaved run by
+#                                             # run, and write the comparison (B/A) beside
 #
 # Scenarios: conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000,
 # and the same over Mercure (SSE): sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10.
@@ -28,6 +30,7 @@ BUILD_FROM=${BUILD_FROM:-worktree} # worktree or HEAD
 OUT_DIR=${OUT_DIR:-bench/results}
 RUN_TIMEOUT=${RUN_TIMEOUT:-3m}
 QUIET_WAIT=${QUIET_WAIT:-60s}      # wait up to this long for other processes to go quiet before each run
+BASELINE=${BASELINE:-}             # a git revision to measure interleaved with the build under test
 
 # 5000 client and 5000 server sockets, plus slack.
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -56,6 +59,12 @@ else
 	bin=$tmp/herald
 fi
 go build -o "$tmp/heraldbench" ./bench/cmd/heraldbench
+if [[ -n $BASELINE ]]; then
+	base_commit=$(git rev-parse --short "$BASELINE")
+	mkdir "$tmp/base"
+	git archive "$BASELINE" | tar -x -C "$tmp/base"
+	(cd "$tmp/base" && go build -o "$tmp/herald-base" ./cmd/herald)
+fi
 
 args_for() {
 	case $1 in
@@ -75,7 +84,9 @@ args_for() {
 }
 
 runs=$tmp/runs.jsonl
+base_runs=$tmp/base.jsonl
 : >"$runs"
+: >"$base_runs"
 commands=$tmp/commands.md
 failed=0
 for s in $SCENARIOS; do
@@ -95,6 +106,16 @@ for rep in $(seq 1 "$REPS"); do
 			echo "run.sh: $s failed (its JSON line has ok=false and the error)" >&2
 		fi
 		tail -n 1 "$runs" >&2
+		if [[ -n $BASELINE ]]; then
+			echo "run.sh: [$rep/$REPS] $s (baseline $base_commit)" >&2
+			# shellcheck disable=SC2086
+			if ! "$tmp/heraldbench" $a -bin "$tmp/herald-base" -ping-interval "$PING_INTERVAL" -timeout "$RUN_TIMEOUT" \
+				-quiet-wait "$QUIET_WAIT" -commit "$base_commit" -label "rep $rep" >>"$base_runs"; then
+				failed=$((failed + 1))
+				echo "run.sh: $s failed on the baseline" >&2
+			fi
+			tail -n 1 "$base_runs" >&2
+		fi
 	done
 done
 elapsed=$(($(date +%s) - start))
@@ -102,8 +123,16 @@ elapsed=$(($(date +%s) - start))
 mkdir -p "$OUT_DIR"
 name="$(date -u +%Y-%m-%d)-$commit"
 cp "$runs" "$OUT_DIR/$name.jsonl"
-cmdline="REPS=$REPS SCENARIOS=\"$SCENARIOS\" BUILD_FROM=$BUILD_FROM bench/run.sh"
+cmdline="REPS=$REPS SCENARIOS=\"$SCENARIOS\" BUILD_FROM=$BUILD_FROM${BASELINE:+ BASELINE=$BASELINE} bench/run.sh"
 "$tmp/heraldbench" report -in "$runs" -out "$OUT_DIR/$name.md" -command "$cmdline"
+if [[ -n $BASELINE ]]; then
+	cp "$base_runs" "$OUT_DIR/$name-baseline-$base_commit.jsonl"
+	{
+		echo "## Interleaved with the baseline $base_commit"
+		echo
+		"$tmp/heraldbench" compare -a "$base_runs" -b "$runs"
+	} >>"$OUT_DIR/$name.md"
+fi
 {
 	echo "Per-scenario commands (run.sh builds \`<herald>\` from $BUILD_FROM${HERALD_BIN:+ (given binary $HERALD_BIN)}):"
 	echo

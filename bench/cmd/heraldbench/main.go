@@ -43,8 +43,10 @@ func main() {
 		err = runBench(os.Args[1], os.Args[2:])
 	case "report":
 		err = runReport(os.Args[2:])
+	case "compare":
+		err = runCompare(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q (conns, fanout, report)", os.Args[1])
+		err = fmt.Errorf("unknown mode %q (conns, fanout, report, compare)", os.Args[1])
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return
