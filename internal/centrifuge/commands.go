@@ -24,6 +24,13 @@ func (s *session) refusedOp(id uint32, what, channel string, herr *hub.Error) *D
 		return nil
 	}
 	s.refused(what+" refused", r, channel)
+	return s.replyDenied(id, r)
+}
+
+// replyDenied answers a channel operation the auth engine refused: the
+// backend's own answer when it gave one, error 100 (temporary) when the
+// backend could not be asked, else 103.
+func (s *session) replyDenied(id uint32, r *auth.Reason) *Disconnect {
 	switch {
 	case r.Reply != nil:
 		e, d := backendOutcome(r.Reply)

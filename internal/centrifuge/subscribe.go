@@ -9,7 +9,6 @@ import (
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/hub"
-	"github.com/heraldhub/herald/internal/proxy"
 )
 
 // --- subscribe ---
@@ -48,23 +47,15 @@ func (s *session) subscribeRefused(id uint32, channel string, herr *hub.Error) *
 	s.refused("subscription refused", r, channel)
 	shown := s.h.shown(r)
 	switch {
-	case r.Reply != nil:
-		e, d := backendOutcome(r.Reply)
-		if d != nil {
-			return d
-		}
-		s.replyError(id, e)
 	case r.Code == auth.TokenExpired, r.Code == auth.TokenNotYetValid:
 		s.replyError(id, ErrTokenExpired.With(shown))
-	case r.Code == auth.JWKSUnavailable, proxy.Temporary(r):
+	case r.Code == auth.JWKSUnavailable:
 		s.replyError(id, ErrInternal.With(shown))
 	case r.Code == auth.SubscriptionTokenMismatch && !s.h.cfg.Client.SubscriptionTokenMismatchError:
 		d := DisconnectInvalidToken.With(shown)
 		return &d
-	case r.Code == auth.ChannelNotPermitted:
-		s.replyError(id, ErrPermissionDenied.With(s.h.deniedText(r)))
 	default:
-		s.replyError(id, ErrPermissionDenied.With(shown))
+		return s.replyDenied(id, r)
 	}
 	return nil
 }

@@ -7,10 +7,19 @@ import assert from 'node:assert/strict';
 
 import { EventSource } from 'eventsource';
 
-import { startServer, signHS256, connect, subscribe, waitEvent, waitUntil, withTimeout, uniqueName } from './harness.mjs';
-
-const PUBLISHER_SECRET = 'e2e-mercure-publisher-0123456789abcdef';
-const SUBSCRIBER_SECRET = 'e2e-mercure-subscriber-0123456789abcdef';
+import {
+  startServer,
+  signHS256,
+  connect,
+  subscribe,
+  waitEvent,
+  waitUntil,
+  withTimeout,
+  uniqueName,
+  mercurePost,
+  MERCURE_PUBLISHER_SECRET as PUBLISHER_SECRET,
+  MERCURE_SUBSCRIBER_SECRET as SUBSCRIBER_SECRET,
+} from './harness.mjs';
 
 let server;
 let hub;
@@ -28,17 +37,7 @@ after(async () => {
   await server?.stop();
 });
 
-async function mercurePublish(topic, data) {
-  const res = await fetch(hub, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${signHS256({ mercure: { publish: ['*'] } }, PUBLISHER_SECRET)}` },
-    body: new URLSearchParams({ topic, data }),
-    signal: AbortSignal.timeout(5_000),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `mercure publish: ${res.status} ${text}\n${server.logTail()}`);
-  return text;
-}
+const mercurePublish = (topic, data) => mercurePost(server, { topic, data });
 
 /** An EventSource on topic with a subscriber token allowed to read it. */
 function eventSource(topic, lastEventID) {

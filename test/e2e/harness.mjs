@@ -27,6 +27,8 @@ export const BIN_PATH = path.join(E2E_DIR, '.bin', 'herald');
 
 export const DEFAULT_SECRET = 'e2e-hmac-secret-0123456789abcdef';
 export const DEFAULT_API_KEY = 'e2e-api-key';
+export const MERCURE_PUBLISHER_SECRET = 'e2e-mercure-publisher-0123456789abcdef';
+export const MERCURE_SUBSCRIBER_SECRET = 'e2e-mercure-subscriber-0123456789abcdef';
 
 const START_TIMEOUT_MS = 10_000;
 const BUILD_TIMEOUT_MS = 180_000;
@@ -463,4 +465,34 @@ export function subscribe(sub, { timeout = 5_000 } = {}) {
   });
   sub.subscribe();
   return p;
+}
+
+// ---------------------------------------------------------------------------
+// Mercure
+
+/** The Mercure hub's URL of a server. */
+export function mercureURL(server) {
+  return `http://127.0.0.1:${server.port}/.well-known/mercure`;
+}
+
+/**
+ * POSTs an update (fields: topic, data, id, type, private…; arrays repeat a
+ * field) with a publisher token for every topic; resolves to the update id.
+ */
+export async function mercurePost(server, fields, token = signHS256({ mercure: { publish: ['*'] } }, MERCURE_PUBLISHER_SECRET)) {
+  const body = new URLSearchParams();
+  for (const [k, v] of Object.entries(fields)) {
+    for (const x of [].concat(v)) body.append(k, x);
+  }
+  const res = await fetch(mercureURL(server), {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${token}` },
+    body, // URLSearchParams: application/x-www-form-urlencoded;charset=UTF-8
+    signal: AbortSignal.timeout(5_000),
+  });
+  const text = await res.text();
+  if (res.status !== 200) {
+    throw new Error(`mercure publish ${body}: ${res.status} ${text}\n${server.logTail()}`);
+  }
+  return text;
 }

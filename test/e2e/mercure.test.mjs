@@ -6,10 +6,16 @@ import assert from 'node:assert/strict';
 
 import { EventSource } from 'eventsource';
 
-import { startServer, signHS256, withTimeout, waitUntil, uniqueName } from './harness.mjs';
-
-const PUBLISHER_SECRET = 'e2e-mercure-publisher-0123456789abcdef';
-const SUBSCRIBER_SECRET = 'e2e-mercure-subscriber-0123456789abcdef';
+import {
+  startServer,
+  signHS256,
+  withTimeout,
+  waitUntil,
+  uniqueName,
+  mercurePost,
+  MERCURE_PUBLISHER_SECRET as PUBLISHER_SECRET,
+  MERCURE_SUBSCRIBER_SECRET as SUBSCRIBER_SECRET,
+} from './harness.mjs';
 
 let server;
 let hub;
@@ -32,23 +38,7 @@ after(async () => {
   await server?.stop();
 });
 
-const publisherToken = signHS256({ mercure: { publish: ['*'] } }, PUBLISHER_SECRET);
-
-async function publish(fields) {
-  const body = new URLSearchParams();
-  for (const [k, v] of Object.entries(fields)) {
-    for (const x of [].concat(v)) body.append(k, x);
-  }
-  const res = await fetch(hub, {
-    method: 'POST',
-    headers: { Authorization: `Bearer ${publisherToken}` },
-    body, // URLSearchParams: application/x-www-form-urlencoded;charset=UTF-8
-    signal: AbortSignal.timeout(5_000),
-  });
-  const text = await res.text();
-  assert.equal(res.status, 200, `publish ${body}: ${res.status} ${text}\n${server.logTail()}`);
-  return text;
-}
+const publish = (fields) => mercurePost(server, fields);
 
 /** An EventSource that sends a subscriber token in the Authorization header. */
 function subscribe(topics, token, onRequest = () => {}) {

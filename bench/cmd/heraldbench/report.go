@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -82,34 +81,13 @@ func runReport(args []string) error {
 	if *in == "" {
 		return errors.New("report: -in is required")
 	}
-	f, err := os.Open(*in)
+	runs, err := readRuns(*in)
 	if err != nil {
-		return err
+		return fmt.Errorf("report: %w", err)
 	}
-	defer f.Close()
-	var runs []map[string]any
 	var first Result
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			return fmt.Errorf("report: %w", err)
-		}
-		if len(runs) == 0 {
-			_ = json.Unmarshal([]byte(line), &first)
-		}
-		runs = append(runs, m)
-	}
-	if err := sc.Err(); err != nil {
-		return err
-	}
-	if len(runs) == 0 {
-		return errors.New("report: no runs in " + *in)
+	if b, err := json.Marshal(runs[0]); err == nil {
+		_ = json.Unmarshal(b, &first)
 	}
 	var w io.Writer = os.Stdout
 	if *out != "" {
