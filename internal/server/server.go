@@ -250,26 +250,23 @@ func (s *Server) Serve() error {
 	return err
 }
 
-// Shutdown stops accepting connections, disconnects every client with 3001
-// (so SDKs reconnect elsewhere), waits for them to drain, and returns within
-// the configured shutdown timeout.
+// Shutdown drains the node and stops it within the configured shutdown
+// timeout. First publications are refused (503, never acknowledged and then
+// lost) and /health answers 503; then every client is disconnected (3001 on
+// WebSocket, so SDKs reconnect elsewhere; streams end) while the listener
+// still answers, so a load balancer sees the drain; then the listener closes
+// and the in-flight requests finish.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
-	// From now on a publication is refused (503), never acknowledged and
-	// then lost with the connections that would have received it.
 	s.hub.Drain()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout.D())
 	defer cancel()
-	s.log.Info("shutting down", slog.Int("sessions", s.ws.NumSessions()))
-	// Stop accepting new connections first; hijacked WebSocket connections are
-	// not tracked by http.Server and are drained by the front door.
-	httpErr := make(chan error, 1)
-	go func() { httpErr <- s.httpSrv.Shutdown(ctx) }()
+	s.log.Info("shutting down: draining clients", slog.Int("sessions", s.ws.NumSessions()), slog.Int("mercure_subscribers", s.MercureSubscribers()))
 	if s.mercure != nil {
 		s.mercure.Shutdown(ctx)
 	}
 	wsErr := s.ws.Shutdown(ctx)
-	err := <-httpErr
+	err := s.httpSrv.Shutdown(ctx)
 	_ = s.hub.Close()
 	s.pool.Stop()
 	s.workers.Stop()
