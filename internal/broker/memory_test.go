@@ -148,3 +148,23 @@ func TestIndexAfter(t *testing.T) {
 		t.Fatalf("after the remaining dup: %v", pubs)
 	}
 }
+
+// The index keeps at most MaxBytes of publications (one copy of each, the
+// same as the channel's stream holds), whatever Size allows.
+func TestIndexMaxBytes(t *testing.T) {
+	m := NewMemory()
+	m.Run("node", &recorder{})
+	idx := &IndexOptions{Size: 1000, MaxBytes: 4 << 20}
+	for i := range 100 {
+		p := &Publication{Channel: "c", ID: string(rune('a' + i%26)), Data: make([]byte, 1<<20)}
+		m.Publish(p, PublishOptions{Index: idx, HistorySize: 5, HistoryTTL: time.Hour})
+	}
+	all, _, _, _ := m.IndexAfter("", *idx)
+	if len(all) != 3 {
+		t.Fatalf("a 4 MiB index of 1 MiB publications keeps 3, kept %d", len(all))
+	}
+	hist, _, _ := m.History("c", HistoryFilter{Limit: -1})
+	if &hist[len(hist)-1].Data[0] != &all[len(all)-1].Data[0] {
+		t.Fatal("the index and the stream hold two copies of a publication")
+	}
+}
