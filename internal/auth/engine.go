@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"unicode/utf8"
 
 	"github.com/heraldhub/herald/internal/config"
 )
@@ -114,4 +115,22 @@ func CompactJSON(raw json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return buf.Bytes()
+}
+
+// InvalidUTF8At returns the offset of the first byte of b that is not part
+// of valid UTF-8, or -1. Text that goes out in WebSocket text frames must be
+// valid UTF-8: clients fail the connection otherwise (RFC 6455).
+func InvalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n <= 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
 }

@@ -507,6 +507,11 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 	if raw, ok := c.path(metaClaim); ok {
 		id.Meta = compactJSON(raw)
 	}
+	for name, raw := range map[string][]byte{infoClaim: id.Info, metaClaim: id.Meta} {
+		if at := InvalidUTF8At(raw); at >= 0 {
+			return bad("claim %s is not valid UTF-8 (first invalid byte at offset %d); clients would fail the connection that carries it", name, at)
+		}
+	}
 	if raw, ok := c["channels"]; ok && !isNull(raw) {
 		if err := json.Unmarshal(raw, &id.Channels); err != nil {
 			return bad("claim channels must be an array of strings")
@@ -522,6 +527,9 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 			opts, err := decodeSubOptions(rawOpts, rules.InfoMaxSize)
 			if err != nil {
 				return bad("claim subs[%q]: %s", ch, err)
+			}
+			if InvalidUTF8At(opts.Info) >= 0 || InvalidUTF8At(opts.Data) >= 0 {
+				return bad("claim subs[%q]: info or data is not valid UTF-8", ch)
 			}
 			id.Subs[ch] = opts
 		}

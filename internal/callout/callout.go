@@ -271,6 +271,9 @@ func (c *Caller) verify(tok, nonce string, now time.Time) (*Result, *auth.Reason
 	if a.Deny != "" {
 		return nil, reason(auth.CalloutDenied, "", "callout denied: %s", auth.Truncate(a.Deny, 100))
 	}
+	if auth.InvalidUTF8At(a.Info) >= 0 || auth.InvalidUTF8At(a.Meta) >= 0 {
+		return nil, reason(auth.CalloutBadResponse, "encode info and meta in UTF-8", "callout answer: info or meta is not valid UTF-8")
+	}
 	if a.User == nil {
 		return nil, reason(auth.CalloutBadResponse, "", "callout answer has no user claim (use \"\" for anonymous)")
 	}

@@ -109,20 +109,7 @@ func checkText(data []byte, enc broker.Encoding) *Error {
 
 // InvalidUTF8At returns the offset of the first byte of b that is not part
 // of valid UTF-8, or -1.
-func InvalidUTF8At(b []byte) int {
-	for i := 0; i < len(b); {
-		if b[i] < utf8.RuneSelf {
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRune(b[i:])
-		if r == utf8.RuneError && n <= 1 {
-			return i
-		}
-		i += n
-	}
-	return -1
-}
+func InvalidUTF8At(b []byte) int { return auth.InvalidUTF8At(b) }
 
 // PublishOptions returns the broker options for a namespace.
 func PublishOptions(ns *Namespace) broker.PublishOptions {

@@ -158,6 +158,11 @@ func (d *decoder) top(body []byte, ctype string, status int) (*outcome, *auth.Re
 		return nil, reason(auth.ProxyBadJSON,
 			fmt.Sprintf("backend answered %d with %s, not JSON%s: %s", status, ct, at, printable(body, snippetLen, d.secrets)), badJSONHint)
 	}
+	if at := auth.InvalidUTF8At(body); at >= 0 {
+		return nil, reason(auth.ProxyBadJSON,
+			fmt.Sprintf("backend answered %d with %s, JSON that is not valid UTF-8 (first invalid byte at offset %d)", status, ct, at),
+			"encode the answer in UTF-8: Herald sends what it carries in WebSocket text frames, which clients fail on invalid UTF-8")
+	}
 	if k := kindOf(trimmed); k != "object" {
 		return nil, d.bad(`answer an object: {"result":{...}}, {"error":{...}} or {"disconnect":{...}}`,
 			"the response is %s; expected an object with exactly one of result, error, disconnect", withArticle(k))
