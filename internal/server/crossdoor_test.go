@@ -120,3 +120,29 @@ func TestURITopicIsOneChannel(t *testing.T) {
 		t.Fatalf("anonymous subscriber got %+v, want only the public Mercure update", ev)
 	}
 }
+
+// Why an update did not arrive: at debug level each publication that topic
+// subscribers could match is logged with how many received it and which
+// were skipped because their token does not allow a private update.
+func TestMercureUpdateTrace(t *testing.T) {
+	srv := testutil.Start(t, nil)
+	subscribeOK(t, srv, topics("a"), mbearer(testutil.SubscriberToken(t, "other-topic")))
+	srv.Publish(t, url.Values{"topic": {"a"}, "data": {"x"}, "private": {"on"}, "id": {"trace-me"}})
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		logs := srv.Logs.String()
+		i := strings.Index(logs, "id=trace-me")
+		if i >= 0 {
+			line := logs[strings.LastIndex(logs[:i], "\n")+1:]
+			line = line[:strings.Index(line, "\n")]
+			if !strings.Contains(line, "delivered_to=0") || !strings.Contains(line, "skipped_private=[urn:uuid:") {
+				t.Fatalf("trace line %q", line)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no trace of the private update")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
