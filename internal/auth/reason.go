@@ -117,6 +117,15 @@ const (
 
 	// TopicNotPermitted: a valid Mercure token whose mercure.publish selectors do not cover every topic of the update.
 	TopicNotPermitted Code = "topic_not_permitted"
+
+	// Refusals of the NATS auth callout service (internal/natscallout).
+
+	// NATSRequestInvalid: an authorization request from NATS does not verify (signature, issuer, audience, expiry, encryption).
+	NATSRequestInvalid Code = "nats_request_invalid"
+	// NATSAccountNotAllowed: the account a user would be placed in is not one of the configured accounts.
+	NATSAccountNotAllowed Code = "nats_account_not_allowed"
+	// NATSAnswerInvalid: Herald's own answer would fail a check NATS makes (signer, user key, server id, account, expiry).
+	NATSAnswerInvalid Code = "nats_answer_invalid"
 )
 
 // Catalogue lists every refusal code; docs/auth.md documents each one.
@@ -130,6 +139,7 @@ var Catalogue = []Code{
 	ProxyBadResponse, ProxyEmptyUser, ProxyDenied, CalloutUnavailable, CalloutUnsigned, CalloutBadSignature,
 	CalloutExpired, CalloutWrongAudience, CalloutReplay, CalloutDenied, CalloutBadResponse,
 	APIKeyNotConfigured, APIKeyMissing, APIKeyWrong, AdminKeyWrong, TopicNotPermitted,
+	NATSRequestInvalid, NATSAccountNotAllowed, NATSAnswerInvalid,
 }
 
 // Source says where a token was found.

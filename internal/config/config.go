@@ -35,6 +35,8 @@ type Config struct {
 	Proxies []NamedProxy `yaml:"proxies" doc:"named proxies, referred to by *_proxy_name options"`
 	Admin   Admin        `yaml:"admin"`
 	Mercure Mercure      `yaml:"mercure"`
+	// NATSCallout is the NATS auth callout service.
+	NATSCallout NATSCallout `yaml:"nats_callout"`
 }
 
 // Admin holds the options of the operator endpoints under /debug/.
@@ -351,7 +353,8 @@ func Default() *Config {
 		Channel: Channel{
 			MaxLength: 255,
 		},
-		Mercure: defaultMercure(),
+		Mercure:     defaultMercure(),
+		NATSCallout: defaultNATSCallout(),
 	}
 }
 
