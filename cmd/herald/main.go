@@ -38,6 +38,9 @@ Usage:
   herald keys [--config FILE | --hmac-secret S]
   herald mercure-token [--config FILE | --secret S] [--publish SEL]... [--subscribe SEL]... [--payload JSON] [--ttl D]
   herald proxy-check (--config FILE | --endpoint URL) [--type connect] [--header 'Authorization: Bearer …']
+  herald nats-callout [--config FILE] [--nats-url URL] [--user U --password P | --creds FILE | --nkey-seed SU…]
+                      [--issuer-seed SA…] [--account A] [--xkey-seed SX…] [--hmac-secret S] [--mode operator]
+  herald nats-callout check [the same flags] [--sentinel-creds FILE]
   herald config-keys
   herald version
 
@@ -75,6 +78,8 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 		return mercureToken(args[1:], env, stdout, stderr)
 	case "proxy-check":
 		return proxyCheck(args[1:], env, stdout, stderr)
+	case "nats-callout":
+		return natsCallout(args[1:], env, stdout, stderr)
 	case "config-keys":
 		fmt.Fprint(stdout, config.ReferenceTable())
 		return 0

@@ -22,6 +22,7 @@ import (
 	"github.com/heraldhub/herald/internal/conn"
 	"github.com/heraldhub/herald/internal/hub"
 	"github.com/heraldhub/herald/internal/mercure"
+	"github.com/heraldhub/herald/internal/natscallout"
 )
 
 // wsPath is the Centrifugo WebSocket endpoint.
@@ -50,6 +51,8 @@ type Server struct {
 	mercure     *mercure.Handler // nil when mercure.enabled is off
 	mercureMu   sync.Mutex
 	mercureStop context.CancelFunc // stops the Mercure JWKS providers
+
+	natsCallout *natscallout.Service // nil when nats_callout.enabled is off
 }
 
 // frontDoor is one entry of the table of what the server serves: a path
@@ -122,6 +125,14 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	s.stopWatch = cancel
 	s.watchKeyFiles(watchCtx)
 	s.api = api.New(cfg, h, verifier.Refusals, log, version)
+	if err := s.startNATSCallout(); err != nil {
+		cancel()
+		keys.stop()
+		_ = h.Close()
+		s.pool.Stop()
+		s.workers.Stop()
+		return nil, err
+	}
 
 	s.doors = []frontDoor{
 		{path: wsPath, handler: s.ws, fast: true},
@@ -267,6 +278,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	wsErr := s.ws.Shutdown(ctx)
 	err := s.httpSrv.Shutdown(ctx)
+	if s.natsCallout != nil {
+		s.natsCallout.Close()
+	}
 	_ = s.hub.Close()
 	s.pool.Stop()
 	s.workers.Stop()
