@@ -53,7 +53,9 @@ func TestNATSCalloutValidation(t *testing.T) {
 		{"template placeholder", func(n *NATSCallout) { n.Permissions.SubscribeAllow = []string{"chat.{{name}}.>"} }, "permissions.subscribe_allow[0]: placeholder {{name}} is not {{user}} or {{claim:NAME}}"},
 		{"template unclosed", func(n *NATSCallout) { n.Permissions.PublishAllow = []string{"chat.{{user}.>"} }, "has an unclosed placeholder"},
 		{"template wildcard", func(n *NATSCallout) { n.Permissions.PublishDeny = []string{"a.>.b"} }, "> may only be the last token"},
-		{"template queue ok", func(n *NATSCallout) { n.Permissions.SubscribeAllow = []string{"jobs.{{claim:team}}.* workers", "{{claim:subjects}}"} }, ""},
+		{"template queue ok", func(n *NATSCallout) {
+			n.Permissions.SubscribeAllow = []string{"jobs.{{claim:team}}.* workers", "{{claim:subjects}}"}
+		}, ""},
 		{"accounts without claim", func(n *NATSCallout) { n.Accounts = []NATSAccount{{Name: "OTHER"}} }, "nats_callout.account_claim: must name the claim"},
 		{"max_expiry", func(n *NATSCallout) { n.MaxExpiry = Duration(1) }, "must be at least 1s"},
 	}
