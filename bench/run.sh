@@ -11,7 +11,8 @@
 #                                             # run, and write the comparison (B/A) beside
 #
 # Scenarios: conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000,
-# and the same over Mercure (SSE): sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10.
+# the same over Mercure (SSE): sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10,
+# and NATS logins through herald nats-callout: callout callout-xkey.
 # Every server is started on 127.0.0.1:0 and stopped by the harness; every run
 # is bounded (-timeout). One repetition of the whole matrix takes about one
 # minute on a 2-core machine (5 repetitions: ~5 minutes, plus any wait for
@@ -20,7 +21,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 REPS=${REPS:-5}
-SCENARIOS=${SCENARIOS:-"conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000 sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10"}
+SCENARIOS=${SCENARIOS:-"conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000 sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10 callout callout-xkey"}
+CALLOUT_N=${CALLOUT_N:-2000}      # NATS logins through herald nats-callout
 FLAT_M_1000=${FLAT_M_1000:-4000}  # publications, fanout-1000 (4M deliveries)
 SSE_FLAT_M=${SSE_FLAT_M:-2000}    # publications, sse-fanout-1000 (2M deliveries)
 FLAT_M_5000=${FLAT_M_5000:-600}   # publications, fanout-5000 (3M deliveries)
@@ -76,6 +78,8 @@ args_for() {
 	sse-conns-5000) echo "conns -transport sse -n 5000" ;;
 	sse-fanout-1000) echo "fanout -transport sse -n 1000 -m $SSE_FLAT_M -publishers 8" ;;
 	sse-fanout-1000-rate10) echo "fanout -transport sse -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;
+	callout) echo "callout -n $CALLOUT_N -concurrency 8" ;;
+	callout-xkey) echo "callout -n $CALLOUT_N -concurrency 8 -xkey" ;;
 	*)
 		echo "run.sh: unknown scenario $1" >&2
 		return 1

@@ -12,8 +12,9 @@ const (
 	numBuckets  = 10000
 )
 
-// stats counts the answers and how long Herald took over each, from the
-// request's arrival to the answer handed to the NATS connection.
+// stats counts the answers and how long Herald took over each: decrypting
+// and verifying the request, deciding, signing and encrypting the answer
+// (the time a request waits for a worker is not in it).
 type stats struct {
 	accepted, refused, invalid atomic.Uint64
 	totalNanos                 atomic.Uint64
@@ -44,8 +45,8 @@ type Stats struct {
 	// Invalid counts requests that could not be answered (they did not
 	// verify, or could not be decrypted).
 	Invalid uint64 `json:"invalid"`
-	// Processing times: Herald's own share of each login, from the request's
-	// arrival to the answer's hand-off, in microseconds.
+	// Processing times: Herald's own work on each login (decrypt, verify,
+	// decide, sign, encrypt), in microseconds.
 	P50Micros  float64 `json:"p50_us"`
 	P99Micros  float64 `json:"p99_us"`
 	MeanMicros float64 `json:"mean_us"`

@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
+	"io"
 	"os"
+	"os/exec"
 	"strconv"
 	"testing"
 
@@ -38,6 +41,41 @@ func TestHarnessAgainstServer(t *testing.T) {
 			"-warmup", "2", "-settle", "100ms", "-drain", "3s", "-timeout", "1m"}
 		if err := runBench(tc.mode, args); err != nil {
 			t.Errorf("%s over %s: %v", tc.mode, tc.transport, err)
+		}
+	}
+}
+
+// The callout scenario end to end with a small count: a herald nats-callout
+// process built from this tree, a NATS server, every login accepted and
+// Herald's processing times read from its closing log line.
+func TestHarnessCallout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds herald and logs in through it")
+	}
+	bin := t.TempDir() + "/herald"
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/herald").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	stdout := os.Stdout
+	r, w, _ := os.Pipe()
+	os.Stdout = w
+	err := runCallout([]string{"-bin", bin, "-n", "50", "-concurrency", "4", "-xkey", "-timeout", "1m"})
+	w.Close()
+	os.Stdout = stdout
+	line, _ := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("callout: %v\n%s", err, line)
+	}
+	var res map[string]any
+	if err := json.Unmarshal(line, &res); err != nil {
+		t.Fatalf("%v: %s", err, line)
+	}
+	if res["ok"] != true || res["connected"] != 50.0 || res["herald_accepted"] != 70.0 {
+		t.Fatalf("result: %s", line)
+	}
+	for _, k := range []string{"logins_per_s", "herald_processing_p50_us", "login_p50_ms", "herald_share_of_login_p50"} {
+		if v, _ := res[k].(float64); v <= 0 {
+			t.Errorf("%s = %v", k, res[k])
 		}
 	}
 }

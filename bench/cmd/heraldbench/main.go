@@ -3,6 +3,7 @@
 //	heraldbench conns  -n 1000                    # connect N clients, measure connect cost and memory
 //	heraldbench fanout -n 1000 -m 1000            # N subscribers, M publications flat out
 //	heraldbench fanout -n 1000 -m 100 -rate 10    # ... at 10 publications per second
+//	heraldbench callout -n 2000 [-xkey]           # N NATS logins through herald nats-callout
 //	heraldbench report -in runs.jsonl -out x.md   # medians of many runs as a markdown table
 //
 // By default it builds nothing: -bin names the herald binary to start (run.sh
@@ -34,19 +35,21 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: heraldbench conns|fanout|report [flags] (see bench/README.md)")
+		fmt.Fprintln(os.Stderr, "usage: heraldbench conns|fanout|callout|report [flags] (see bench/README.md)")
 		os.Exit(2)
 	}
 	var err error
 	switch os.Args[1] {
 	case "conns", "fanout":
 		err = runBench(os.Args[1], os.Args[2:])
+	case "callout":
+		err = runCallout(os.Args[2:])
 	case "report":
 		err = runReport(os.Args[2:])
 	case "compare":
 		err = runCompare(os.Args[2:])
 	default:
-		err = fmt.Errorf("unknown mode %q (conns, fanout, report, compare)", os.Args[1])
+		err = fmt.Errorf("unknown mode %q (conns, fanout, callout, report, compare)", os.Args[1])
 	}
 	if errors.Is(err, flag.ErrHelp) {
 		return

@@ -45,6 +45,18 @@ var fanoutColumns = []column{
 	{"other_cpu_cores", "other processes (cores)"},
 }
 
+var calloutColumns = []column{
+	{"logins_per_s", "logins/s"},
+	{"herald_cpu_per_login_us", "Herald CPU per login (µs)"},
+	{"login_p50_ms", "login p50 (ms)"},
+	{"login_p99_ms", "login p99 (ms)"},
+	{"herald_processing_p50_us", "Herald processing p50 (µs)"},
+	{"herald_processing_p99_us", "Herald processing p99 (µs)"},
+	{"herald_share_of_login_p50", "Herald share of login p50"},
+	{"connect_failures", "failures"},
+	{"other_cpu_cores", "other processes (cores)"},
+}
+
 // target is one line of the targets table.
 type targetRow struct {
 	figure, scenario, key string
@@ -67,6 +79,11 @@ var targets = []targetRow{
 	{"server CPU per delivered message, SSE, flat out", "sse fanout N=1000 flat-out", "cpu_per_delivery_us", "~13.5 µs", "≤ 5 µs", 5},
 	{"SSE latency p50 / p99 at that load", "sse fanout N=1000 flat-out", "lat_p99_ms", "56 / 146 ms", "(report)", 0},
 	{"server CPU per delivered message, SSE, 10 msg/s", "sse fanout N=1000 rate=10/s", "cpu_per_delivery_us", "~18 µs", "≤ 8 µs", 8},
+	// NATS auth callout: Herald's own processing per login (medians).
+	{"NATS callout: Herald processing per HS256 login, p50", "callout N=2000 HS256", "herald_processing_p50_us", "–", "≤ 200 µs", 200},
+	{"NATS callout: the same with xkey encryption, p50", "callout N=2000 HS256 xkey", "herald_processing_p50_us", "–", "≤ 1000 µs", 1000},
+	{"NATS callout: Herald CPU per HS256 login", "callout N=2000 HS256", "herald_cpu_per_login_us", "–", "(report)", 0},
+	{"NATS callout: login latency p99 (HS256)", "callout N=2000 HS256", "login_p99_ms", "–", "(report)", 0},
 }
 
 func runReport(args []string) error {
@@ -232,6 +249,7 @@ func writeReport(w io.Writer, title, command string, first Result, runs []map[st
 	table("fanout", fanoutColumns, withM)
 	table("sse conns", connsColumns, func(string) string { return "" })
 	table("sse fanout", fanoutColumns, withM)
+	table("callout", calloutColumns, func(string) string { return "" })
 
 	fmt.Fprint(w, "## Against the targets\n\n| figure | scenario | Centrifugo v6.9 | Herald target | Herald (median) | met |\n|---|---|---:|---:|---:|:---:|\n")
 	for _, t := range targets {
