@@ -91,6 +91,9 @@ func natsCallout(args, env []string, stdout, stderr io.Writer) int {
 	}
 	defer stop()
 	server.LogKeys(log, v)
+	if v.Keys().Empty() {
+		log.Warn("no token key configured: every NATS login will be refused (set client.token.hmac_secret_key or --hmac-secret, or client.token.keys)")
+	}
 	svc, err := natscallout.New(natscallout.Options{Config: &cfg.NATSCallout, Engine: v, Refusals: v.Refusals, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "herald: %v\n", err)

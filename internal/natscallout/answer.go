@@ -53,6 +53,10 @@ type Decision struct {
 	Reason *auth.Reason
 	// Encrypted reports that the request and the answer were encrypted.
 	Encrypted bool
+	// Source and KeyFingerprint say where the accepted token was and which
+	// key verified it.
+	Source         auth.Source
+	KeyFingerprint string
 }
 
 // request is a verified authorization request.
@@ -98,8 +102,9 @@ func (s *Service) answer(serverXKey string, data []byte) ([]byte, *Decision) {
 		ans = s.refusal(rc, r)
 	} else {
 		s.log.LogAttrs(context.Background(), slog.LevelInfo, "nats login accepted", slog.String("user", d.User),
-			slog.String("account", d.Account), slog.String("nats_server", rc.Server.Name),
-			slog.String("remote_addr", rc.ClientInformation.Host), slog.Uint64("nats_client_id", rc.ClientInformation.ID))
+			slog.String("account", d.Account), slog.String("token_source", string(d.Source)), slog.String("key_fingerprint", d.KeyFingerprint),
+			slog.String("nats_server", rc.Server.Name), slog.String("remote_addr", rc.ClientInformation.Host),
+			slog.Uint64("nats_client_id", rc.ClientInformation.ID))
 	}
 	out, err := s.encode(ans, req.serverXKey)
 	if err != nil {
@@ -185,7 +190,7 @@ func (s *Service) decide(rc *jwt.AuthorizationRequestClaims, d *Decision) (*answ
 		return nil, &auth.Reason{Code: auth.AnonymousTokenRefused, Source: id.Source, KeyFingerprint: id.KeyFingerprint,
 			Detail: "the token has an empty user, and NATS logins need a user", Hint: "put the user id in the token's user claim"}
 	}
-	d.User = id.User
+	d.User, d.Source, d.KeyFingerprint = id.User, id.Source, id.KeyFingerprint
 	token := tokenOf(tokens, id.Source)
 	claim := func(path string) (json.RawMessage, bool) { return auth.ClaimOf(token, path) }
 	place, r := s.placement(claim, id)
