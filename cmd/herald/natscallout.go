@@ -84,17 +84,18 @@ func natsCallout(args, env []string, stdout, stderr io.Writer) int {
 		return status
 	}
 	log := newLogger(cfg, stderr)
-	v, reload, stop, err := server.StandaloneVerifier(cfg, log)
+	engine, reload, stop, err := server.StandaloneEngine(cfg, log)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald: %v\n", err)
 		return 1
 	}
 	defer stop()
+	v := engine.Verifier()
 	server.LogKeys(log, v)
 	if v.Keys().Empty() {
 		log.Warn("no token key configured: every NATS login will be refused (set client.token.hmac_secret_key or --hmac-secret, or client.token.keys)")
 	}
-	svc, err := natscallout.New(natscallout.Options{Config: &cfg.NATSCallout, Engine: v, Refusals: v.Refusals, Logger: log})
+	svc, err := natscallout.New(natscallout.Options{Config: &cfg.NATSCallout, Engine: engine, Refusals: v.Refusals, Logger: log})
 	if err != nil {
 		fmt.Fprintf(stderr, "herald: %v\n", err)
 		return 1
@@ -142,13 +143,13 @@ func natsCalloutCheck(args, env []string, stdout, stderr io.Writer) int {
 	if cfg == nil {
 		return status
 	}
-	v, _, stop, err := server.StandaloneVerifier(cfg, slog.New(slog.DiscardHandler))
+	engine, _, stop, err := server.StandaloneEngine(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		fmt.Fprintf(stderr, "herald: %v\n", err)
 		return 1
 	}
 	defer stop()
-	svc, err := natscallout.New(natscallout.Options{Config: &cfg.NATSCallout, Engine: v})
+	svc, err := natscallout.New(natscallout.Options{Config: &cfg.NATSCallout, Engine: engine})
 	if err != nil {
 		fmt.Fprintf(stderr, "herald: %v\n", err)
 		return 1

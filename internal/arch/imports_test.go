@@ -28,6 +28,8 @@ var forbidden = map[string][]string{
 	"internal/cfcodes":  append([]string{"internal/hub", "internal/broker"}, frontDoors...),
 	"internal/config":   append([]string{"internal/hub", "internal/auth", "internal/broker"}, frontDoors...),
 	"internal/testutil": frontDoors,
+	// The NATS callout asks the auth engine; it is no front door of the hub.
+	"internal/natscallout": append([]string{"internal/hub", "internal/broker", "internal/proxy", "internal/callout", "internal/conn"}, frontDoors...),
 }
 
 // within reports whether pkg is dir or one of its subpackages.

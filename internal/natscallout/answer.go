@@ -24,6 +24,9 @@ const (
 	requestAudience = "nats-authorization-request"
 	// maxError bounds the error text of a refusal answer (NATS logs it).
 	maxError = 256
+	// defaultWait bounds the decision of a request without an expiry
+	// (NATS's default authorization timeout).
+	defaultWait = 2 * time.Second
 )
 
 // Outcomes of one request, for the counters.
@@ -178,7 +181,20 @@ func (s *Service) decide(rc *jwt.AuthorizationRequestClaims, d *Decision) (*answ
 	if r != nil {
 		return nil, r
 	}
-	id, r := s.engine.Connect(&auth.Request{Transport: "nats", Tokens: tokens, RemoteAddr: rc.ClientInformation.Host})
+	// A connect proxy or callout asked on the way may take only as long as
+	// NATS waits for the answer.
+	ctx, cancel := context.WithDeadline(context.Background(), time.Unix(rc.Expires, 0))
+	if rc.Expires == 0 {
+		ctx, cancel = context.WithTimeout(context.Background(), defaultWait)
+	}
+	defer cancel()
+	co := &rc.ConnectOptions
+	id, r := s.engine.Authenticate(ctx, &auth.ConnectRequest{
+		Request:  auth.Request{Transport: "nats", Tokens: tokens, RemoteAddr: rc.ClientInformation.Host},
+		Protocol: "nats", Name: co.Name, Version: co.Version})
+	if r != nil && r.Code == auth.TokenMissing && len(tokens) == 0 {
+		r = noToken()
+	}
 	if r != nil {
 		return nil, r
 	}

@@ -7,6 +7,7 @@ import (
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
 
+	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/natscallout/natstest"
 )
 
@@ -53,7 +54,7 @@ func benchAnswer(b *testing.B, xkey bool) {
 		cfg.XKeySeed, xpub = keys.XKeySeed, keys.XKeyPub
 	}
 	t := &testing.T{}
-	svc, err := New(Options{Config: cfg, Engine: newVerifier(t)})
+	svc, err := New(Options{Config: cfg, Engine: auth.NewEngine(newVerifier(t), auth.Authorities{}, false)})
 	if err != nil {
 		b.Fatal(err)
 	}

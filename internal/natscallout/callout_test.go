@@ -236,7 +236,7 @@ func TestReplayedAnswerRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ns.Stop()
-	svc, err := New(Options{Config: cfg, Engine: newVerifier(t)})
+	svc, err := New(Options{Config: cfg, Engine: auth.NewEngine(newVerifier(t), auth.Authorities{}, false)})
 	if err != nil {
 		t.Fatal(err)
 	}

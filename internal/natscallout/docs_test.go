@@ -76,7 +76,7 @@ func TestDocumentedSetupsWork(t *testing.T) {
 			k, _ := auth.NewHMACKey(cfg.Client.Token.HMACSecretKey)
 			v := auth.NewVerifier(auth.NewKeySet(k), auth.Policy{Rules: auth.Rules{UserClaim: "sub"}})
 			logs := &logBuffer{}
-			svc, err := New(Options{Config: &cfg.NATSCallout, Engine: v, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			svc, err := New(Options{Config: &cfg.NATSCallout, Engine: auth.NewEngine(v, auth.Authorities{}, false), Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -100,7 +100,7 @@ func startRig(t *testing.T, natsConf string, cfg *config.NATSCallout) *rig {
 		t.Fatalf("callout config invalid: %v", ps)
 	}
 	r := &rig{t: t, nats: ns, verifier: newVerifier(t), log: &logBuffer{}, cfg: cfg}
-	svc, err := New(Options{Config: cfg, Engine: r.verifier, Refusals: r.verifier.Refusals,
+	svc, err := New(Options{Config: cfg, Engine: auth.NewEngine(r.verifier, auth.Authorities{}, false), Refusals: r.verifier.Refusals,
 		Logger: slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))})
 	if err != nil {
 		t.Fatal(err)

@@ -24,9 +24,10 @@ const maxRequest = 256 << 10
 // queueLen bounds the requests waiting for a worker.
 const queueLen = 4096
 
-// Engine decides a connection attempt: the auth engine's decision call.
+// Engine decides a connection attempt: the auth engine's one decision call
+// (auth.Engine), with the same authorities as every front door.
 type Engine interface {
-	Connect(*auth.Request) (*auth.Identity, *auth.Reason)
+	Authenticate(ctx context.Context, req *auth.ConnectRequest) (*auth.Identity, *auth.Reason)
 }
 
 // Options configure a Service.

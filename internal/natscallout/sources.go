@@ -9,8 +9,9 @@ import (
 )
 
 // candidates collects the client's token from the configured connect
-// options. A token only in an option that is not configured explains a
-// refusal (token_source_disabled) instead of a bare token_missing.
+// options (none: the engine's connect proxy, if any, decides). A token only
+// in an option that is not configured explains a refusal
+// (token_source_disabled) instead of a bare token_missing.
 func (s *Service) candidates(o *jwt.ConnectOptions) ([]auth.Candidate, *auth.Reason) {
 	values := map[auth.Source]string{SourceAuthToken: o.Token, SourcePassword: o.Password, SourceJWT: o.JWT}
 	var out []auth.Candidate
@@ -31,7 +32,13 @@ func (s *Service) candidates(o *jwt.ConnectOptions) ([]auth.Candidate, *auth.Rea
 				Hint:   "send the token where nats_callout.token_sources says (auth_token by default), or add that option to it"}
 		}
 	}
-	return nil, &auth.Reason{Code: auth.TokenMissing, Detail: "no token in the NATS connect options (nats_callout.token_sources)",
+	return nil, nil
+}
+
+// noToken is the refusal of a login that presented no token (and that no
+// connect proxy accepted).
+func noToken() *auth.Reason {
+	return &auth.Reason{Code: auth.TokenMissing, Detail: "no token in the NATS connect options (nats_callout.token_sources)",
 		Hint: "send the token as the NATS auth_token (nats.Token in nats.go), or where nats_callout.token_sources says"}
 }
 

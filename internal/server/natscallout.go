@@ -8,13 +8,13 @@ import (
 )
 
 // startNATSCallout runs the NATS auth callout service alongside the hub when
-// nats_callout is enabled: the same verifier decides NATS logins, so keys,
+// nats_callout is enabled: the same auth engine decides NATS logins, so keys,
 // reloads and revocations apply to both, and refusals share one feed.
 func (s *Server) startNATSCallout() error {
 	if !s.cfg.NATSCallout.Enabled {
 		return nil
 	}
-	svc, err := natscallout.New(natscallout.Options{Config: &s.cfg.NATSCallout, Engine: s.verifier,
+	svc, err := natscallout.New(natscallout.Options{Config: &s.cfg.NATSCallout, Engine: s.engine,
 		Refusals: s.verifier.Refusals, Logger: s.log})
 	if err != nil {
 		return fmt.Errorf("nats_callout: %w", err)
