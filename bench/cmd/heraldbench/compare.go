@@ -17,6 +17,8 @@ var compareKeys = map[string][]column{
 		{"cpu_per_connect_us", "CPU per connect (µs)"}, {"goroutines_per_conn", "goroutines per conn"}},
 	"fanout": {{"cpu_per_delivery_us", "CPU per delivery (µs)"}, {"lat_p50_ms", "p50 (ms)"}, {"lat_p99_ms", "p99 (ms)"},
 		{"deliveries_per_s", "deliveries/s"}, {"missing", "missing"}, {"duplicates", "duplicates"}},
+	"callout": {{"herald_processing_p50_us", "Herald processing p50 (µs)"}, {"herald_cpu_per_login_us", "Herald CPU per login (µs)"},
+		{"login_p99_ms", "login p99 (ms)"}, {"logins_per_s", "logins/s"}},
 }
 
 // runCompare writes a table of the medians of two sets of runs made in one
@@ -89,6 +91,8 @@ func writeCompare(w io.Writer, ra, rb []map[string]any) {
 		kind := "fanout"
 		if strings.Contains(s, "conns") {
 			kind = "conns"
+		} else if strings.HasPrefix(s, "callout") {
+			kind = "callout"
 		}
 		for _, c := range compareKeys[kind] {
 			va, okA := medA[s][c.key]

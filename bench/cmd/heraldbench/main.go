@@ -35,7 +35,7 @@ import (
 
 func main() {
 	if len(os.Args) < 2 {
-		fmt.Fprintln(os.Stderr, "usage: heraldbench conns|fanout|callout|report [flags] (see bench/README.md)")
+		fmt.Fprintln(os.Stderr, "usage: heraldbench conns|fanout|callout|report|compare [flags] (see bench/README.md)")
 		os.Exit(2)
 	}
 	var err error
