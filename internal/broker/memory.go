@@ -74,7 +74,8 @@ func (m *Memory) PublishControl(_ string, data []byte) error {
 	return nil
 }
 
-func newEpoch() string {
+// NewEpoch returns a random stream epoch (8 hex digits).
+func NewEpoch() string {
 	var b [4]byte
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
@@ -99,7 +100,7 @@ func (m *Memory) stream(channel string, create bool, metaTTL time.Duration) *str
 		}
 	}
 	if s == nil && create {
-		s = &stream{epoch: newEpoch(), touched: now}
+		s = &stream{epoch: NewEpoch(), touched: now}
 		sh.streams[channel] = s
 	}
 	return s

@@ -1,0 +1,240 @@
+package brokertest
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// RedisServer is a private redis-server started by a test: loopback, a free
+// port, no persistence. It is stopped when the test ends.
+type RedisServer struct {
+	Port int
+	args []string
+	dir  string
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+// Addr is host:port of the server.
+func (r *RedisServer) Addr() string { return "127.0.0.1:" + strconv.Itoa(r.Port) }
+
+// redisBinary finds redis-server or fails the test with what to install.
+// Tests that need Redis never skip: CI installs it (.ci/run).
+func redisBinary(t testing.TB) string {
+	t.Helper()
+	p, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Fatalf("redis-server is not installed: the broker tests run against a real Redis; install it with `apt-get install -y redis-server` (.ci/run does this in CI)")
+	}
+	return p
+}
+
+// freePort returns a port that was free a moment ago on 127.0.0.1.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// StartRedis starts a private redis-server with extra configuration lines
+// (such as "replicaof 127.0.0.1 6400").
+func StartRedis(t testing.TB, extra ...string) *RedisServer {
+	t.Helper()
+	bin := redisBinary(t)
+	r := &RedisServer{dir: t.TempDir()}
+	for attempt := 0; ; attempt++ {
+		r.Port = freePort(t)
+		r.args = []string{bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", r.dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"}
+		for _, line := range extra {
+			f := strings.Fields(line)
+			r.args = append(r.args, "--"+f[0])
+			r.args = append(r.args, f[1:]...)
+		}
+		err := r.start()
+		if err == nil {
+			break
+		}
+		if attempt == 4 {
+			t.Fatalf("redis-server did not start: %v", err)
+		}
+	}
+	t.Cleanup(r.Stop)
+	return r
+}
+
+func (r *RedisServer) start() error {
+	r.cmd = exec.Command(r.args[0], r.args[1:]...)
+	r.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	logf, err := os.Create(filepath.Join(r.dir, "redis-"+strconv.Itoa(r.Port)+".log"))
+	if err != nil {
+		return err
+	}
+	r.cmd.Stdout, r.cmd.Stderr = logf, logf
+	if err := r.cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	r.done = make(chan struct{})
+	go func() { _ = r.cmd.Wait(); logf.Close(); close(r.done) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-r.done:
+			b, _ := os.ReadFile(logf.Name())
+			return fmt.Errorf("exited: %s", strings.TrimSpace(string(b)))
+		default:
+		}
+		if pong(r.Addr()) == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	r.Stop()
+	return fmt.Errorf("no answer on %s", r.Addr())
+}
+
+// Stop kills the server (as a crash would) and waits for it to exit.
+func (r *RedisServer) Stop() {
+	if r.cmd == nil || r.cmd.Process == nil {
+		return
+	}
+	select {
+	case <-r.done:
+		return
+	default:
+	}
+	_ = r.cmd.Process.Kill()
+	<-r.done
+}
+
+// Restart starts the server again on the same port, empty (no
+// persistence), as after a crash.
+func (r *RedisServer) Restart(t testing.TB) {
+	t.Helper()
+	r.Stop()
+	var err error
+	for range 50 {
+		if err = r.start(); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond) // the port may still be in TIME_WAIT use
+	}
+	t.Fatalf("redis-server did not restart on port %d: %v", r.Port, err)
+}
+
+// Do sends one command in the inline protocol and returns the first reply line.
+func (r *RedisServer) Do(args ...string) (string, error) {
+	return command(r.Addr(), args...)
+}
+
+func pong(addr string) error {
+	line, err := command(addr, "PING")
+	if err != nil {
+		return err
+	}
+	if line != "+PONG" {
+		return fmt.Errorf("PING answered %q", line)
+	}
+	return nil
+}
+
+func command(addr string, args ...string) (string, error) {
+	c, err := net.DialTimeout("tcp", addr, time.Second)
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	var b strings.Builder
+	fmt.Fprintf(&b, "*%d\r\n", len(args))
+	for _, a := range args {
+		fmt.Fprintf(&b, "$%d\r\n%s\r\n", len(a), a)
+	}
+	if _, err := c.Write([]byte(b.String())); err != nil {
+		return "", err
+	}
+	line, err := bufio.NewReader(c).ReadString('\n')
+	return strings.TrimSpace(line), err
+}
+
+// Sentinel is a private master, replica and sentinel.
+type Sentinel struct {
+	Master, Replica *RedisServer
+	SentinelPort    int
+	MasterName      string
+	sentinel        *RedisServer
+}
+
+// StartSentinel starts a master, a replica of it and one sentinel that
+// fails over within about a second of the master going away.
+func StartSentinel(t testing.TB) *Sentinel {
+	t.Helper()
+	s := &Sentinel{MasterName: "heraldmaster"}
+	s.Master = StartRedis(t)
+	s.Replica = StartRedis(t, "replicaof 127.0.0.1 "+strconv.Itoa(s.Master.Port))
+	bin := redisBinary(t)
+	dir := t.TempDir()
+	for attempt := 0; ; attempt++ {
+		port := freePort(t)
+		conf := filepath.Join(dir, "sentinel.conf")
+		body := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel resolve-hostnames no\n"+
+			"sentinel monitor %s 127.0.0.1 %d 1\nsentinel down-after-milliseconds %s 400\n"+
+			"sentinel failover-timeout %s 2000\nsentinel parallel-syncs %s 1\n",
+			port, dir, s.MasterName, s.Master.Port, s.MasterName, s.MasterName, s.MasterName)
+		if err := os.WriteFile(conf, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		sr := &RedisServer{Port: port, dir: dir, args: []string{bin, conf, "--sentinel"}}
+		err := sr.start()
+		if err == nil {
+			s.sentinel, s.SentinelPort = sr, port
+			break
+		}
+		if attempt == 4 {
+			t.Fatalf("redis sentinel did not start: %v", err)
+		}
+	}
+	t.Cleanup(s.sentinel.Stop)
+	return s
+}
+
+// Address is the redis+sentinel:// address of the group.
+func (s *Sentinel) Address() string {
+	return fmt.Sprintf("redis+sentinel://127.0.0.1:%d?sentinel_master_name=%s", s.SentinelPort, s.MasterName)
+}
+
+// MasterPort asks the sentinel which port the master has now.
+func (s *Sentinel) MasterPort() (int, error) {
+	c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(s.SentinelPort), time.Second)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "SENTINEL get-master-addr-by-name %s\r\n", s.MasterName)
+	rd := bufio.NewReader(c)
+	var lines []string
+	for len(lines) < 5 {
+		l, err := rd.ReadString('\n')
+		if err != nil {
+			return 0, err
+		}
+		lines = append(lines, strings.TrimSpace(l))
+	}
+	// *2 $9 127.0.0.1 $4 6380
+	return strconv.Atoi(lines[4])
+}

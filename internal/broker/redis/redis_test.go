@@ -1,0 +1,111 @@
+package redis
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/heraldhub/herald/internal/broker"
+	"github.com/heraldhub/herald/internal/broker/brokertest"
+)
+
+var prefixes atomic.Int64
+
+// nodes returns a NewNode whose nodes share addr under a prefix of their
+// own, so that tests on one server do not see each other.
+func nodes(addr string, tweak func(*Options)) func(t *testing.T) brokertest.NewNode {
+	return func(t *testing.T) brokertest.NewNode {
+		prefix := fmt.Sprintf("t%d", prefixes.Add(1))
+		n := 0
+		return func(t *testing.T, h broker.Handler) brokertest.Node {
+			n++
+			o := Options{Address: addr, Prefix: prefix, PresenceTTL: time.Second, Partitions: 4, IOTimeout: time.Second}
+			if tweak != nil {
+				tweak(&o)
+			}
+			b, err := New(o, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Run(brokertest.NodeID(n), h); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = b.Close() })
+			brokertest.Eventually(t, 10*time.Second, b.Health)
+			return b
+		}
+	}
+}
+
+func TestRedisConformance(t *testing.T) {
+	srv := brokertest.StartRedis(t)
+	t.Run("Single", func(t *testing.T) { brokertest.RunSingle(t, nodes(srv.Addr(), nil)) })
+	t.Run("Shared", func(t *testing.T) { brokertest.RunShared(t, nodes(srv.Addr(), nil)) })
+}
+
+func TestRedisOutage(t *testing.T) {
+	srv := brokertest.StartRedis(t)
+	brokertest.RunOutage(t, brokertest.Outage{
+		NewNode: nodes(srv.Addr(), nil)(t),
+		Stop:    func(*testing.T) { srv.Stop() },
+		Start:   func(t *testing.T) { srv.Restart(t) },
+	})
+}
+
+// TestSentinelFailover: the master dies, the sentinel promotes the replica;
+// publishing fails meanwhile with ErrUnavailable (or succeeds on the new
+// master), every node resyncs, and publications flow again between nodes.
+func TestSentinelFailover(t *testing.T) {
+	s := brokertest.StartSentinel(t)
+	newNode := nodes(s.Address(), nil)(t)
+	a, recA := brokertest.Start(t, newNode)
+	b, recB := brokertest.Start(t, newNode)
+	for _, n := range []brokertest.Node{a, b} {
+		if err := n.Subscribe("c"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := broker.PublishOptions{HistorySize: 100, HistoryTTL: time.Minute, HistoryMetaTTL: time.Hour}
+	if _, err := a.Publish(&broker.Publication{Channel: "c", Data: []byte("before")}, opts); err != nil {
+		t.Fatal(err)
+	}
+	recB.WaitPubs(t, "c", 1)
+	// Let the replica catch up, then kill the master.
+	brokertest.Eventually(t, 10*time.Second, func() error {
+		ks := newKeyspace("t"+fmt.Sprint(prefixes.Load()), 4)
+		line, err := s.Replica.Do("EXISTS", ks.meta(ks.partition("c"), "c"))
+		if err != nil || line != ":1" {
+			return fmt.Errorf("replica has not got the stream yet: %q %v", line, err)
+		}
+		return nil
+	})
+	s.Master.Stop()
+	brokertest.Eventually(t, 20*time.Second, func() error {
+		port, err := s.MasterPort()
+		if err != nil || port != s.Replica.Port {
+			return fmt.Errorf("sentinel names port %d (%v), waiting for %d", port, err, s.Replica.Port)
+		}
+		return nil
+	})
+	brokertest.Eventually(t, 20*time.Second, func() error {
+		if recA.Resyncs() == 0 || recB.Resyncs() == 0 {
+			return fmt.Errorf("resyncs: a %d, b %d", recA.Resyncs(), recB.Resyncs())
+		}
+		return b.(*Broker).Health()
+	})
+	var sp broker.StreamPosition
+	brokertest.Eventually(t, 20*time.Second, func() error {
+		var err error
+		sp, err = a.Publish(&broker.Publication{Channel: "c", Data: []byte("after")}, opts)
+		return err
+	})
+	got := recB.WaitPubs(t, "c", 2)
+	if string(got[len(got)-1].Pub.Data) != "after" || sp.Offset != 2 {
+		t.Fatalf("after failover: last delivered %q at offset %d (want after at 2)", got[len(got)-1].Pub.Data, sp.Offset)
+	}
+	pubs, top, err := b.History("c", broker.HistoryFilter{Limit: -1})
+	if err != nil || top != sp || len(pubs) != 2 {
+		t.Fatalf("history on the new master: %d at %+v (%v)", len(pubs), top, err)
+	}
+}

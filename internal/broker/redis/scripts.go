@@ -1,0 +1,243 @@
+package redis
+
+import (
+	"strings"
+
+	"github.com/redis/rueidis"
+)
+
+// Streams hold one entry per publication with id "<offset>-0" (or
+// "<seq>-0" in the index) and the fields
+//
+//	d  the message as published (broker.AppendPubMessage)
+//	t  acceptance time, ms
+//	z  the publication's Size, for byte bounds
+//	i  the publication's id (index only)
+//
+// The meta hash beside a stream holds e (epoch), s (top offset or seq) and
+// b (sum of z over the entries). Bounds are applied oldest first, exactly as
+// the memory broker applies them, so every broker keeps the same window.
+const luaCommon = `
+local function oldest(s)
+  local r = redis.call('xrange', s, '-', '+', 'COUNT', 1)
+  if #r == 0 then return nil end
+  local e = {id = r[1][1]}
+  local f = r[1][2]
+  for i = 1, #f, 2 do e[f[i]] = f[i + 1] end
+  return e
+end
+
+local function fmt(n) return string.format('%d', n) end
+
+-- forget updates the index's id maps for an evicted entry e.
+local function forget(s, ids, counts, e)
+  local c = redis.call('hincrby', counts, e.i, -1)
+  if c <= 0 then
+    redis.call('hdel', counts, e.i)
+    redis.call('hdel', ids, e.i)
+    return
+  end
+  local seq = string.match(e.id, '^(%d+)')
+  if redis.call('hget', ids, e.i) ~= seq then return end
+  -- A later entry with the same id becomes the earliest one.
+  local from = '(' .. e.id
+  while true do
+    local r = redis.call('xrange', s, from, '+', 'COUNT', 100)
+    if #r == 0 then return end
+    for _, ent in ipairs(r) do
+      local f = ent[2]
+      for i = 1, #f, 2 do
+        if f[i] == 'i' and f[i + 1] == e.i then
+          redis.call('hset', ids, e.i, string.match(ent[1], '^(%d+)'))
+          return
+        end
+      end
+      from = '(' .. ent[1]
+    end
+  end
+end
+
+-- trim drops the oldest entries while there are more than size (size > 0),
+-- more than maxb bytes (keeping one when keep1), or entries older than ttl ms.
+local function trim(s, m, size, maxb, ttl, now, keep1, ids, counts)
+  local n = redis.call('xlen', s)
+  local b = tonumber(redis.call('hget', m, 'b') or '-1')
+  if b < 0 then
+    b = 0
+    for _, ent in ipairs(redis.call('xrange', s, '-', '+')) do
+      local f = ent[2]
+      for i = 1, #f, 2 do if f[i] == 'z' then b = b + tonumber(f[i + 1]) end end
+    end
+  end
+  local b0 = b
+  while n > 0 do
+    local e = nil
+    local drop = size > 0 and n > size
+    if not drop and maxb > 0 and b > maxb and (n > 1 or not keep1) then drop = true end
+    if not drop and ttl > 0 then
+      e = oldest(s)
+      if now - tonumber(e.t) > ttl then drop = true end
+    end
+    if not drop then break end
+    if e == nil then e = oldest(s) end
+    redis.call('xdel', s, e.id)
+    n = n - 1
+    b = b - tonumber(e.z)
+    if ids then forget(s, ids, counts, e) end
+  end
+  if b ~= b0 or redis.call('hexists', m, 'b') == 0 then redis.call('hset', m, 'b', b) end
+end
+`
+
+// publishScript appends to a channel's stream and/or the index and
+// publishes, all in one step: a publication is either stored and sent, or
+// neither, and every node sees a channel's publications in offset order and
+// indexed publications in seq order.
+//
+// KEYS: [stream, meta] when keeping history, then [allflag] when not
+// indexed, or the four index keys when indexed.
+// ARGV: 1 flags ("h" history, "x" indexed, "n" do not publish), 2 body,
+// 3 PUB/SUB channel, 4 all channel, 5 history size, 6 history ttl ms,
+// 7 meta ttl s, 8 history max bytes, 9 entry size, 10 now ms, 11 new epoch,
+// 12 index size, 13 index ttl ms, 14 index max bytes, 15 index channel,
+// 16 publication id, 17 offset and 18 epoch given by an earlier step.
+// Returns {offset, epoch, seq}.
+// On Redis Cluster it publishes with SPUBLISH (sharded PUB/SUB: the message
+// goes to the shard that owns the partition's slot, not to every shard).
+func newPublishScript(sharded bool) *rueidis.Lua {
+	cmd := "'publish'"
+	if sharded {
+		cmd = "'spublish'"
+	}
+	return rueidis.NewLuaScript(strings.ReplaceAll(publishSource, "PUBLISH", cmd))
+}
+
+const publishSource = luaCommon + `
+local flags = ARGV[1]
+local hist, indexed, quiet = string.find(flags, 'h', 1, true), string.find(flags, 'x', 1, true), string.find(flags, 'n', 1, true)
+local now, z = tonumber(ARGV[10]), tonumber(ARGV[9])
+local offset, epoch, seq = tonumber(ARGV[17]), ARGV[18], 0
+local k = 1
+if hist then
+  local s, m = KEYS[1], KEYS[2]
+  k = 3
+  epoch = redis.call('hget', m, 'e')
+  if not epoch then
+    epoch = ARGV[11]
+    redis.call('del', s)
+    redis.call('hset', m, 'e', epoch, 'b', 0)
+  end
+  offset = redis.call('hincrby', m, 's', 1)
+  local mttl = tonumber(ARGV[7])
+  if mttl > 0 then redis.call('expire', m, mttl) else redis.call('persist', m) end
+  local msg = 'p' .. fmt(offset) .. ':' .. epoch .. ':0:' .. ARGV[2]
+  if redis.call('xlen', s) == 0 then redis.call('hset', m, 'b', 0) end
+  redis.call('xadd', s, fmt(offset) .. '-0', 'd', msg, 't', ARGV[10], 'z', ARGV[9])
+  redis.call('hincrby', m, 'b', z)
+  trim(s, m, tonumber(ARGV[5]), tonumber(ARGV[8]), tonumber(ARGV[6]), now, false)
+  local ttl = math.ceil(tonumber(ARGV[6]) / 1000)
+  if ttl > 0 then redis.call('expire', s, ttl) end
+end
+if indexed then
+  local s, m, ids, counts = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  seq = redis.call('hincrby', m, 's', 1)
+  local msg = 'p' .. fmt(offset) .. ':' .. epoch .. ':' .. fmt(seq) .. ':' .. ARGV[2]
+  local size = tonumber(ARGV[12])
+  if size > 0 then
+    local id = ARGV[16]
+    redis.call('xadd', s, fmt(seq) .. '-0', 'd', msg, 't', ARGV[10], 'z', ARGV[9], 'i', id)
+    redis.call('hincrby', m, 'b', z)
+    if redis.call('hincrby', counts, id, 1) == 1 then redis.call('hset', ids, id, fmt(seq)) end
+    trim(s, m, size, tonumber(ARGV[14]), tonumber(ARGV[13]), now, true, ids, counts)
+  end
+  if not quiet then redis.call(PUBLISH, ARGV[15], msg) end
+elseif not quiet then
+  local msg = 'p' .. fmt(offset) .. ':' .. epoch .. ':0:' .. ARGV[2]
+  redis.call(PUBLISH, ARGV[3], msg)
+  if redis.call('exists', KEYS[k]) == 1 then redis.call(PUBLISH, ARGV[4], msg) end
+end
+return {offset, epoch, seq}
+`
+
+// historyScript reads a stream, creating its position (a new epoch) when
+// the stream has none.
+//
+// KEYS: stream, meta. ARGV: 1 meta ttl s, 2 new epoch, 3 ttl ms, 4 now ms,
+// 5 since offset ("" for none), 6 limit (-1 all), 7 "1" for reverse.
+// Returns {top, epoch, entries}.
+var historyScript = rueidis.NewLuaScript(luaCommon + `
+local s, m = KEYS[1], KEYS[2]
+local v = redis.call('hmget', m, 'e', 's')
+local epoch, top = v[1], tonumber(v[2] or '0')
+if not epoch then
+  epoch = ARGV[2]
+  top = 0
+  redis.call('del', s)
+  redis.call('hset', m, 'e', epoch, 's', 0, 'b', 0)
+  local mttl = tonumber(ARGV[1])
+  if mttl > 0 then redis.call('expire', m, mttl) end
+end
+local limit = tonumber(ARGV[6])
+if limit == 0 then return {top, epoch, {}} end
+local ttl = tonumber(ARGV[3])
+if ttl > 0 then trim(s, m, 0, 0, ttl, tonumber(ARGV[4]), false) end
+local since = ARGV[5]
+local r
+if ARGV[7] == '1' then
+  local from = '+'
+  if since ~= '' then from = '(' .. since .. '-0' end
+  if limit > 0 then r = redis.call('xrevrange', s, from, '-', 'COUNT', limit)
+  else r = redis.call('xrevrange', s, from, '-') end
+else
+  local from = '-'
+  if since ~= '' then from = '(' .. since .. '-0' end
+  if limit > 0 then r = redis.call('xrange', s, from, '+', 'COUNT', limit)
+  else r = redis.call('xrange', s, from, '+') end
+end
+return {top, epoch, r}
+`)
+
+// removeHistoryScript drops a stream's publications and keeps its position.
+var removeHistoryScript = rueidis.NewLuaScript(`
+redis.call('del', KEYS[1])
+if redis.call('exists', KEYS[2]) == 1 then redis.call('hset', KEYS[2], 'b', 0) end
+return 1
+`)
+
+// indexAfterScript reads the index after the earliest entry with an id.
+//
+// KEYS: the four index keys. ARGV: 1 id ("" for all), 2 ttl ms, 3 now ms.
+// Returns {top, found (0/1), entries}.
+var indexAfterScript = rueidis.NewLuaScript(luaCommon + `
+local s, m, ids, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local top = tonumber(redis.call('hget', m, 's') or '0')
+local ttl = tonumber(ARGV[2])
+if ttl > 0 then trim(s, m, 0, 0, ttl, tonumber(ARGV[3]), true, ids, counts) end
+if ARGV[1] == '' then return {top, 1, redis.call('xrange', s, '-', '+')} end
+local seq = redis.call('hget', ids, ARGV[1])
+if not seq then return {top, 0, {}} end
+return {top, 1, redis.call('xrange', s, '(' .. seq .. '-0', '+')}
+`)
+
+// Presence: a hash of client id -> info and a sorted set of client id ->
+// expiry (ms). Entries their node stopped refreshing are dropped on read.
+var addPresenceScript = rueidis.NewLuaScript(`
+redis.call('hset', KEYS[1], ARGV[1], ARGV[2])
+redis.call('zadd', KEYS[2], ARGV[3], ARGV[1])
+redis.call('expire', KEYS[1], ARGV[4])
+redis.call('expire', KEYS[2], ARGV[4])
+return 1
+`)
+
+var removePresenceScript = rueidis.NewLuaScript(`
+redis.call('hdel', KEYS[1], ARGV[1])
+redis.call('zrem', KEYS[2], ARGV[1])
+return 1
+`)
+
+var presenceScript = rueidis.NewLuaScript(`
+local gone = redis.call('zrangebyscore', KEYS[2], '-inf', ARGV[1])
+for _, id in ipairs(gone) do redis.call('hdel', KEYS[1], id) end
+if #gone > 0 then redis.call('zremrangebyscore', KEYS[2], '-inf', ARGV[1]) end
+return redis.call('hgetall', KEYS[1])
+`)
