@@ -84,17 +84,17 @@ func (k *keyspace) name(kind string, part int, channel string) string {
 	return k.prefix + "." + kind + "." + k.tags[part] + "." + channel
 }
 
-func (k *keyspace) stream(p int, ch string) string    { return k.name("stream", p, ch) }
-func (k *keyspace) meta(p int, ch string) string      { return k.name("meta", p, ch) }
-func (k *keyspace) presence(p int, ch string) string  { return k.name("presence", p, ch) }
-func (k *keyspace) presExp(p int, ch string) string   { return k.name("presence.exp", p, ch) }
-func (k *keyspace) pubsub(p int, ch string) string    { return k.name("ch", p, ch) }
-func (k *keyspace) pubsubPrefix(p int) string         { return k.prefix + ".ch." + k.tags[p] + "." }
-func (k *keyspace) allChannel(p int) string           { return k.prefix + ".all." + k.tags[p] }
-func (k *keyspace) allFlag(p int) string              { return k.prefix + ".allflag." + k.tags[p] }
-func (k *keyspace) control() string                   { return k.prefix + ".control." + k.mtag }
-func (k *keyspace) node(id string) string             { return k.prefix + ".node." + k.mtag + "." + id }
-func (k *keyspace) indexChannel() string              { return k.prefix + ".index." + k.mtag }
+func (k *keyspace) stream(p int, ch string) string   { return k.name("stream", p, ch) }
+func (k *keyspace) meta(p int, ch string) string     { return k.name("meta", p, ch) }
+func (k *keyspace) presence(p int, ch string) string { return k.name("presence", p, ch) }
+func (k *keyspace) presExp(p int, ch string) string  { return k.name("presence.exp", p, ch) }
+func (k *keyspace) pubsub(p int, ch string) string   { return k.name("ch", p, ch) }
+func (k *keyspace) pubsubPrefix(p int) string        { return k.prefix + ".ch." + k.tags[p] + "." }
+func (k *keyspace) allChannel(p int) string          { return k.prefix + ".all." + k.tags[p] }
+func (k *keyspace) allFlag(p int) string             { return k.prefix + ".allflag." + k.tags[p] }
+func (k *keyspace) control() string                  { return k.prefix + ".control." + k.mtag }
+func (k *keyspace) node(id string) string            { return k.prefix + ".node." + k.mtag + "." + id }
+func (k *keyspace) indexChannel() string             { return k.prefix + ".index." + k.mtag }
 func (k *keyspace) indexKeys() []string {
 	return []string{k.prefix + ".index.stream." + k.mtag, k.prefix + ".index.meta." + k.mtag,
 		k.prefix + ".index.ids." + k.mtag, k.prefix + ".index.counts." + k.mtag}
