@@ -298,3 +298,26 @@ func (m *Memory) PresenceStats(channel string) (PresenceStats, error) {
 	}
 	return PresenceStats{NumClients: len(c), NumUsers: len(users)}, nil
 }
+
+// Forget drops the streams of the channels for which drop returns true (nil
+// drops every stream), and the index when index is set. A forgotten
+// stream's next publication or read starts a new epoch. A broker that keeps
+// history per node (NATS without Redis) forgets what it may have missed, so
+// that a client's position is then refused instead of recovered with a gap.
+func (m *Memory) Forget(drop func(channel string) bool, index bool) {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for ch := range sh.streams {
+			if drop == nil || drop(ch) {
+				delete(sh.streams, ch)
+			}
+		}
+		sh.mu.Unlock()
+	}
+	if index {
+		m.index.mu.Lock()
+		m.index.items, m.index.bytes, m.index.ids = nil, 0, nil
+		m.index.mu.Unlock()
+	}
+}

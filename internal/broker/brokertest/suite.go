@@ -483,19 +483,33 @@ func testSubscribeAllOnce(t *testing.T, newNode NewNode) {
 	}
 }
 
-// RunShared runs the behaviour of nodes sharing a backend: what one
-// publishes, stores or sends reaches and is seen by the others.
-func RunShared(t *testing.T, fresh func(t *testing.T) NewNode) {
+// RunDelivery runs the behaviour of nodes connected by a broker: what one
+// publishes or sends reaches the others that want it, once and in order.
+func RunDelivery(t *testing.T, fresh func(t *testing.T) NewNode) {
 	tests := []struct {
 		name string
 		f    func(*testing.T, NewNode)
 	}{
 		{"DeliveryAcrossNodes", testAcross},
+		{"ControlToAllAndToOneNode", testControlNodes},
+		{"SubscribeAllAcrossNodes", testSubscribeAllAcross},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
+	}
+}
+
+// RunSharedStore runs the behaviour of nodes that share history, the index
+// and presence: a position, an index entry or a presence entry made on one
+// node is the same on every node.
+func RunSharedStore(t *testing.T, fresh func(t *testing.T) NewNode) {
+	tests := []struct {
+		name string
+		f    func(*testing.T, NewNode)
+	}{
 		{"PositionsSameOnEveryNode", testPositionsShared},
 		{"IndexSharedAndInSeqOrder", testIndexShared},
-		{"ControlToAllAndToOneNode", testControlNodes},
 		{"PresenceSharedAndExpires", testPresenceShared},
-		{"SubscribeAllAcrossNodes", testSubscribeAllAcross},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
@@ -703,8 +717,12 @@ func RunOutage(t *testing.T, o Outage) {
 		if recA.Resyncs() == 0 || recB.Resyncs() == 0 {
 			return fmt.Errorf("resyncs: a %d, b %d", recA.Resyncs(), recB.Resyncs())
 		}
-		if hc, ok := b.(broker.HealthChecker); ok {
-			return hc.Health()
+		for _, n := range []Node{a, b} {
+			if hc, ok := n.(broker.HealthChecker); ok {
+				if err := hc.Health(); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	})

@@ -204,6 +204,17 @@ func (b *Broker) publishCmd(c rueidis.Client, channel, msg string) rueidis.Compl
 
 // Publish implements broker.Broker.
 func (b *Broker) Publish(pub *broker.Publication, opts broker.PublishOptions) (broker.StreamPosition, error) {
+	return b.publish(pub, opts, false)
+}
+
+// Store appends to the channel's stream and the index as Publish does, and
+// sets pub.Offset and pub.Seq, but publishes nothing: for a broker that
+// carries publications between nodes itself (NATS) and keeps history here.
+func (b *Broker) Store(pub *broker.Publication, opts broker.PublishOptions) (broker.StreamPosition, error) {
+	return b.publish(pub, opts, true)
+}
+
+func (b *Broker) publish(pub *broker.Publication, opts broker.PublishOptions, quiet bool) (broker.StreamPosition, error) {
 	c, err := b.conn()
 	if err != nil {
 		return broker.StreamPosition{}, err
@@ -214,7 +225,7 @@ func (b *Broker) Publish(pub *broker.Publication, opts broker.PublishOptions) (b
 	p := b.keys.partition(pub.Channel)
 	hist := opts.HistorySize > 0 && opts.HistoryTTL > 0
 	body := string(broker.AppendPublication(make([]byte, 0, 64+len(pub.Data)), pub))
-	a := publishArgs{body: body, id: pub.ID, now: pub.Time.UnixMilli(), size: pub.Size(), newEpoch: broker.NewEpoch()}
+	a := publishArgs{body: body, id: pub.ID, now: pub.Time.UnixMilli(), size: pub.Size(), newEpoch: broker.NewEpoch(), quiet: quiet}
 	if hist {
 		a.hist = &opts
 	}

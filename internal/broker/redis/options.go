@@ -219,6 +219,12 @@ func (o *Options) clientOption() (rueidis.ClientOption, topology, error) {
 	opt.Dialer.KeepAlive = 15 * time.Second
 	opt.ConnWriteTimeout = o.IOTimeout
 	opt.DisableCache = true
+	// One auto-pipelined connection carries every command: concurrent
+	// publications go out together in one write and come back in one read
+	// (less CPU on both sides than several connections), and the watch
+	// loop's ping finds it dead after a Redis restart before a publication
+	// does.
+	opt.PipelineMultiplex = -1
 	opt.ClientName = "herald"
 	if topo == topoStandalone {
 		opt.ForceSingleClient = true

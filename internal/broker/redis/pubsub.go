@@ -380,6 +380,11 @@ func (b *Broker) watch() {
 			return
 		case <-tick.C:
 		}
+		// A command every second finds a dead connection to a restarted
+		// Redis before a publication does.
+		ctx, cancel := context.WithTimeout(b.ctx, b.opts.IOTimeout)
+		_ = cl.Do(ctx, cl.B().Ping().Build()).Error()
+		cancel()
 		if b.topo == topoSentinel {
 			var cur string
 			for a := range cl.Nodes() {

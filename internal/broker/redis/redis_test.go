@@ -41,7 +41,8 @@ func nodes(addr string, tweak func(*Options)) func(t *testing.T) brokertest.NewN
 func TestRedisConformance(t *testing.T) {
 	srv := brokertest.StartRedis(t)
 	t.Run("Single", func(t *testing.T) { brokertest.RunSingle(t, nodes(srv.Addr(), nil)) })
-	t.Run("Shared", func(t *testing.T) { brokertest.RunShared(t, nodes(srv.Addr(), nil)) })
+	t.Run("Delivery", func(t *testing.T) { brokertest.RunDelivery(t, nodes(srv.Addr(), nil)) })
+	t.Run("SharedStore", func(t *testing.T) { brokertest.RunSharedStore(t, nodes(srv.Addr(), nil)) })
 }
 
 func TestRedisOutage(t *testing.T) {
