@@ -32,7 +32,8 @@ const usage = `herald: a real-time messaging server (Centrifugo-compatible)
 
 Usage:
   herald serve [--config FILE] [--listen ADDR] [--api-key KEY] [--hmac-secret SECRET] [--dev]
-  herald check-config --config FILE
+               [--broker memory|redis|nats] [--redis-address ADDR] [--nats-url URL]
+  herald check-config --config FILE [--connect]
   herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN
   herald token [--config FILE | --hmac-secret S] --user USER [--ttl 24h] [--channel C] [--info JSON]
   herald keys [--config FILE | --hmac-secret S]
@@ -67,7 +68,7 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 	case "serve":
 		return serve(args[1:], env, stdout, stderr)
 	case "check-config", "checkconfig":
-		return checkConfig(args[1:], stdout, stderr)
+		return checkConfig(args[1:], env, stdout, stderr)
 	case "explain":
 		return explain(args[1:], env, stdout, stderr)
 	case "token":
@@ -95,10 +96,11 @@ func run(args, env []string, stdout, stderr io.Writer) int {
 	}
 }
 
-func checkConfig(args []string, stdout, stderr io.Writer) int {
+func checkConfig(args, env []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("check-config", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "configuration file to check (YAML or JSON)")
+	connect := fs.Bool("connect", false, "also connect to the configured broker (Redis, NATS) and say what failed")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -113,11 +115,26 @@ func checkConfig(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprintf(stdout, "%s: configuration is valid\n", *file)
+	if !*connect {
+		return 0
+	}
+	cfg, err := config.Load(config.Source{File: *file, Env: env})
+	if err != nil {
+		fmt.Fprintf(stderr, "herald check-config: %v\n", err)
+		return 1
+	}
+	what, err := server.CheckBroker(cfg, slog.New(slog.DiscardHandler), 5*time.Second)
+	if err != nil {
+		fmt.Fprintf(stderr, "broker %s: cannot connect: %v\n", what, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "broker %s: connected\n", what)
 	return 0
 }
 
 type serveFlags struct {
 	config, listen, apiKey, hmacSecret string
+	broker, redisAddress, natsURL      string
 	dev                                bool
 	set                                map[string]bool
 }
@@ -131,6 +148,9 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&f.apiKey, "api-key", "", "server API key (http_api.key)")
 	fs.StringVar(&f.hmacSecret, "hmac-secret", "", "HMAC secret for connection and subscription tokens (client.token.hmac_secret_key)")
 	fs.BoolVar(&f.dev, "dev", false, "development permissions: anonymous connections, every channel operation allowed")
+	fs.StringVar(&f.broker, "broker", "", "what connects the nodes: memory (one node), redis or nats (broker.type)")
+	fs.StringVar(&f.redisAddress, "redis-address", "", "Redis address, host:port or a redis:// URL (broker.redis.address)")
+	fs.StringVar(&f.natsURL, "nats-url", "", "NATS URL (broker.nats.url)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -156,6 +176,15 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 	}
 	if f.set["dev"] {
 		flags["dev"] = fmt.Sprint(f.dev)
+	}
+	if f.set["broker"] {
+		flags["broker.type"] = f.broker
+	}
+	if f.set["redis-address"] {
+		flags["broker.redis.address"] = f.redisAddress
+	}
+	if f.set["nats-url"] {
+		flags["broker.nats.url"] = f.natsURL
 	}
 	// With no configuration at all, run the development server.
 	implied := f.config == "" && !hasHeraldEnv(env) && !f.set["api-key"] && !f.set["hmac-secret"] && !f.set["dev"]

@@ -26,6 +26,8 @@ type Config struct {
 	ShutdownTimeout Duration `yaml:"shutdown_timeout" doc:"how long graceful shutdown may take"`
 	// NodeName names this node in the API info method.
 	NodeName string `yaml:"node_name" doc:"name of this node in the API info result"`
+	// NodeID names this node in messages between nodes.
+	NodeID string `yaml:"node_id" doc:"id of this node in messages between nodes (unique per node); empty = a random id at each start"`
 
 	Client  Client  `yaml:"client"`
 	HTTPAPI HTTPAPI `yaml:"http_api"`
@@ -37,6 +39,7 @@ type Config struct {
 	Mercure Mercure      `yaml:"mercure"`
 	// NATSCallout is the NATS auth callout service.
 	NATSCallout NATSCallout `yaml:"nats_callout"`
+	Broker      Broker      `yaml:"broker"`
 }
 
 // Admin holds the options of the operator endpoints under /debug/.
@@ -355,6 +358,7 @@ func Default() *Config {
 		},
 		Mercure:     defaultMercure(),
 		NATSCallout: defaultNATSCallout(),
+		Broker:      defaultBroker(),
 	}
 }
 

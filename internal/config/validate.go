@@ -85,6 +85,7 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, cl.validateAuth()...)
 	ps = append(ps, c.Mercure.validate()...)
 	ps = append(ps, c.NATSCallout.validate()...)
+	ps = append(ps, c.Broker.validate()...)
 	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
 	ps = append(ps, cl.Proxy.Refresh.validate("client.proxy.refresh")...)
 	if co := &cl.Callout; co.Enabled {

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,7 @@ type Server struct {
 	sources   *auth.Sources
 	stopWatch context.CancelFunc
 
+	broker      nodeBroker       // what connects this node to the others
 	mercure     *mercure.Handler // nil when mercure.enabled is off
 	mercureMu   sync.Mutex
 	mercureStop context.CancelFunc // stops the Mercure JWKS providers
@@ -75,7 +77,10 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	nodeID := uuid.NewString()
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		nodeID = uuid.NewString()
+	}
 	proxies, err := buildProxies(cfg, log)
 	if err != nil {
 		return nil, err
@@ -97,14 +102,22 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	if cfg.Mercure.Enabled {
 		index = &broker.IndexOptions{Size: cfg.Mercure.HistorySize, TTL: cfg.Mercure.HistoryTTL.D(), MaxBytes: cfg.Mercure.HistoryMaxBytes}
 	}
-	mem := broker.NewMemory()
-	h, err := hub.New(hub.Options{Broker: mem, Presence: mem, Namespaces: ns, Auth: engine, Logger: log,
+	b, err := BuildBroker(cfg, log)
+	if err != nil {
+		return nil, fmt.Errorf("broker: %w", err)
+	}
+	h, err := hub.New(hub.Options{Broker: b, Presence: b, Namespaces: ns, Auth: engine, Logger: log,
 		NodeID: nodeID, NodeName: cfg.NodeName, Version: version, RecoveryLimit: cfg.Client.RecoveryMaxPublicationLimit,
 		Index: index, MatchCacheSize: cfg.Mercure.TopicCacheSize, OnRevocation: applyRevocation(verifier)})
 	if err != nil {
+		_ = b.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, keys: keys, sources: BuildSources(cfg),
+	if err := waitBroker(context.Background(), b, cfg, log); err != nil {
+		_ = b.Close()
+		return nil, err
+	}
+	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, broker: b, keys: keys, sources: BuildSources(cfg),
 		pool: conn.NewPool(max(2, runtime.GOMAXPROCS(0)), cfg.Client.WriteLag.D()), workers: conn.NewWorkers()}
 	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Engine: engine, Sources: s.sources, Proxies: proxies,
 		Logger: log, Version: version, Pool: s.pool, Workers: s.workers})
@@ -181,6 +194,16 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = w.Write([]byte(`{"status":"shutting down"}` + "\n"))
 		return
+	}
+	if hc, ok := s.broker.(broker.HealthChecker); ok {
+		if err := hc.Health(); err != nil {
+			// Readiness follows the broker: a node that cannot reach it
+			// would accept publications it cannot deliver.
+			w.WriteHeader(http.StatusServiceUnavailable)
+			body, _ := json.Marshal(map[string]string{"status": "broker unavailable", "error": err.Error()})
+			_, _ = w.Write(append(body, '\n'))
+			return
+		}
 	}
 	_, _ = w.Write([]byte(`{"status":"ok"}` + "\n"))
 }
