@@ -13,6 +13,11 @@
 # Scenarios: conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000,
 # the same over Mercure (SSE): sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10,
 # and NATS logins through herald nats-callout: callout callout-xkey.
+# Scale-out (not in the default set; they start a private redis-server):
+# redis2-fanout-1000 (subscribers on node B, publishing through node A),
+# redis1-fanout-1000 (one node via Redis), redis2-channels-10000 (10,000
+# channels with one subscriber each):
+#   SCENARIOS="fanout-1000 redis2-fanout-1000 redis2-channels-10000" bench/run.sh
 # Every server is started on 127.0.0.1:0 and stopped by the harness; every run
 # is bounded (-timeout). One repetition of the whole matrix takes about one
 # minute on a 2-core machine (5 repetitions: ~5 minutes, plus any wait for
@@ -27,6 +32,7 @@ FLAT_M_1000=${FLAT_M_1000:-4000}  # publications, fanout-1000 (4M deliveries)
 SSE_FLAT_M=${SSE_FLAT_M:-2000}    # publications, sse-fanout-1000 (2M deliveries)
 FLAT_M_5000=${FLAT_M_5000:-600}   # publications, fanout-5000 (3M deliveries)
 RATE_M=${RATE_M:-150}             # publications at 10/s: a 15 s window
+CHANNELS_M=${CHANNELS_M:-100000}  # publications, redis2-channels-10000 (one delivery each)
 PING_INTERVAL=${PING_INTERVAL:-25s}
 BUILD_FROM=${BUILD_FROM:-worktree} # worktree or HEAD
 OUT_DIR=${OUT_DIR:-bench/results}
@@ -80,6 +86,9 @@ args_for() {
 	sse-fanout-1000-rate10) echo "fanout -transport sse -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;
 	callout) echo "callout -n $CALLOUT_N -concurrency 8" ;;
 	callout-xkey) echo "callout -n $CALLOUT_N -concurrency 8 -xkey" ;;
+	redis2-fanout-1000) echo "fanout -nodes 2 -broker redis -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
+	redis1-fanout-1000) echo "fanout -nodes 1 -broker redis -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
+	redis2-channels-10000) echo "channels -nodes 2 -broker redis -n 10000 -m $CHANNELS_M -publishers 16" ;;
 	*)
 		echo "run.sh: unknown scenario $1" >&2
 		return 1

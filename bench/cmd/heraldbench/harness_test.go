@@ -5,7 +5,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/heraldhub/herald/internal/testutil"
@@ -76,6 +78,41 @@ func TestHarnessCallout(t *testing.T) {
 	for _, k := range []string{"logins_per_s", "herald_processing_p50_us", "login_p50_ms", "herald_share_of_login_p50"} {
 		if v, _ := res[k].(float64); v <= 0 {
 			t.Errorf("%s = %v", k, res[k])
+		}
+	}
+}
+
+// The two-node mode against real processes: a private redis-server and two
+// herald nodes built from this tree; subscribers on node B, publications
+// through node A, every one delivered once (runBench fails otherwise).
+func TestHarnessTwoNodesThroughRedis(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds herald and starts redis-server and two nodes")
+	}
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		t.Fatal("redis-server is not installed: install it with `apt-get install -y redis-server` (.ci/run does this in CI)")
+	}
+	bin := filepath.Join(t.TempDir(), "herald")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../../cmd/herald").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	stdout := os.Stdout
+	r, w, _ := os.Pipe()
+	os.Stdout = w
+	lines := make(chan string, 1)
+	go func() { b, _ := io.ReadAll(r); lines <- string(b) }()
+	common := []string{"-bin", bin, "-nodes", "2", "-broker", "redis", "-warmup", "2", "-drain", "5s", "-timeout", "2m"}
+	err1 := runBench("fanout", append([]string{"-n", "20", "-m", "30"}, common...))
+	err2 := runBench("channels", append([]string{"-n", "40", "-m", "200"}, common...))
+	w.Close()
+	os.Stdout = stdout
+	out := <-lines
+	if err1 != nil || err2 != nil {
+		t.Fatalf("fanout: %v; channels: %v\n%s", err1, err2, out)
+	}
+	for _, want := range []string{`"nodes":2`, `"broker":"redis"`, `"redis_cpu_per_publication_us"`, `channels N=40 (one subscriber each), 2 node(s) via redis`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("results lack %s:\n%s", want, out)
 		}
 	}
 }

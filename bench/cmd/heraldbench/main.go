@@ -40,7 +40,7 @@ func main() {
 	}
 	var err error
 	switch os.Args[1] {
-	case "conns", "fanout":
+	case "conns", "fanout", "channels":
 		err = runBench(os.Args[1], os.Args[2:])
 	case "callout":
 		err = runCallout(os.Args[2:])
@@ -87,6 +87,9 @@ type options struct {
 	commit       string
 	quietWait    time.Duration
 	quietCores   float64
+	nodes        int
+	broker       string
+	spread       bool // channels mode: subscriber i on channel <channel>-i
 }
 
 // Result is the JSON line printed for each run.
@@ -174,6 +177,8 @@ type Result struct {
 	StealS        float64 `json:"steal_s"`         // hypervisor steal time, whole run, all CPUs
 	CloseCodes    string  `json:"server_close_codes,omitempty"`
 
+	ResultCluster
+
 	ServerCPUS float64 `json:"server_cpu_s"`
 	ClientCPUS float64 `json:"client_cpu_s"`
 	TotalS     float64 `json:"total_s"`
@@ -207,6 +212,8 @@ func runBench(mode string, args []string) error {
 	fs.StringVar(&o.commit, "commit", "", "commit being measured (default: git rev-parse --short HEAD)")
 	fs.DurationVar(&o.quietWait, "quiet-wait", 0, "before starting, wait up to this long for other processes to go quiet")
 	fs.Float64Var(&o.quietCores, "quiet-cores", 0.2, "with -quiet-wait: quiet means other processes use fewer cores than this")
+	fs.IntVar(&o.nodes, "nodes", 1, "with -bin: herald nodes to start (2: subscribers on node B, publications through node A)")
+	fs.StringVar(&o.broker, "broker", "memory", "with -bin: memory, or redis (the harness starts a private redis-server, found on PATH)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -216,8 +223,11 @@ func runBench(mode string, args []string) error {
 	if o.n <= 0 || o.m <= 0 || o.publishers <= 0 || o.dialConc <= 0 {
 		return errors.New("-n, -m, -publishers and -dial-concurrency must be positive")
 	}
+	if err := o.checkCluster(); err != nil {
+		return err
+	}
 
-	res := &Result{Mode: mode, N: o.n, Time: time.Now().UTC().Format(time.RFC3339), PingInterval: o.pingInterval.String(), Label: o.label}
+	res := &Result{Mode: mode, N: o.n, ResultCluster: ResultCluster{Nodes: o.nodes, Broker: o.broker}, Time: time.Now().UTC().Format(time.RFC3339), PingInterval: o.pingInterval.String(), Label: o.label}
 	fillEnv(res, o.commit)
 	res.StartedQuiet = true
 	if o.quietWait > 0 {
@@ -242,8 +252,11 @@ func runBench(mode string, args []string) error {
 		if o.serverEnv != "" {
 			env = strings.Split(o.serverEnv, ",")
 		}
-		t, err = startServer(o.bin, o.pingInterval, o.transport == "sse", env, o.serverStderr, 30*time.Second)
+		t, err = startCluster(&o, env)
 		res.Target = "herald serve started by the harness"
+		if o.nodes > 1 {
+			res.Target = fmt.Sprintf("%d herald nodes started by the harness (subscribers on B, publishing through A), broker %s", o.nodes, o.broker)
+		}
 	default:
 		err = errors.New("give -bin (a herald binary to start) or -url")
 	}
@@ -263,8 +276,11 @@ func runBench(mode string, args []string) error {
 	case "conns":
 		res.Scenario = fmt.Sprintf("conns N=%d", o.n)
 		err = benchConns(t, &o, res)
-	case "fanout":
-		if o.rate > 0 {
+	case "fanout", "channels":
+		if mode == "channels" {
+			o.spread = true
+			res.Scenario = fmt.Sprintf("channels N=%d (one subscriber each)", o.n)
+		} else if o.rate > 0 {
 			res.Scenario = fmt.Sprintf("fanout N=%d rate=%g/s", o.n, o.rate)
 		} else {
 			res.Scenario = fmt.Sprintf("fanout N=%d flat-out", o.n)
@@ -274,11 +290,14 @@ func runBench(mode string, args []string) error {
 	if o.transport == "sse" {
 		res.Scenario = "sse " + res.Scenario
 	}
-	serverCPU := t.cpuTime()
+	if o.nodes > 1 || o.broker != "memory" {
+		res.Scenario = fmt.Sprintf("%s, %d node(s) via %s", res.Scenario, o.nodes, o.broker)
+	}
+	serverCPU := t.nodesCPU()
 	res.ServerCPUS = serverCPU.Seconds()
 	selfUsed := selfCPU() - clientCPU0
 	host1 := readHostCPU()
-	res.OtherCPUCores = round(otherCPU(host0, host1, serverCPU, selfUsed), 2)
+	res.OtherCPUCores = round(otherCPU(host0, host1, serverCPU+t.redisCPU(), selfUsed), 2)
 	res.StealS = round((host1.steal - host0.steal).Seconds(), 2)
 	t.stop(15 * time.Second)
 	res.ClientCPUS = (selfCPU() - clientCPU0).Seconds()
@@ -331,7 +350,7 @@ func openClients(t *target, o *options, tokens []string, rs *runState) ([]*clien
 				if o.transport == "sse" {
 					c, err = connectSSE(t.base, tokens[i], o.channel, i, rs)
 				} else {
-					c, err = connectClient(t.ws, tokens[i], o.channel, i, rs)
+					c, err = connectClient(t.ws, tokens[i], o.channelOf(i), i, rs)
 				}
 				if err != nil {
 					failures.Add(1)
@@ -498,6 +517,7 @@ type publisher struct {
 	sent    atomic.Int64
 	first   error
 	record  bool
+	spread  int // channels mode: seq s goes to channel <ch>-(s mod spread)
 }
 
 func newPublisher(base, channel string, conc int, mercure bool) *publisher {
@@ -535,7 +555,7 @@ func (p *publisher) publish(seq int64) {
 	} else {
 		body := make([]byte, 0, 96)
 		body = append(body, `{"channel":`...)
-		body = strconv.AppendQuote(body, p.ch)
+		body = strconv.AppendQuote(body, p.channelFor(seq))
 		body = append(body, `,"data":{"t":`...)
 		body = strconv.AppendInt(body, sent.UnixNano(), 10)
 		body = append(body, `,"seq":`...)
@@ -653,13 +673,19 @@ func benchFanout(t *target, o *options, res *Result) error {
 		return fmt.Errorf("%d of %d connections failed: %v", failures, o.n, cerr)
 	}
 	n := int64(len(clients))
-	pub := newPublisher(t.base, o.channel, o.publishers, o.transport == "sse")
+	pub := newPublisher(t.pubBase(), o.channel, o.publishers, o.transport == "sse")
+	if o.spread {
+		pub.spread = o.n
+	}
 	hardDeadline := time.Now().Add(o.timeout)
 
 	// Warm-up: publications with negative seqs, not measured.
 	if o.warmup > 0 {
 		pub.flatOut(o.warmup, o.publishers, true)
 		want := n * int64(o.warmup)
+		if o.spread {
+			want = int64(o.warmup)
+		}
 		waitFor(func() bool { return rs.warm.Load() >= want }, rs.warm.Load, 5*time.Second, time.Now().Add(30*time.Second))
 		if pub.errs.Load() > 0 {
 			return fmt.Errorf("warm-up publish failed: %v", pub.first)
@@ -683,7 +709,8 @@ func benchFanout(t *target, o *options, res *Result) error {
 	if o.cpuProfile != "" {
 		prof = startCPUProfile(t, o)
 	}
-	cpu0 := t.cpuTime()
+	cpu0 := t.nodesCPU()
+	redis0 := t.redisCPU()
 	t0 := time.Now()
 	if o.rate > 0 {
 		pub.atRate(o.m, o.rate, o.publishers)
@@ -691,8 +718,12 @@ func benchFanout(t *target, o *options, res *Result) error {
 		pub.flatOut(o.m, o.publishers, false)
 	}
 	want := n * int64(o.m)
+	if o.spread {
+		want = int64(o.m)
+	}
 	complete := waitFor(func() bool { return rs.delivered.Load() >= want }, rs.delivered.Load, o.drain, hardDeadline)
-	cpu1 := t.cpuTime()
+	cpu1 := t.nodesCPU()
+	redisUsed := t.redisCPU() - redis0
 	wallEnd := time.Now()
 	v1, err := t.vars(false)
 	if err != nil {
@@ -755,6 +786,7 @@ func benchFanout(t *target, o *options, res *Result) error {
 			res.CPUPer1000MS = res.CPUPerDeliveryUS
 			res.ServerCPUUtil = round(cpu.Seconds()/wallEnd.Sub(t0).Seconds(), 2)
 		}
+		res.redisFigures(t, redisUsed, got, int64(o.m), window)
 		res.AllocPerDelivery = round(float64(v1.TotalAlloc-v0.TotalAlloc)/float64(got), 1)
 		res.MallocsPerDelivery = round(float64(v1.Mallocs-v0.Mallocs)/float64(got), 2)
 		res.GCsInWindow = v1.NumGC - v0.NumGC

@@ -42,6 +42,9 @@ var fanoutColumns = []column{
 	{"publish_rtt_p50_ms", "publish RTT p50 (ms)"},
 	{"missing", "missing"},
 	{"duplicates", "duplicates"},
+	{"redis_cpu_per_delivery_us", "Redis CPU per delivery (µs)"},
+	{"publications_per_s", "publications/s"},
+	{"redis_cpu_per_publication_us", "Redis CPU per publication (µs)"},
 	{"other_cpu_cores", "other processes (cores)"},
 }
 
@@ -84,6 +87,12 @@ var targets = []targetRow{
 	{"NATS callout: the same with xkey encryption, p50", "callout N=2000 HS256 xkey", "herald_processing_p50_us", "–", "≤ 1000 µs", 1000},
 	{"NATS callout: Herald CPU per HS256 login", "callout N=2000 HS256", "herald_cpu_per_login_us", "–", "(report)", 0},
 	{"NATS callout: login latency p99 (HS256)", "callout N=2000 HS256", "login_p99_ms", "–", "(report)", 0},
+	// Scale-out: subscribers on node B, publishing through node A and Redis.
+	{"both nodes' CPU per delivery, 1000 subs on B, flat out on A via Redis", "fanout N=1000 flat-out, 2 node(s) via redis", "cpu_per_delivery_us", "–", "≤ 1.5 × single node", 0},
+	{"latency p99 at that load", "fanout N=1000 flat-out, 2 node(s) via redis", "lat_p99_ms", "–", "≤ 2 × single node", 0},
+	{"Redis CPU per delivery at that load", "fanout N=1000 flat-out, 2 node(s) via redis", "redis_cpu_per_delivery_us", "–", "(report)", 0},
+	{"publications/s to 10,000 channels, one subscriber each, via Redis", "channels N=10000 (one subscriber each), 2 node(s) via redis", "publications_per_s", "–", "(report)", 0},
+	{"Redis CPU per publication at that load", "channels N=10000 (one subscriber each), 2 node(s) via redis", "redis_cpu_per_publication_us", "–", "(report)", 0},
 }
 
 func runReport(args []string) error {

@@ -71,17 +71,22 @@ type target struct {
 	stderr  *os.File // copy of the server's stderr (gctrace, logs)
 	admin   *http.Client
 	ready   atomic.Bool
+
+	// Two-node runs (cluster.go): this target is node B, where the
+	// subscribers connect; pub is node A, where publications go in.
+	pub   *target
+	redis *redisProc
 }
 
 // startServer runs `bin serve --config <temp yaml>` and waits for the
 // "herald listening" line on stderr.
-func startServer(bin string, pingInterval time.Duration, mercure bool, env []string, stderrPath string, timeout time.Duration) (*target, error) {
+func startServer(bin string, pingInterval time.Duration, mercure bool, extraConfig string, env []string, stderrPath string, timeout time.Duration) (*target, error) {
 	dir, err := os.MkdirTemp("", "heraldbench-")
 	if err != nil {
 		return nil, err
 	}
 	cfgPath := filepath.Join(dir, "herald.yaml")
-	cfg := serverConfig(pingInterval)
+	cfg := serverConfig(pingInterval) + extraConfig
 	if mercure {
 		cfg += mercureConfig()
 	}
@@ -184,6 +189,12 @@ func startServer(bin string, pingInterval time.Duration, mercure bool, env []str
 // stop sends SIGTERM (graceful shutdown: clients get close code 3001) and
 // SIGKILL after grace. Only the process this harness started is signalled.
 func (t *target) stop(grace time.Duration) {
+	if t.pub != nil {
+		t.pub.stop(grace)
+	}
+	if t.redis != nil {
+		defer t.redis.stop()
+	}
 	if t.cmd == nil {
 		return
 	}
