@@ -23,6 +23,7 @@ type Broker struct {
 	copt    rueidis.ClientOption
 	topo    topology
 	scripts [2]*rueidis.Lua // publish script: plain, sharded
+	plain   [2]*rueidis.Lua // no-history, not indexed publish: plain, sharded
 
 	cmu     sync.RWMutex
 	client  rueidis.Client // nil until the first successful connect
@@ -65,6 +66,7 @@ func New(opts Options, log *slog.Logger) (*Broker, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	b := &Broker{opts: o, log: log, keys: newKeyspace(o.Prefix, o.Partitions), copt: copt, topo: topo,
 		scripts: [2]*rueidis.Lua{newPublishScript(false), newPublishScript(true)},
+		plain:   [2]*rueidis.Lua{newPlainScript(false), newPlainScript(true)},
 		ready:   make(chan struct{}), local: map[string]struct{}{}, ctx: ctx, cancel: cancel,
 		connErr: errors.New("connecting")}
 	b.wg.Add(1)
@@ -224,6 +226,13 @@ func (b *Broker) publish(pub *broker.Publication, opts broker.PublishOptions, qu
 	}
 	p := b.keys.partition(pub.Channel)
 	hist := opts.HistorySize > 0 && opts.HistoryTTL > 0
+	if !hist && opts.Index == nil {
+		pub.Offset, pub.Seq = 0, 0
+		if quiet {
+			return broker.StreamPosition{}, nil
+		}
+		return broker.StreamPosition{}, b.publishPlain(c, p, pub)
+	}
 	body := string(broker.AppendPublication(make([]byte, 0, 64+len(pub.Data)), pub))
 	a := publishArgs{body: body, id: pub.ID, now: pub.Time.UnixMilli(), size: pub.Size(), newEpoch: broker.NewEpoch(), quiet: quiet}
 	if hist {
@@ -260,6 +269,21 @@ func (b *Broker) publish(pub *broker.Publication, opts broker.PublishOptions, qu
 		return broker.StreamPosition{}, nil
 	}
 	return broker.StreamPosition{Offset: r.offset, Epoch: r.epoch}, nil
+}
+
+func (b *Broker) publishPlain(c rueidis.Client, p int, pub *broker.Publication) error {
+	msg := broker.AppendPubMessage(make([]byte, 0, 80+len(pub.Data)), pub, "")
+	script := b.plain[0]
+	if b.sharded {
+		script = b.plain[1]
+	}
+	ctx, cancel := b.timeout()
+	defer cancel()
+	err := script.Exec(ctx, c, []string{b.keys.allFlag(p)}, []string{b.keys.pubsub(p, pub.Channel), b.keys.allChannel(p), string(msg)}).Error()
+	if err != nil {
+		return unavailable("publish", err)
+	}
+	return nil
 }
 
 type publishArgs struct {
