@@ -96,3 +96,35 @@ func DecodeMessage(b []byte) (Message, error) {
 	}
 	return Message{}, fmt.Errorf("%w: unknown kind %q", ErrBadMessage, m.Kind)
 }
+
+// PeekChannel returns the channel of a message without decoding the rest,
+// so that a node can drop messages of channels it does not want cheaply.
+func PeekChannel(b []byte) (string, bool) {
+	if len(b) == 0 {
+		return "", false
+	}
+	rest := b[1:]
+	switch b[0] {
+	case MsgPublication:
+		for range 3 {
+			j := bytes.IndexByte(rest, ':')
+			if j < 0 {
+				return "", false
+			}
+			rest = rest[j+1:]
+		}
+		if len(rest) == 0 || rest[0] != codecVersion {
+			return "", false
+		}
+		rest = rest[1:]
+	case MsgJoin, MsgLeave:
+	default:
+		return "", false
+	}
+	d := decoder{b: rest}
+	raw := d.raw()
+	if d.err != nil {
+		return "", false
+	}
+	return string(raw), true
+}

@@ -261,17 +261,20 @@ func (c *psConn) onMessage(m rueidis.PubSubMessage) {
 		case m.Channel == k.control() || m.Channel == k.node(b.nodeID):
 			b.handler.HandleControl([]byte(m.Message))
 		case m.Channel == k.indexChannel():
+			// Every indexed publication reaches every node; one of a
+			// channel this node does not want is dropped before decoding.
+			if !b.all.Load() {
+				ch, ok := broker.PeekChannel([]byte(m.Message))
+				b.lmu.RLock()
+				_, want := b.local[ch]
+				b.lmu.RUnlock()
+				if ok && !want {
+					return
+				}
+			}
 			msg, ok := b.decode(m)
 			if !ok || msg.Kind != broker.MsgPublication {
 				return
-			}
-			if !b.all.Load() {
-				b.lmu.RLock()
-				_, want := b.local[msg.Channel]
-				b.lmu.RUnlock()
-				if !want {
-					return
-				}
 			}
 			b.handler.HandlePublication(msg.Pub, broker.StreamPosition{Offset: msg.Pub.Offset, Epoch: msg.Epoch})
 		}
