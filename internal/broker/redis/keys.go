@@ -20,7 +20,7 @@ import (
 //	<p>.ch.{t}.<channel>          PUB/SUB: the channel's messages
 //	<p>.all.{t}                   PUB/SUB: every publication of the partition
 //	<p>.control.{m}, <p>.node.{m}.<id>, <p>.index.{m}   PUB/SUB
-//	<p>.index.stream.{m}, .index.meta.{m}, .index.ids.{m}, .index.counts.{m}
+//	<p>.index.stream.{m}, .index.meta.{m}, .index.ids.{m} (id -> its seqs)
 type keyspace struct {
 	prefix string
 	tags   []string // per partition, with braces
@@ -97,5 +97,5 @@ func (k *keyspace) node(id string) string            { return k.prefix + ".node.
 func (k *keyspace) indexChannel() string             { return k.prefix + ".index." + k.mtag }
 func (k *keyspace) indexKeys() []string {
 	return []string{k.prefix + ".index.stream." + k.mtag, k.prefix + ".index.meta." + k.mtag,
-		k.prefix + ".index.ids." + k.mtag, k.prefix + ".index.counts." + k.mtag}
+		k.prefix + ".index.ids." + k.mtag}
 }

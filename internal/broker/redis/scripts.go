@@ -17,6 +17,9 @@ import (
 // The meta hash beside a stream holds e (epoch), s (top offset or seq) and
 // b (sum of z over the entries). Bounds are applied oldest first, exactly as
 // the memory broker applies them, so every broker keeps the same window.
+// Publishing applies the size and byte bounds; the age bound is applied when
+// reading (History, IndexAfter), which is where it can be seen, and saves a
+// stream read on every publication.
 const luaCommon = `
 local function oldest(s)
   local r = redis.call('xrange', s, '-', '+', 'COUNT', 1)
@@ -29,39 +32,23 @@ end
 
 local function fmt(n) return string.format('%d', n) end
 
--- forget updates the index's id maps for an evicted entry e.
-local function forget(s, ids, counts, e)
-  local c = redis.call('hincrby', counts, e.i, -1)
-  if c <= 0 then
-    redis.call('hdel', counts, e.i)
-    redis.call('hdel', ids, e.i)
-    return
-  end
-  local seq = string.match(e.id, '^(%d+)')
-  if redis.call('hget', ids, e.i) ~= seq then return end
-  -- A later entry with the same id becomes the earliest one.
-  local from = '(' .. e.id
-  while true do
-    local r = redis.call('xrange', s, from, '+', 'COUNT', 100)
-    if #r == 0 then return end
-    for _, ent in ipairs(r) do
-      local f = ent[2]
-      for i = 1, #f, 2 do
-        if f[i] == 'i' and f[i + 1] == e.i then
-          redis.call('hset', ids, e.i, string.match(ent[1], '^(%d+)'))
-          return
-        end
-      end
-      from = '(' .. ent[1]
-    end
-  end
+-- forget updates the index's id map for an evicted entry e: ids maps an id
+-- to the seqs of its entries, oldest first, space-separated (ids repeat
+-- rarely, so the list is short). Eviction goes oldest first, so the evicted
+-- seq is the list's first, and the next one becomes the earliest.
+local function forget(ids, e)
+  local v = redis.call('hget', ids, e.i)
+  if not v then return end
+  local rest = string.match(v, '^%d+ (.+)$')
+  if rest then redis.call('hset', ids, e.i, rest) else redis.call('hdel', ids, e.i) end
 end
 
 -- trim drops the oldest entries while there are more than size (size > 0),
 -- more than maxb bytes (keeping one when keep1), or entries older than ttl ms.
-local function trim(s, m, size, maxb, ttl, now, keep1, ids, counts)
+local function trim(s, m, size, maxb, ttl, now, keep1, ids)
   local n = redis.call('xlen', s)
   local b = tonumber(redis.call('hget', m, 'b') or '-1')
+  local b0 = b
   if b < 0 then
     b = 0
     for _, ent in ipairs(redis.call('xrange', s, '-', '+')) do
@@ -69,7 +56,6 @@ local function trim(s, m, size, maxb, ttl, now, keep1, ids, counts)
       for i = 1, #f, 2 do if f[i] == 'z' then b = b + tonumber(f[i + 1]) end end
     end
   end
-  local b0 = b
   while n > 0 do
     local e = nil
     local drop = size > 0 and n > size
@@ -83,9 +69,9 @@ local function trim(s, m, size, maxb, ttl, now, keep1, ids, counts)
     redis.call('xdel', s, e.id)
     n = n - 1
     b = b - tonumber(e.z)
-    if ids then forget(s, ids, counts, e) end
+    if ids then forget(ids, e) end
   end
-  if b ~= b0 or redis.call('hexists', m, 'b') == 0 then redis.call('hset', m, 'b', b) end
+  if b ~= b0 then redis.call('hset', m, 'b', b) end
 end
 `
 
@@ -95,7 +81,7 @@ end
 // indexed publications in seq order.
 //
 // KEYS: [stream, meta] when keeping history, then [allflag] when not
-// indexed, or the four index keys when indexed.
+// indexed, or the three index keys when indexed.
 // ARGV: 1 flags ("h" history, "x" indexed, "n" do not publish), 2 body,
 // 3 PUB/SUB channel, 4 all channel, 5 history size, 6 history ttl ms,
 // 7 meta ttl s, 8 history max bytes, 9 entry size, 10 now ms, 11 new epoch,
@@ -134,21 +120,23 @@ if hist then
   if redis.call('xlen', s) == 0 then redis.call('hset', m, 'b', 0) end
   redis.call('xadd', s, fmt(offset) .. '-0', 'd', msg, 't', ARGV[10], 'z', ARGV[9])
   redis.call('hincrby', m, 'b', z)
-  trim(s, m, tonumber(ARGV[5]), tonumber(ARGV[8]), tonumber(ARGV[6]), now, false)
+  trim(s, m, tonumber(ARGV[5]), tonumber(ARGV[8]), 0, now, false)
   local ttl = math.ceil(tonumber(ARGV[6]) / 1000)
   if ttl > 0 then redis.call('expire', s, ttl) end
 end
 if indexed then
-  local s, m, ids, counts = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local s, m, ids = KEYS[k], KEYS[k + 1], KEYS[k + 2]
   seq = redis.call('hincrby', m, 's', 1)
   local msg = 'p' .. fmt(offset) .. ':' .. epoch .. ':' .. fmt(seq) .. ':' .. ARGV[2]
   local size = tonumber(ARGV[12])
   if size > 0 then
     local id = ARGV[16]
+    if redis.call('xlen', s) == 0 then redis.call('hset', m, 'b', 0) end
     redis.call('xadd', s, fmt(seq) .. '-0', 'd', msg, 't', ARGV[10], 'z', ARGV[9], 'i', id)
     redis.call('hincrby', m, 'b', z)
-    if redis.call('hincrby', counts, id, 1) == 1 then redis.call('hset', ids, id, fmt(seq)) end
-    trim(s, m, size, tonumber(ARGV[14]), tonumber(ARGV[13]), now, true, ids, counts)
+    local v = redis.call('hget', ids, id)
+    if v then redis.call('hset', ids, id, v .. ' ' .. fmt(seq)) else redis.call('hset', ids, id, fmt(seq)) end
+    trim(s, m, size, tonumber(ARGV[14]), 0, now, true, ids)
   end
   if not quiet then redis.call(PUBLISH, ARGV[15], msg) end
 elseif not quiet then
@@ -225,15 +213,15 @@ return 1
 
 // indexAfterScript reads the index after the earliest entry with an id.
 //
-// KEYS: the four index keys. ARGV: 1 id ("" for all), 2 ttl ms, 3 now ms.
+// KEYS: the three index keys. ARGV: 1 id ("" for all), 2 ttl ms, 3 now ms.
 // Returns {top, found (0/1), entries}.
 var indexAfterScript = rueidis.NewLuaScript(luaCommon + `
-local s, m, ids, counts = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local s, m, ids = KEYS[1], KEYS[2], KEYS[3]
 local top = tonumber(redis.call('hget', m, 's') or '0')
 local ttl = tonumber(ARGV[2])
-if ttl > 0 then trim(s, m, 0, 0, ttl, tonumber(ARGV[3]), true, ids, counts) end
+if ttl > 0 then trim(s, m, 0, 0, ttl, tonumber(ARGV[3]), true, ids) end
 if ARGV[1] == '' then return {top, 1, redis.call('xrange', s, '-', '+')} end
-local seq = redis.call('hget', ids, ARGV[1])
+local seq = string.match(redis.call('hget', ids, ARGV[1]) or '', '^(%d+)')
 if not seq then return {top, 0, {}} end
 return {top, 1, redis.call('xrange', s, '(' .. seq .. '-0', '+')}
 `)
