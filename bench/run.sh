@@ -16,7 +16,9 @@
 # Scale-out (not in the default set; they start a private redis-server):
 # redis2-fanout-1000 (subscribers on node B, publishing through node A),
 # redis1-fanout-1000 (one node via Redis), redis2-channels-10000 (10,000
-# channels with one subscriber each):
+# channels with one subscriber each), and fanout-1000-rate500 with
+# redis2-fanout-1000-rate500 (the same load, 500 publications/s, on one node
+# and on two):
 #   SCENARIOS="fanout-1000 redis2-fanout-1000 redis2-channels-10000" bench/run.sh
 # Every server is started on 127.0.0.1:0 and stopped by the harness; every run
 # is bounded (-timeout). One repetition of the whole matrix takes about one
@@ -89,6 +91,8 @@ args_for() {
 	redis2-fanout-1000) echo "fanout -nodes 2 -broker redis -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
 	redis1-fanout-1000) echo "fanout -nodes 1 -broker redis -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
 	redis2-channels-10000) echo "channels -nodes 2 -broker redis -n 10000 -m $CHANNELS_M -publishers 16" ;;
+	fanout-1000-rate500) echo "fanout -n 1000 -m 2500 -rate 500 -publishers 8" ;;
+	redis2-fanout-1000-rate500) echo "fanout -nodes 2 -broker redis -n 1000 -m 2500 -rate 500 -publishers 8" ;;
 	*)
 		echo "run.sh: unknown scenario $1" >&2
 		return 1
