@@ -639,12 +639,14 @@ func testPresenceShared(t *testing.T, newNode NewNode) {
 	if err != nil || st.NumClients != 2 || st.NumUsers != 2 {
 		t.Fatalf("presence from both nodes: %+v %v", st, err)
 	}
-	// Node b keeps refreshing its client; node a stops (as if it died).
+	// Node a dies: its entries go once their time to live (2 s in the
+	// factories) passes without a refresh. Node b lives: its broker keeps
+	// refreshing b's entry, which stays well past the time to live.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
 	Eventually(t, 10*time.Second, func() error {
-		if err := b.AddPresence("c", "cb", &broker.ClientInfo{User: "ub", Client: "cb"}); err != nil {
-			return err
-		}
-		p, err := a.Presence("c")
+		p, err := b.Presence("c")
 		if err != nil {
 			return err
 		}
@@ -653,6 +655,13 @@ func testPresenceShared(t *testing.T, newNode NewNode) {
 		}
 		return nil
 	})
+	until := time.Now().Add(3 * time.Second)
+	for time.Now().Before(until) {
+		if p, err := b.Presence("c"); err != nil || p["cb"] == nil {
+			t.Fatalf("a live node's entry expired: %v %v", p, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 func testSubscribeAllAcross(t *testing.T, newNode NewNode) {

@@ -23,7 +23,7 @@ func nodes(url, redisAddr string) func(t *testing.T) brokertest.NewNode {
 			n++
 			o := Options{URL: url, Prefix: prefix, FlushTimeout: time.Second}
 			if redisAddr != "" {
-				rb, err := redis.New(redis.Options{Address: redisAddr, Prefix: prefix, PresenceTTL: time.Second, IOTimeout: time.Second}, nil)
+				rb, err := redis.New(redis.Options{Address: redisAddr, Prefix: prefix, PresenceTTL: 2 * time.Second, IOTimeout: time.Second}, nil)
 				if err != nil {
 					t.Fatal(err)
 				}

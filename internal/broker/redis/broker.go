@@ -43,9 +43,13 @@ type Broker struct {
 	rmu  sync.Mutex
 	lost bool // a PUB/SUB connection was down since the last resync
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	pmu  sync.Mutex
+	mine map[presenceKey]string // presence entries this node added, encoded
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
 }
 
 // New returns a broker for opts. It does not wait for Redis: it connects in
@@ -67,11 +71,32 @@ func New(opts Options, log *slog.Logger) (*Broker, error) {
 	b := &Broker{opts: o, log: log, keys: newKeyspace(o.Prefix, o.Partitions), copt: copt, topo: topo,
 		scripts: [2]*rueidis.Lua{newPublishScript(false), newPublishScript(true)},
 		plain:   [2]*rueidis.Lua{newPlainScript(false), newPlainScript(true)},
-		ready:   make(chan struct{}), local: map[string]struct{}{}, ctx: ctx, cancel: cancel,
+		ready:   make(chan struct{}), local: map[string]struct{}{}, mine: map[presenceKey]string{}, ctx: ctx, cancel: cancel,
 		connErr: errors.New("connecting")}
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.connect()
+	go b.keepPresence()
 	return b, nil
+}
+
+// keepPresence refreshes this node's presence entries every quarter of their
+// time to live.
+func (b *Broker) keepPresence() {
+	defer b.wg.Done()
+	c := b.waitClient()
+	if c == nil {
+		return
+	}
+	tick := time.NewTicker(b.opts.PresenceTTL / 4)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-tick.C:
+			b.refreshPresence(c)
+		}
+	}
 }
 
 // connect dials until Redis answers, then keeps the client: from then on
@@ -163,15 +188,18 @@ func (b *Broker) Run(nodeID string, h broker.Handler) error {
 	return nil
 }
 
-// Close implements broker.Broker.
+// Close implements broker.Broker. The presence entries this node added stop
+// being refreshed and expire.
 func (b *Broker) Close() error {
-	b.cancel()
-	b.wg.Wait()
-	b.cmu.Lock()
-	if b.client != nil {
-		b.client.Close()
-	}
-	b.cmu.Unlock()
+	b.closeOnce.Do(func() {
+		b.cancel()
+		b.wg.Wait()
+		b.cmu.Lock()
+		if b.client != nil {
+			b.client.Close()
+		}
+		b.cmu.Unlock()
+	})
 	return nil
 }
 

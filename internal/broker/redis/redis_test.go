@@ -20,7 +20,7 @@ func nodes(addr string, tweak func(*Options)) func(t *testing.T) brokertest.NewN
 		n := 0
 		return func(t *testing.T, h broker.Handler) brokertest.Node {
 			n++
-			o := Options{Address: addr, Prefix: prefix, PresenceTTL: time.Second, Partitions: 4, IOTimeout: time.Second}
+			o := Options{Address: addr, Prefix: prefix, PresenceTTL: 2 * time.Second, Partitions: 4, IOTimeout: time.Second}
 			if tweak != nil {
 				tweak(&o)
 			}

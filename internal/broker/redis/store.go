@@ -158,27 +158,68 @@ func (b *Broker) PublishControl(node string, data []byte) error {
 	return b.publishRaw(c, ch, string(data))
 }
 
+// presenceKey names one of this node's presence entries.
+type presenceKey struct{ channel, client string }
+
 // AddPresence implements broker.PresenceManager. The entry expires after
-// PresenceTTL unless its node adds it again.
+// PresenceTTL unless its node refreshes it: this broker refreshes the
+// entries it added (until RemovePresence) every quarter of PresenceTTL, so
+// the entries of a node that died go, and those of a live node stay.
 func (b *Broker) AddPresence(channel, clientID string, info *broker.ClientInfo) error {
 	c, err := b.conn()
 	if err != nil {
 		return err
 	}
-	p := b.keys.partition(channel)
-	ttl := b.opts.PresenceTTL
-	args := []string{clientID, string(broker.AppendClientInfo(nil, info)),
-		strconv.FormatInt(time.Now().Add(ttl).UnixMilli(), 10), strconv.FormatInt(int64((ttl+time.Second-1)/time.Second), 10)}
+	enc := string(broker.AppendClientInfo(nil, info))
+	b.pmu.Lock()
+	b.mine[presenceKey{channel, clientID}] = enc
+	b.pmu.Unlock()
 	ctx, cancel := b.timeout()
 	defer cancel()
-	if err := addPresenceScript.Exec(ctx, c, []string{b.keys.presence(p, channel), b.keys.presExp(p, channel)}, args).Error(); err != nil {
+	if err := addPresenceScript.Exec(ctx, c, b.presenceKeys(channel), b.presenceArgs(clientID, enc)).Error(); err != nil {
 		return unavailable("presence", err)
 	}
 	return nil
 }
 
+func (b *Broker) presenceKeys(channel string) []string {
+	p := b.keys.partition(channel)
+	return []string{b.keys.presence(p, channel), b.keys.presExp(p, channel)}
+}
+
+func (b *Broker) presenceArgs(clientID, info string) []string {
+	ttl := b.opts.PresenceTTL
+	return []string{clientID, info, strconv.FormatInt(time.Now().Add(ttl).UnixMilli(), 10),
+		strconv.FormatInt(int64((ttl+time.Second-1)/time.Second), 10)}
+}
+
+// refreshPresence adds this node's presence entries again, in batches.
+func (b *Broker) refreshPresence(c rueidis.Client) {
+	b.pmu.Lock()
+	execs := make([]rueidis.LuaExec, 0, len(b.mine))
+	for k, info := range b.mine {
+		execs = append(execs, rueidis.LuaExec{Keys: b.presenceKeys(k.channel), Args: b.presenceArgs(k.client, info)})
+	}
+	b.pmu.Unlock()
+	for len(execs) > 0 {
+		n := min(len(execs), 512)
+		ctx, cancel := b.timeout()
+		for _, r := range addPresenceScript.ExecMulti(ctx, c, execs[:n]...) {
+			if err := r.Error(); err != nil {
+				b.log.Warn("redis: refreshing presence failed; retrying at the next refresh", slog.String("error", err.Error()))
+				break
+			}
+		}
+		cancel()
+		execs = execs[n:]
+	}
+}
+
 // RemovePresence implements broker.PresenceManager.
 func (b *Broker) RemovePresence(channel, clientID string) error {
+	b.pmu.Lock()
+	delete(b.mine, presenceKey{channel, clientID})
+	b.pmu.Unlock()
 	c, err := b.conn()
 	if err != nil {
 		return err
