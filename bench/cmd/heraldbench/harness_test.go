@@ -110,7 +110,7 @@ func TestHarnessTwoNodesThroughRedis(t *testing.T) {
 	if err1 != nil || err2 != nil {
 		t.Fatalf("fanout: %v; channels: %v\n%s", err1, err2, out)
 	}
-	for _, want := range []string{`"nodes":2`, `"broker":"redis"`, `"redis_cpu_per_publication_us"`, `channels N=40 (one subscriber each), 2 node(s) via redis`} {
+	for _, want := range []string{`"nodes":2`, `"broker":"redis"`, `"publications_per_s"`, `channels N=40 (one subscriber each), 2 node(s) via redis`} {
 		if !strings.Contains(out, want) {
 			t.Errorf("results lack %s:\n%s", want, out)
 		}
