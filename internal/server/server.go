@@ -98,8 +98,11 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		}
 	}
 	engine := auth.NewEngine(verifier, authorities, cfg.Dev)
+	// Mercure's index of every publication, for Last-Event-ID; none when
+	// Mercure is off or keeps no history (then publications cost the broker
+	// less and reach only the nodes with subscribers of their channel).
 	var index *broker.IndexOptions
-	if cfg.Mercure.Enabled {
+	if cfg.Mercure.Enabled && cfg.Mercure.HistorySize > 0 {
 		index = &broker.IndexOptions{Size: cfg.Mercure.HistorySize, TTL: cfg.Mercure.HistoryTTL.D(), MaxBytes: cfg.Mercure.HistoryMaxBytes}
 	}
 	b, err := BuildBroker(cfg, log)
