@@ -13,6 +13,9 @@ type claimCheck struct {
 	fn   func(v *Verifier, c claimSet, rules *Rules) *Reason
 }
 
+// numericDateHint is the hint of a malformed exp, nbf, iat or expire_at.
+const numericDateHint = "exp, nbf, iat and expire_at are unix seconds as a JSON number, such as 1767225600"
+
 var claimChecks = []claimCheck{
 	{"exp", checkExp},
 	{"nbf", checkNbf},
@@ -36,7 +39,7 @@ func (v *Verifier) checkClaims(c claimSet, rules *Rules, src Source) *Reason {
 func checkExp(v *Verifier, c claimSet, rules *Rules) *Reason {
 	exp, has, err := c.num("exp")
 	if err != nil {
-		return &Reason{Code: ClaimInvalid, Detail: "claim exp " + err.Error()}
+		return &Reason{Code: ClaimInvalid, Detail: "claim exp " + err.Error(), Hint: numericDateHint}
 	}
 	now := v.now()
 	if has && now.After(time.Unix(exp, 0).Add(rules.Leeway)) {
@@ -45,13 +48,43 @@ func checkExp(v *Verifier, c claimSet, rules *Rules) *Reason {
 			Detail: fmt.Sprintf("token expired %s ago", ago),
 			Hint:   "get a fresh token (the SDK calls getToken on this code)"}
 	}
+	if has {
+		return nil
+	}
+	return checkNoExp(v, c, rules)
+}
+
+// checkNoExp applies the rules for a token without exp: refused with
+// require_exp; with max_lifetime_without_exp it expires that long after iat.
+func checkNoExp(v *Verifier, c claimSet, rules *Rules) *Reason {
+	if rules.RequireExp {
+		return &Reason{Code: ExpRequired, Detail: "token has no exp, and " + rules.setting("require_exp") + " is on",
+			Hint: "mint tokens with exp (a short lifetime, refreshed by the client)"}
+	}
+	life := rules.MaxLifetimeWithoutExp
+	if life <= 0 {
+		return nil
+	}
+	iat, has, err := c.num("iat")
+	if err != nil {
+		return &Reason{Code: ClaimInvalid, Detail: "claim iat " + err.Error(), Hint: numericDateHint}
+	}
+	if !has {
+		return &Reason{Code: ExpRequired, Detail: "token has neither exp nor iat; " + rules.setting("max_lifetime_without_exp") + " needs one of them",
+			Hint: "mint tokens with exp, or at least with iat"}
+	}
+	if age := v.now().Sub(time.Unix(iat, 0)); age > life+rules.Leeway {
+		return &Reason{Code: TokenExpired,
+			Detail: fmt.Sprintf("token has no exp and was issued %s ago; %s is %s", age.Truncate(time.Second), rules.setting("max_lifetime_without_exp"), life),
+			Hint:   "get a fresh token, or mint tokens with exp"}
+	}
 	return nil
 }
 
 func checkNbf(v *Verifier, c claimSet, rules *Rules) *Reason {
 	nbf, has, err := c.num("nbf")
 	if err != nil {
-		return &Reason{Code: ClaimInvalid, Detail: "claim nbf " + err.Error()}
+		return &Reason{Code: ClaimInvalid, Detail: "claim nbf " + err.Error(), Hint: numericDateHint}
 	}
 	now := v.now()
 	if has && now.Add(rules.Leeway).Before(time.Unix(nbf, 0)) {
@@ -65,7 +98,7 @@ func checkNbf(v *Verifier, c claimSet, rules *Rules) *Reason {
 func checkIat(v *Verifier, c claimSet, rules *Rules) *Reason {
 	iat, has, err := c.num("iat")
 	if err != nil {
-		return &Reason{Code: ClaimInvalid, Detail: "claim iat " + err.Error()}
+		return &Reason{Code: ClaimInvalid, Detail: "claim iat " + err.Error(), Hint: numericDateHint}
 	}
 	now := v.now()
 	if has && now.Add(rules.Leeway).Before(time.Unix(iat, 0)) {
@@ -133,16 +166,23 @@ func checkIss(v *Verifier, c claimSet, rules *Rules) *Reason {
 }
 
 // expiry returns when the connection or subscription expires: expire_at when
-// present (0 = never), else exp; capped at now + 1 year.
-func (v *Verifier) expiry(c claimSet, src Source, leeway time.Duration) (time.Time, *Reason) {
+// present (0 = never), else exp, else iat + max_lifetime_without_exp when
+// set; capped at now + 1 year.
+func (v *Verifier) expiry(c claimSet, src Source, rules *Rules) (time.Time, *Reason) {
+	leeway := rules.Leeway
 	at, has, err := c.num("expire_at")
 	if err != nil {
-		return time.Time{}, &Reason{Code: ClaimInvalid, Source: src, Detail: "claim expire_at " + err.Error()}
+		return time.Time{}, &Reason{Code: ClaimInvalid, Source: src, Detail: "claim expire_at " + err.Error(), Hint: numericDateHint}
 	}
 	fromExp := false
 	if !has {
 		at, has, _ = c.num("exp")
 		fromExp = has
+	}
+	if !has && rules.MaxLifetimeWithoutExp > 0 {
+		if iat, ok, _ := c.num("iat"); ok {
+			at, has, fromExp = time.Unix(iat, 0).Add(rules.MaxLifetimeWithoutExp).Unix(), true, true
+		}
 	}
 	if !has || at == 0 {
 		return time.Time{}, nil

@@ -136,11 +136,14 @@ func (c claimSet) num(name string) (int64, bool, error) {
 	if !ok || isNull(raw) {
 		return 0, false, nil
 	}
-	f, ok := numeric(raw)
-	if !ok {
+	n, err := numericDate(raw)
+	if errors.Is(err, errNotNumber) {
 		return 0, true, fmt.Errorf("must be a number (unix seconds), got %s", jsonKind(raw))
 	}
-	return int64(f), true, nil
+	if err != nil {
+		return 0, true, err
+	}
+	return n, true, nil
 }
 
 // rawJSON returns a JSON claim (or its base64 variant, which must hold JSON

@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 	"time"
-
-	"github.com/golang-jwt/jwt/v5"
 )
 
 // Check is one step of verifying a token, as `herald explain` prints it.
@@ -52,45 +50,52 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 	}
 	pass("size", "%d bytes (limit %d)", len(tok), MaxTokenSize)
 
-	claims := claimSet{}
-	t, _, err := jwt.NewParser().ParseUnverified(tok, &claims)
+	t, err := parseJWT(tok)
 	if err != nil {
-		fail("structure", &Reason{Code: TokenMalformed, Detail: "not a valid JWT: " + malformedDetail(err),
-			Hint: "send the compact JWT (header.payload.signature) without a Bearer prefix or quotes"})
+		r := parseReason(err, tok, "", keys)
+		name := "structure"
+		if r.Code == CritNotUnderstood {
+			name = "header"
+		}
+		fail(name, r)
 		return checks, false
 	}
-	alg, _ := t.Header["alg"].(string)
-	kid, _ := t.Header["kid"].(string)
+	claims, alg, kid := t.claims, t.alg, t.kid
 	desc := "alg " + alg
 	if kid != "" {
 		desc += ", kid " + kid
 	}
-	for _, h := range []string{"jku", "x5u", "jwk"} {
-		if _, ok := t.Header[h]; ok {
-			desc += ", header " + h + " ignored"
-		}
+	if t.typ != "" {
+		desc += ", typ " + t.typ
+	}
+	for _, h := range t.ignored {
+		desc += ", header " + h + " ignored"
 	}
 	pass("structure", "%s", desc)
+	if len(keys.Types()) > 0 {
+		if r := keys.checkTyp(t); r != nil {
+			fail("typ", r)
+		} else {
+			pass("typ", "%q accepted", t.typ)
+		}
+	}
 
+	verified := false
 	if found, r := keys.Lookup(alg, kid, v.now()); r != nil {
 		fail("key", r)
+		skip("signature", "no key to check it with")
 	} else {
 		var names []string
 		for _, k := range found {
 			names = append(names, k.String())
 		}
 		pass("key", "%s", strings.Join(names, "; "))
-	}
-	verified := false
-	if _, _, r := v.verify(tok, "", keys); r != nil {
-		if r.Code == SignatureInvalid || r.Code == TokenMalformed {
+		if _, r := v.signedBy(t, found, keys, ""); r != nil {
 			fail("signature", r)
 		} else {
-			skip("signature", "no key to check it with")
+			verified = true
+			pass("signature", "valid")
 		}
-	} else {
-		verified = true
-		pass("signature", "valid")
 	}
 	suffix := ""
 	if !verified {

@@ -125,14 +125,25 @@ type KeyProvider interface {
 type KeySet struct {
 	keys      []*Key
 	providers []KeyProvider
+	typs      []string // accepted typ values, normalised; none = not checked
 }
 
 // NewKeySet builds a key set from static keys.
 func NewKeySet(keys ...*Key) *KeySet { return &KeySet{keys: keys} }
 
+func (s *KeySet) clone() *KeySet {
+	if s == nil {
+		return &KeySet{}
+	}
+	c := *s
+	return &c
+}
+
 // WithProviders returns a copy of the set that also consults providers.
 func (s *KeySet) WithProviders(p ...KeyProvider) *KeySet {
-	return &KeySet{keys: s.keys, providers: append(append([]KeyProvider(nil), s.providers...), p...)}
+	c := s.clone()
+	c.providers = append(append([]KeyProvider(nil), s.providers...), p...)
+	return c
 }
 
 // Keys returns the static keys and the providers' current keys.

@@ -33,8 +33,17 @@ var mercureClaimNames = []string{"https://mercure.rocks/", "mercure"}
 // VerifyMercure verifies a Mercure (draft-07) token with keys, the set of the
 // role ("publisher" or "subscriber"): size, structure, pinned algorithm and
 // signature as for every Herald token, then exp and nbf when present (neither
-// is required), then the mercure claim. leeway absorbs clock skew.
-func (v *Verifier) VerifyMercure(token string, src Source, keys *KeySet, role string, leeway time.Duration) (*MercureGrant, *Reason) {
+// is required unless rules say so), then the mercure claim. rules give the
+// leeway for clock skew and the role's exp rules (nil: 5 s leeway, exp optional).
+func (v *Verifier) VerifyMercure(token string, src Source, keys *KeySet, role string, rules *Rules) (*MercureGrant, *Reason) {
+	if rules == nil {
+		rules = &Rules{Leeway: 5 * time.Second}
+	}
+	if rules.Setting == "" {
+		r := *rules
+		r.Setting = "mercure." + role
+		rules = &r
+	}
 	c, key, r := v.verify(token, src, keys)
 	if r != nil {
 		if r.Code == KeysNotConfigured {
@@ -43,7 +52,6 @@ func (v *Verifier) VerifyMercure(token string, src Source, keys *KeySet, role st
 		}
 		return nil, r
 	}
-	rules := &Rules{Leeway: leeway}
 	for _, chk := range []func(*Verifier, claimSet, *Rules) *Reason{checkExp, checkNbf} {
 		if r := chk(v, c, rules); r != nil {
 			r.Source, r.KeyFingerprint = src, key.Fingerprint
@@ -57,6 +65,8 @@ func (v *Verifier) VerifyMercure(token string, src Source, keys *KeySet, role st
 	g := &MercureGrant{Source: src, KeyFingerprint: key.Fingerprint}
 	if exp, has, _ := c.num("exp"); has {
 		g.Expiry = time.Unix(exp, 0)
+	} else if iat, has, _ := c.num("iat"); has && rules.MaxLifetimeWithoutExp > 0 {
+		g.Expiry = time.Unix(iat, 0).Add(rules.MaxLifetimeWithoutExp)
 	}
 	bad := func(format string, args ...any) (*MercureGrant, *Reason) {
 		r := &Reason{Code: ClaimInvalid, Source: src, KeyFingerprint: key.Fingerprint, Detail: fmt.Sprintf(format, args...),

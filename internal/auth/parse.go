@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -9,6 +10,8 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -20,8 +23,13 @@ import (
 // about 6 µs per token, twice the whole budget of an HS256 connect (3 µs).
 // Herald keeps golang-jwt for the signature algorithms (RSA, PSS, ECDSA,
 // EdDSA) and does the splitting, base64 and JSON object scanning here, plus
-// HMAC with pooled hashes. A differential fuzz test (FuzzParseMatchesJWT)
-// holds this parser to never accept what golang-jwt refuses.
+// HMAC with pooled hashes. A differential fuzz test (FuzzVerifyMatchesJWT)
+// holds this parser to never accept what golang-jwt refuses, and to refuse
+// what golang-jwt accepts only on purpose: a duplicate member name (RFC 7515
+// §4 and RFC 8725 §3.2 leave "last wins" to parsers, which lets two readers
+// of one token see different claims), a crit header (RFC 7515 §4.1.11:
+// Herald understands no extension), a string that is not UTF-8 (RFC 8259
+// §8.1), a number beyond a float64 and nesting deeper than maxJSONDepth.
 
 // maxJSONDepth bounds nesting in a token's header and claims.
 const maxJSONDepth = 32
@@ -30,11 +38,22 @@ const maxJSONDepth = 32
 type rawToken struct {
 	claims       claimSet
 	alg, kid     string
-	signingInput string // base64url(header) "." base64url(claims)
+	typ          string   // "" when absent
+	typInvalid   bool     // typ is present but not a string
+	ignored      []string // jku, x5u, jwk: present, never consulted
+	signingInput string   // base64url(header) "." base64url(claims)
 	sig          []byte
 }
 
 var errSegments = errors.New("token must have three dot-separated segments")
+
+// critError is a header whose crit names extensions Herald does not
+// understand; RFC 7515 §4.1.11 requires refusing such a token.
+type critError struct{ names []string }
+
+func (e *critError) Error() string {
+	return "header crit lists " + strings.Join(e.names, ", ") + ", which Herald does not understand"
+}
 
 // parseJWT splits and decodes a compact JWT.
 func parseJWT(token string) (*rawToken, error) {
@@ -60,20 +79,45 @@ func parseJWT(token string) (*rawToken, error) {
 	hb, rest := buf[:n], buf[n:]
 	t := &rawToken{signingInput: token[:d2]}
 	var algSeen bool
+	var crit *critError
+	var seen [8]string // header names so far; a header rarely has more than 3
+	names := seen[:0]
 	err = scanMembers(hb, func(k, v []byte) error {
-		switch string(k) {
-		case `"alg"`:
+		name, err := unquote(k)
+		if err != nil {
+			return err
+		}
+		if slices.Contains(names, name) {
+			return fmt.Errorf("duplicate member %q", Truncate(name, 40))
+		}
+		names = append(names, name)
+		switch name {
+		case "alg":
 			a, err := unquote(v)
 			if err != nil {
 				return errors.New("alg must be a string")
 			}
 			t.alg, algSeen = a, true
-		case `"kid"`:
+		case "kid":
 			kid, err := unquote(v)
 			if err != nil {
 				return errors.New("kid must be a string")
 			}
 			t.kid = kid
+		case "typ":
+			typ, err := unquote(v)
+			t.typ, t.typInvalid = typ, err != nil
+		case "jku", "x5u", "jwk":
+			t.ignored = append(t.ignored, name)
+		case "crit":
+			var list []string
+			if json.Unmarshal(v, &list) != nil || len(list) == 0 {
+				return errors.New("crit must be a non-empty array of header names")
+			}
+			for i, c := range list {
+				list[i] = strconv.Quote(Truncate(c, 40))
+			}
+			crit = &critError{names: list}
 		}
 		return nil
 	})
@@ -82,6 +126,9 @@ func parseJWT(token string) (*rawToken, error) {
 	}
 	if !algSeen {
 		return nil, errors.New("header has no alg")
+	}
+	if crit != nil {
+		return nil, crit
 	}
 	if n, err = enc.Decode(rest, []byte(token[d1+1:d2])); err != nil {
 		return nil, fmt.Errorf("claims are not base64url: %v", err)
@@ -105,6 +152,9 @@ func scanObject(data []byte) (claimSet, error) {
 		key, err := unquote(rawKey)
 		if err != nil {
 			return err
+		}
+		if _, dup := out[key]; dup {
+			return fmt.Errorf("duplicate member %q", Truncate(key, 40))
 		}
 		out[key] = json.RawMessage(rawVal)
 		return nil
@@ -256,7 +306,22 @@ func (s *scanner) lit(word string) error {
 }
 
 // number follows the JSON grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?
+// and refuses a number beyond the range of a float64 (1e400), which most
+// JSON readers (golang-jwt's, a browser's) cannot represent.
 func (s *scanner) number() error {
+	start := s.i
+	if err := s.numberSyntax(); err != nil {
+		return err
+	}
+	if n := s.data[start:s.i]; len(n) > 15 || bytes.ContainsAny(n, "eE") {
+		if _, err := strconv.ParseFloat(string(n), 64); err != nil {
+			return s.errf("number out of range")
+		}
+	}
+	return nil
+}
+
+func (s *scanner) numberSyntax() error {
 	d := s.data
 	s.eat('-')
 	switch {
@@ -328,6 +393,12 @@ func (s *scanner) str() error {
 			}
 		case c < 0x20:
 			return s.errf("control character in string")
+		case c >= utf8.RuneSelf:
+			r, size := utf8.DecodeRune(d[s.i:])
+			if r == utf8.RuneError && size <= 1 {
+				return s.errf("string is not valid UTF-8")
+			}
+			s.i += size
 		default:
 			s.i++
 		}
@@ -359,13 +430,25 @@ func unquote(raw []byte) (string, error) {
 	return s, nil
 }
 
-// numeric reads a scanned JSON number.
-func numeric(raw []byte) (float64, bool) {
+// maxNumericDate is the latest NumericDate Herald reads, 9999-12-31T23:59:59Z
+// (and -maxNumericDate the earliest). Beyond it a value such as 1e300 would
+// wrap when converted to int64 or added to a time.Time, and a token with
+// nbf: 1e300 would pass as valid.
+const maxNumericDate = 253402300799
+
+var errNotNumber = errors.New("not a number")
+
+// numericDate reads a scanned JSON number as unix seconds, refusing values
+// out of range instead of wrapping them.
+func numericDate(raw []byte) (int64, error) {
 	if len(raw) == 0 || !(raw[0] == '-' || raw[0] >= '0' && raw[0] <= '9') {
-		return 0, false
+		return 0, errNotNumber
 	}
 	f, err := strconv.ParseFloat(string(raw), 64)
-	return f, err == nil
+	if err != nil || math.IsNaN(f) || f > maxNumericDate || f < -maxNumericDate {
+		return 0, fmt.Errorf("%s is out of range: unix seconds up to %d (year 9999)", Truncate(string(raw), 24), maxNumericDate)
+	}
+	return int64(f), nil
 }
 
 type macPoolKey struct {

@@ -60,6 +60,12 @@ const (
 	TokenRevoked Code = "token_revoked"
 	// TicketInvalid: a connection ticket is unknown, expired or already used.
 	TicketInvalid Code = "ticket_invalid"
+	// CritNotUnderstood: the token's crit header names an extension Herald does not understand (RFC 7515 §4.1.11).
+	CritNotUnderstood Code = "crit_not_understood"
+	// TypNotAllowed: the key set accepts only tokens of certain typ values, and the token's typ is another or missing.
+	TypNotAllowed Code = "typ_not_allowed"
+	// ExpRequired: the token has no exp, and exp is required (require_exp, or max_lifetime_without_exp without iat).
+	ExpRequired Code = "exp_required"
 
 	// Refusals of the backend proxies (internal/proxy). The first four are
 	// temporary: the backend may come back, and clients retry with backoff.
@@ -134,7 +140,7 @@ var Catalogue = []Code{
 	TokenNotYetValid, ClaimInvalid, AnonymousTokenRefused, KeysNotConfigured, SubscriptionTokenMismatch,
 	TokenUserMismatch, ChannelNotPermitted, OriginNotAllowed, UnknownKid, JWKSUnavailable,
 	TokenSourceDisabled, TokenAmbiguous, TokenTooOld, AudienceMismatch, IssuerMismatch,
-	UserClaimMissing, TokenRevoked, TicketInvalid,
+	UserClaimMissing, TokenRevoked, TicketInvalid, CritNotUnderstood, TypNotAllowed, ExpRequired,
 	ProxyTimeout, ProxyUnreachable, ProxyOverloaded, ProxyCircuitOpen, ProxyHTTPStatus, ProxyBadJSON,
 	ProxyBadResponse, ProxyEmptyUser, ProxyDenied, CalloutUnavailable, CalloutUnsigned, CalloutBadSignature,
 	CalloutExpired, CalloutWrongAudience, CalloutReplay, CalloutDenied, CalloutBadResponse,

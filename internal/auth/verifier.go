@@ -101,6 +101,19 @@ type Rules struct {
 	MetaClaim string
 	// InfoMaxSize bounds the info/data JSON a token may carry; 0 = no bound.
 	InfoMaxSize int
+	// RequireExp refuses tokens without exp.
+	RequireExp bool
+	// MaxLifetimeWithoutExp, when set, makes a token without exp expire this
+	// long after its iat (a token with neither is refused).
+	MaxLifetimeWithoutExp time.Duration
+	// Setting is the configuration path of these rules, for messages
+	// ("client.token"); "" means client.token.
+	Setting string
+}
+
+// setting names a key of the rules' configuration, for messages.
+func (r *Rules) setting(key string) string {
+	return orDefault(r.Setting, "client.token") + "." + key
 }
 
 // Policy holds the switches that decide what happens without a token, and
@@ -350,7 +363,7 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 		return nil, r
 	}
 	g := &SubscriptionGrant{}
-	if g.ExpireAt, r = v.expiry(claims, src, rules.Leeway); r != nil {
+	if g.ExpireAt, r = v.expiry(claims, src, rules); r != nil {
 		return nil, r
 	}
 	if g.Info, r = claims.rawJSON("info", "b64info", rules.InfoMaxSize, src); r != nil {
@@ -384,9 +397,12 @@ func (v *Verifier) verify(token string, src Source, keys *KeySet) (claimSet, *Ke
 	}
 	t, err := parseJWT(token)
 	if err != nil {
-		return nil, nil, &Reason{Code: TokenMalformed, Source: src,
-			Detail: "not a valid JWT: " + Truncate(err.Error(), 80),
-			Hint:   "send the compact JWT (header.payload.signature) without a Bearer prefix or quotes"}
+		return nil, nil, parseReason(err, token, src, keys)
+	}
+	if r := keys.checkTyp(t); r != nil {
+		r.Source, r.Alg, r.Kid = src, t.alg, t.kid
+		r.annotate(t.claims, nil)
+		return nil, nil, r
 	}
 	hmacToken := AlgFamily(t.alg) == FamilyHMAC
 	if !hmacToken {
@@ -400,34 +416,8 @@ func (v *Verifier) verify(token string, src Source, keys *KeySet) (claimSet, *Ke
 		r.annotate(t.claims, nil)
 		return nil, nil, r
 	}
-	var key *Key
-	for _, k := range tried {
-		if v.verifySignature(k, t) {
-			key = k
-			break
-		}
-	}
-	if key == nil {
-		// A key that stopped verifying (a previous secret after its
-		// valid_until) says so, rather than "a different key".
-		for _, k := range keys.expired(t.alg, t.kid, v.now()) {
-			if v.verifySignature(k, t) {
-				r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: k.Fingerprint, Alg: t.alg, Kid: t.kid,
-					Detail: fmt.Sprintf("key %s stopped verifying at %s", k.Fingerprint, k.NotAfter.UTC().Format(time.RFC3339)),
-					Hint:   "sign with the current key; the previous one was valid only during the rotation"}
-				r.annotate(t.claims, nil)
-				return nil, nil, r
-			}
-		}
-		fps := make([]string, len(tried))
-		for i, k := range tried {
-			fps[i] = k.Fingerprint
-		}
-		fp := strings.Join(fps, ",")
-		r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: fp, Alg: t.alg, Kid: t.kid,
-			Detail: "signature does not match key " + fp,
-			Hint:   "the token was signed with a different key; compare key fingerprints (herald keys, and the startup log)"}
-		r.annotate(t.claims, nil)
+	key, r := v.signedBy(t, tried, keys, src)
+	if r != nil {
 		return nil, nil, r
 	}
 	if !hmacToken {
@@ -436,6 +426,37 @@ func (v *Verifier) verify(token string, src Source, keys *KeySet) (claimSet, *Ke
 		v.cache.put(token, t.claims, key, v.now())
 	}
 	return t.claims, key, nil
+}
+
+// signedBy returns the key of tried that verifies t's signature, or the
+// reason none does.
+func (v *Verifier) signedBy(t *rawToken, tried []*Key, keys *KeySet, src Source) (*Key, *Reason) {
+	for _, k := range tried {
+		if v.verifySignature(k, t) {
+			return k, nil
+		}
+	}
+	// A key that stopped verifying (a previous secret after its
+	// valid_until) says so, rather than "a different key".
+	for _, k := range keys.expired(t.alg, t.kid, v.now()) {
+		if v.verifySignature(k, t) {
+			r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: k.Fingerprint, Alg: t.alg, Kid: t.kid,
+				Detail: fmt.Sprintf("key %s stopped verifying at %s", k.Fingerprint, k.NotAfter.UTC().Format(time.RFC3339)),
+				Hint:   "sign with the current key; the previous one was valid only during the rotation"}
+			r.annotate(t.claims, nil)
+			return nil, r
+		}
+	}
+	fps := make([]string, len(tried))
+	for i, k := range tried {
+		fps[i] = k.Fingerprint
+	}
+	fp := strings.Join(fps, ",")
+	r := &Reason{Code: SignatureInvalid, Source: src, KeyFingerprint: fp, Alg: t.alg, Kid: t.kid,
+		Detail: "signature does not match key " + fp,
+		Hint:   "the token was signed with a different key; compare key fingerprints (herald keys, and the startup log)"}
+	r.annotate(t.claims, nil)
+	return nil, r
 }
 
 // verifySignature checks t's signature with k, whose pinned algorithms
@@ -449,12 +470,6 @@ func (v *Verifier) verifySignature(k *Key, t *rawToken) bool {
 		return false
 	}
 	return m.Verify(t.signingInput, t.sig, k.Material) == nil
-}
-
-func malformedDetail(err error) string {
-	msg := err.Error()
-	msg = strings.TrimPrefix(msg, "token is malformed: ")
-	return Truncate(msg, 80)
 }
 
 // connectionIdentity turns verified connection claims into an Identity.
@@ -490,7 +505,7 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 		r.Source = src
 		return nil, r
 	}
-	if id.ExpireAt, r = v.expiry(c, src, rules.Leeway); r != nil {
+	if id.ExpireAt, r = v.expiry(c, src, rules); r != nil {
 		return nil, r
 	}
 	infoClaim, metaClaim := orDefault(rules.InfoClaim, "info"), orDefault(rules.MetaClaim, "meta")

@@ -306,7 +306,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, r, http.StatusUnauthorized, reason, "publication")
 		return
 	}
-	grant, reason := h.verifier.VerifyMercure(tok, src, h.pubKeys.Load(), "publisher", h.cfg.Leeway.D())
+	grant, reason := h.verifier.VerifyMercure(tok, src, h.pubKeys.Load(), "publisher", h.rules("publisher"))
 	if reason != nil {
 		h.refuse(w, r, http.StatusUnauthorized, reason, "publication")
 		return
@@ -494,7 +494,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case reason != nil:
 	case tok != "":
-		grant, reason = h.verifier.VerifyMercure(tok, src, h.subKeys.Load(), "subscriber", h.cfg.Leeway.D())
+		grant, reason = h.verifier.VerifyMercure(tok, src, h.subKeys.Load(), "subscriber", h.rules("subscriber"))
 	case !h.cfg.Anonymous:
 		reason = &auth.Reason{Code: auth.TokenMissing, Detail: "no token (no Authorization header, authorization query parameter or " + h.cfg.CookieName + " cookie) and anonymous subscribers are not allowed",
 			Hint: "send a subscriber token, or set mercure.anonymous: true to let anyone receive public updates"}

@@ -108,7 +108,7 @@ func (h *Handler) serveSubscriptions(w http.ResponseWriter, r *http.Request) {
 	}
 	var grant *auth.MercureGrant
 	if reason == nil {
-		grant, reason = h.verifier.VerifyMercure(tok, src, h.subKeys.Load(), "subscriber", h.cfg.Leeway.D())
+		grant, reason = h.verifier.VerifyMercure(tok, src, h.subKeys.Load(), "subscriber", h.rules("subscriber"))
 	}
 	if reason != nil {
 		h.refuse(w, r, http.StatusUnauthorized, reason, "subscriptions API request")

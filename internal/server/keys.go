@@ -24,8 +24,10 @@ func BuildPolicy(cfg *config.Config) auth.Policy {
 		DisallowAnonymousTokens: cfg.Client.DisallowAnonymousConnectionTokens,
 		Rules:                   rules(&cfg.Client.Token, cfg.Client.ConnectionInfoMaxSize),
 	}
+	p.Rules.Setting = "client.token"
 	if st := &cfg.Client.SubscriptionToken; st.Enabled {
 		r := rules(&st.Token, cfg.Client.ConnectionInfoMaxSize)
+		r.Setting = "client.subscription_token"
 		p.Subscription = &r
 	}
 	return p
@@ -37,6 +39,7 @@ func rules(t *config.Token, infoMax int) auth.Rules {
 		Audience: t.Audience, Issuer: t.Issuer,
 		UserClaim: t.UserClaim, InfoClaim: t.InfoClaim, MetaClaim: t.MetaClaim,
 		InfoMaxSize: infoMax,
+		RequireExp:  t.RequireExp, MaxLifetimeWithoutExp: t.MaxLifetimeWithoutExp.D(),
 	}
 }
 
@@ -148,7 +151,11 @@ func buildSet(ctx context.Context, t *config.Token, log *slog.Logger, onChange f
 		keys = append(keys, k)
 	}
 	static, jwks := keySpecs(t)
-	return assembleSet(ctx, keys, static, jwks, "keys (numbered from 0)", log, onChange)
+	set, err := assembleSet(ctx, keys, static, jwks, "keys (numbered from 0)", log, onChange)
+	if err != nil {
+		return nil, err
+	}
+	return set.WithTypes(t.Typ...), nil
 }
 
 // assembleSet makes a key set of keys, the keys loaded from static, and a

@@ -19,7 +19,11 @@ func mercureSet(ctx context.Context, k *config.MercureKeys, log *slog.Logger, on
 	}
 	static, jwks := splitKeys(k.Keys)
 	specs = append(specs, static...)
-	return assembleSet(ctx, nil, specs, jwks, "keys (numbered from 0, the secret first when set)", log, onChange)
+	set, err := assembleSet(ctx, nil, specs, jwks, "keys (numbered from 0, the secret first when set)", log, onChange)
+	if err != nil {
+		return nil, err
+	}
+	return set.WithTypes(k.Typ...), nil
 }
 
 // applyMercureKeys builds both Mercure key sets and swaps them in; on error
