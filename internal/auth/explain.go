@@ -65,8 +65,9 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 	if kid != "" {
 		desc += ", kid " + kid
 	}
-	if t.typ != "" {
-		desc += ", typ " + t.typ
+	typ, _ := t.typ()
+	if typ != "" {
+		desc += ", typ " + typ
 	}
 	for _, h := range t.ignored {
 		desc += ", header " + h + " ignored"
@@ -76,7 +77,7 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 		if r := keys.checkTyp(t); r != nil {
 			fail("typ", r)
 		} else {
-			pass("typ", "%q accepted", t.typ)
+			pass("typ", "%q accepted", typ)
 		}
 	}
 

@@ -94,17 +94,18 @@ func (s *KeySet) checkTyp(t *rawToken) *Reason {
 	}
 	accepted := strings.Join(s.typs, ", ")
 	hint := fmt.Sprintf("mint tokens of this kind with \"typ\": %q in the header; a token made for something else must not be accepted here", s.typs[0])
+	typ, ok := t.typ()
 	switch {
-	case t.typInvalid:
+	case !ok:
 		return &Reason{Code: TypNotAllowed, Detail: "the typ header is not a string; accepted: " + accepted, Hint: hint}
-	case t.typ == "":
+	case typ == "":
 		return &Reason{Code: TypNotAllowed, Detail: "the token has no typ header; accepted: " + accepted, Hint: hint}
 	}
-	got := normTyp(t.typ)
+	got := normTyp(typ)
 	for _, want := range s.typs {
 		if got == want {
 			return nil
 		}
 	}
-	return &Reason{Code: TypNotAllowed, Detail: Truncate(fmt.Sprintf("typ %q is not accepted; accepted: %s", t.typ, accepted), 100), Hint: hint}
+	return &Reason{Code: TypNotAllowed, Detail: Truncate(fmt.Sprintf("typ %q is not accepted; accepted: %s", typ, accepted), 100), Hint: hint}
 }

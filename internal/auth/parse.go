@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"hash"
 	"math"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,8 +37,7 @@ const maxJSONDepth = 32
 type rawToken struct {
 	claims       claimSet
 	alg, kid     string
-	typ          string   // "" when absent
-	typInvalid   bool     // typ is present but not a string
+	typRaw       []byte   // the typ header's raw JSON; nil when absent (decoded by typ(), only when needed)
 	ignored      []string // jku, x5u, jwk: present, never consulted
 	signingInput string   // base64url(header) "." base64url(claims)
 	sig          []byte
@@ -80,18 +78,20 @@ func parseJWT(token string) (*rawToken, error) {
 	t := &rawToken{signingInput: token[:d2]}
 	var algSeen bool
 	var crit *critError
-	var seen [8]string // header names so far; a header rarely has more than 3
+	var seen [8][]byte // header names so far; a header rarely has more than 3
 	names := seen[:0]
 	err = scanMembers(hb, func(k, v []byte) error {
-		name, err := unquote(k)
+		name, err := memberName(k)
 		if err != nil {
 			return err
 		}
-		if slices.Contains(names, name) {
-			return fmt.Errorf("duplicate member %q", Truncate(name, 40))
+		for _, n := range names {
+			if bytes.Equal(n, name) {
+				return fmt.Errorf("duplicate member %q", Truncate(string(name), 40))
+			}
 		}
 		names = append(names, name)
-		switch name {
+		switch string(name) {
 		case "alg":
 			a, err := unquote(v)
 			if err != nil {
@@ -105,10 +105,9 @@ func parseJWT(token string) (*rawToken, error) {
 			}
 			t.kid = kid
 		case "typ":
-			typ, err := unquote(v)
-			t.typ, t.typInvalid = typ, err != nil
+			t.typRaw = v
 		case "jku", "x5u", "jwk":
-			t.ignored = append(t.ignored, name)
+			t.ignored = append(t.ignored, string(name))
 		case "crit":
 			var list []string
 			if json.Unmarshal(v, &list) != nil || len(list) == 0 {
@@ -404,6 +403,25 @@ func (s *scanner) str() error {
 		}
 	}
 	return s.errf("unterminated string")
+}
+
+// typ returns the typ header: "" when absent, ok false when it is not a string.
+func (t *rawToken) typ() (typ string, ok bool) {
+	if t.typRaw == nil {
+		return "", true
+	}
+	typ, err := unquote(t.typRaw)
+	return typ, err == nil
+}
+
+// memberName returns the name of a scanned member key: the bytes between
+// the quotes when there is no escape (no allocation), else the decoded name.
+func memberName(raw []byte) ([]byte, error) {
+	if len(raw) >= 2 && bytes.IndexByte(raw, '\\') < 0 {
+		return raw[1 : len(raw)-1], nil
+	}
+	s, err := unquote(raw)
+	return []byte(s), err
 }
 
 // unquote decodes a scanned JSON string; the common case (no escapes, valid
