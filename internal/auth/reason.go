@@ -237,6 +237,32 @@ func (r *Reason) Short(max int) string {
 	return Truncate(r.Error(), max)
 }
 
+// Compact returns "code: detail (hint)" in at most max bytes, for places
+// with a size limit such as a WebSocket close reason: what does not fit is
+// dropped from the end, the hint as a whole, then the end of the detail at a
+// word boundary, marked with "…". The code comes first and whole.
+func (r *Reason) Compact(max int) string {
+	s := string(r.Code)
+	if r.Detail != "" {
+		s += ": " + r.Detail
+	}
+	if r.Hint != "" && len(s)+len(r.Hint)+3 <= max {
+		return s + " (" + r.Hint + ")"
+	}
+	if len(s) <= max {
+		return s
+	}
+	const ellipsis = "…"
+	if max < len(r.Code)+len(ellipsis)+2 {
+		return Truncate(string(r.Code), max)
+	}
+	cut := Truncate(s, max-len(ellipsis))
+	if i := strings.LastIndexByte(cut, ' '); i > len(r.Code)+1 {
+		cut = cut[:i]
+	}
+	return strings.TrimRight(cut, " ,;:") + ellipsis
+}
+
 // LogAttrs returns the structured fields for a log line about this refusal.
 func (r *Reason) LogAttrs() []slog.Attr {
 	attrs := []slog.Attr{slog.String("reason", string(r.Code)), slog.String("detail", r.Detail)}

@@ -84,10 +84,10 @@ func (s *Sources) FromHTTP(r *http.Request, connectToken string) []Candidate {
 		found[SourceConnectCommand] = Candidate{Source: SourceConnectCommand, Token: connectToken}
 	}
 	if h := r.Header.Get("Authorization"); h != "" && !s.NoHeader {
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "bearer") {
-			if tok = strings.TrimSpace(tok); tok != "" {
-				found[SourceHeader] = Candidate{Source: SourceHeader, Token: tok}
-			}
+		if tok, bad := ParseAuthorization(h); tok != "" {
+			found[SourceHeader] = Candidate{Source: SourceHeader, Token: tok}
+		} else if bad != nil {
+			found[SourceHeader] = Candidate{Source: SourceHeader, Malformed: bad}
 		}
 	}
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
@@ -103,10 +103,8 @@ func (s *Sources) FromHTTP(r *http.Request, connectToken string) []Candidate {
 		}
 	}
 	q := r.URL.Query()
-	if s.QueryParam != "" {
-		if v := q.Get(s.QueryParam); v != "" {
-			found[SourceQuery] = Candidate{Source: SourceQuery, Token: v}
-		}
+	if c, ok := s.queryCandidate(q.Get); ok {
+		found[SourceQuery] = c
 	}
 	if t := q.Get(TicketParam); t != "" {
 		c := Candidate{Source: SourceTicket}

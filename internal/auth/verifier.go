@@ -27,6 +27,12 @@ type Candidate struct {
 	Disabled bool
 	// Ticket, when set, is the reason a ticket could not be redeemed.
 	Ticket *Reason
+	// Malformed, when set, is why the place holds something that is not a
+	// token as that place wants it (an Authorization header that is not
+	// "Bearer <token>"); Token is then empty.
+	Malformed *Reason
+	// Param names the URL parameter of a query token.
+	Param string
 }
 
 // Request is what a front door knows about a connection attempt.
@@ -127,6 +133,9 @@ type Policy struct {
 	// Subscription is set.
 	Rules
 	Subscription *Rules
+	// Sources are the places connections may present tokens; refusals of a
+	// connection without a usable token name them. nil: the default places.
+	Sources *Sources
 }
 
 // Verifier verifies connection, refresh and subscription tokens. It is safe
@@ -208,13 +217,18 @@ func (v *Verifier) subRules() *Rules {
 // agree, a token only in a disabled source is refused, and without any token
 // the connection is anonymous or refused.
 func (v *Verifier) pick(req *Request) (*Candidate, *Reason) {
-	var chosen *Candidate
-	var disabled *Candidate
+	var chosen, disabled, malformed *Candidate
 	for i := range req.Tokens {
 		c := &req.Tokens[i]
 		if c.Ticket != nil && !c.Disabled {
 			r := *c.Ticket
 			return nil, &r
+		}
+		if c.Malformed != nil {
+			if malformed == nil {
+				malformed = c
+			}
+			continue
 		}
 		if c.Token == "" {
 			continue
@@ -239,20 +253,28 @@ func (v *Verifier) pick(req *Request) (*Candidate, *Reason) {
 	if chosen != nil {
 		return chosen, nil
 	}
-	if disabled != nil {
-		return nil, &Reason{Code: TokenSourceDisabled, Source: disabled.Source,
-			Detail: fmt.Sprintf("a token was found in %s, but that source is disabled", describeSource(disabled.Source)),
-			Hint:   "send it in connect.token or the Authorization header, or add it to client.token_sources"}
+	src := v.policy.Sources
+	if src == nil {
+		src = &defaultSources
 	}
-	if v.policy.AllowAnonymous {
+	browser := req.Origin != ""
+	switch {
+	case malformed != nil && !malformed.Disabled:
+		r := *malformed.Malformed
+		return nil, &r
+	case disabled != nil:
+		return nil, src.disabledReason(disabled, browser)
+	case malformed != nil:
+		return nil, src.disabledReason(malformed, browser)
+	case v.policy.AllowAnonymous:
 		return nil, nil
 	}
-	return nil, &Reason{
-		Code:   TokenMissing,
-		Detail: "no credentials: the client sent no token and anonymous access is off",
-		Hint:   "send a connection JWT in connect.token, or set client.allow_anonymous_connect_without_token (or --dev)",
-	}
+	return nil, src.missingReason(browser)
 }
+
+// defaultSources explain refusals when the policy names no sources.
+var defaultSources = Sources{Enabled: []Source{SourceConnectCommand, SourceHeader, SourceSubprotocol, SourceTicket},
+	Cookie: "herald_token", QueryParam: "token"}
 
 func subtleEqual(a, b string) bool {
 	ha, hb := sha256.Sum256([]byte(a)), sha256.Sum256([]byte(b))

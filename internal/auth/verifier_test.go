@@ -40,7 +40,7 @@ func TestConnectReasons(t *testing.T) {
 		code   Code
 		detail string
 	}{
-		{"missing", "", TokenMissing, "no credentials"},
+		{"missing", "", TokenMissing, "no token in connect.token"},
 		{"too large", strings.Repeat("a", MaxTokenSize+1), TokenTooLarge, "limit is"},
 		{"malformed", "a.b", TokenMalformed, "not a valid JWT"},
 		{"bad base64", "!!!.???.###", TokenMalformed, "not a valid JWT"},

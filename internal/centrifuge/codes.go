@@ -64,17 +64,14 @@ func connectOutcome(r *auth.Reason, shown string) (*Error, *Disconnect) {
 	case auth.TokenExpired, auth.TokenNotYetValid:
 		return ErrTokenExpired.With(shown), nil
 	case auth.TokenMissing:
-		d := DisconnectBadRequest.With(shown)
-		return nil, &d
+		return nil, withReason(DisconnectBadRequest, r, shown)
 	case auth.AnonymousTokenRefused:
-		d := DisconnectPermissionDenied.With(shown)
-		return nil, &d
+		return nil, withReason(DisconnectPermissionDenied, r, shown)
 	case auth.JWKSUnavailable:
 		// The key endpoint is down: a temporary failure, the SDK retries.
 		return ErrInternal.With(shown), nil
 	default:
-		d := DisconnectInvalidToken.With(shown)
-		return nil, &d
+		return nil, withReason(DisconnectInvalidToken, r, shown)
 	}
 }
 
@@ -132,4 +129,17 @@ func intentDisconnect(in hub.Intent) Disconnect {
 		d = DisconnectForceNoReconnect
 	}
 	return d.With(in.Reason)
+}
+
+// withReason returns a copy of d whose close reason adds what the client
+// may see of r (shown: the code alone, or all of it). A close reason holds
+// 123 bytes: when all of it does not fit, the code and the detail go first
+// and the hint is left out whole, never cut in the middle.
+func withReason(d Disconnect, r *auth.Reason, shown string) *Disconnect {
+	if shown == string(r.Code) {
+		d = d.With(shown)
+		return &d
+	}
+	d.Reason += ": " + r.Compact(maxCloseReason-len(d.Reason)-2)
+	return &d
 }

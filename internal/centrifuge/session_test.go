@@ -273,7 +273,7 @@ func TestConnectionTokenRefusals(t *testing.T) {
 		reply  bool
 		reason string
 	}{
-		{"no token, anonymous off", nil, "", 3501, false, "no credentials"},
+		{"no token, anonymous off", nil, "", 3501, false, "no token in connect.token"},
 		{"wrong secret", nil, signWith(t, "another-secret", map[string]any{"sub": "u"}), 3500, false, "signature_invalid"},
 		{"garbage", nil, "not-a-jwt", 3500, false, "token_malformed"},
 		{"alg none", nil, "eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJ1In0.", 3500, false, "alg_not_allowed"},

@@ -287,9 +287,11 @@ func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {
 			"add ticket to client.token_sources")
 		return
 	}
-	var tok string
-	if scheme, t, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "bearer") {
-		tok = strings.TrimSpace(t)
+	tok, bad := auth.ParseAuthorization(r.Header.Get("Authorization"))
+	if bad != nil {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="herald", error="invalid_request"`)
+		writeRefusal(w, http.StatusUnauthorized, string(bad.Code), bad.Detail, bad.Hint)
+		return
 	}
 	if tok == "" {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)

@@ -68,7 +68,10 @@ type frontDoor struct {
 
 // New builds a server from configuration. The configuration must be valid.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
-	verifier := auth.NewVerifier(auth.NewKeySet(), BuildPolicy(cfg))
+	sources := BuildSources(cfg)
+	policy := BuildPolicy(cfg)
+	policy.Sources = sources
+	verifier := auth.NewVerifier(auth.NewKeySet(), policy)
 	keys := &keyManager{verifier: verifier, log: log}
 	if err := keys.apply(cfg); err != nil {
 		return nil, err
@@ -120,7 +123,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		_ = b.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, broker: b, keys: keys, sources: BuildSources(cfg),
+	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, broker: b, keys: keys, sources: sources,
 		pool: conn.NewPool(max(2, runtime.GOMAXPROCS(0)), cfg.Client.WriteLag.D()), workers: conn.NewWorkers()}
 	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Engine: engine, Sources: s.sources, Proxies: proxies,
 		Logger: log, Version: version, Pool: s.pool, Workers: s.workers})
