@@ -28,6 +28,8 @@ func (k *keyFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&k.hmacSecret, "hmac-secret", "", "HMAC secret (client.token.hmac_secret_key)")
 }
 
+// load reads the configuration. A --hmac-secret also verifies Mercure
+// tokens when no Mercure key is configured, as on a development server.
 func (k *keyFlags) load(env []string) (*config.Config, error) {
 	flags := map[string]string{}
 	if k.hmacSecret != "" {
@@ -37,23 +39,43 @@ func (k *keyFlags) load(env []string) (*config.Config, error) {
 	if file == "" {
 		file = lookupEnv(env, "HERALD_CONFIG")
 	}
-	return config.Load(config.Source{File: file, Env: env, Flags: flags})
+	cfg, err := config.Load(config.Source{File: file, Env: env, Flags: flags})
+	if err == nil && k.hmacSecret != "" && !cfg.Mercure.Publisher.Configured() && !cfg.Mercure.Subscriber.Configured() {
+		cfg.Mercure.Publisher.Secret, cfg.Mercure.Subscriber.Secret = k.hmacSecret, k.hmacSecret
+	}
+	return cfg, err
 }
 
-// verifier loads the configuration and builds its auth engine, with JWKS
-// endpoints fetched once. On failure it reports and returns the exit status.
-func (k *keyFlags) verifier(env []string, stderr io.Writer) (*auth.Verifier, func(), int) {
+// engine is the auth engine of a configuration, for the token tools.
+type engine struct {
+	cfg      *config.Config
+	v        *auth.Verifier
+	pub, sub *auth.KeySet // Mercure publisher and subscriber keys
+	stop     func()
+}
+
+// engine loads the configuration and builds its auth engine and Mercure
+// keys, with JWKS endpoints fetched once. On failure it reports and returns
+// the exit status.
+func (k *keyFlags) engine(env []string, stderr io.Writer) (*engine, int) {
 	cfg, err := k.load(env)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald: invalid configuration:\n%v\n", err)
-		return nil, nil, 2
+		return nil, 2
 	}
-	v, stop, err := server.NewVerifier(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	v, stop, err := server.NewVerifier(cfg, quiet)
 	if err != nil {
 		fmt.Fprintf(stderr, "herald: %v\n", err)
-		return nil, nil, 2
+		return nil, 2
 	}
-	return v, stop, 0
+	pub, sub, stopMercure, err := server.NewMercureKeys(cfg, quiet)
+	if err != nil {
+		stop()
+		fmt.Fprintf(stderr, "herald: %v\n", err)
+		return nil, 2
+	}
+	return &engine{cfg: cfg, v: v, pub: pub, sub: sub, stop: func() { stop(); stopMercure() }}, 0
 }
 
 // explain verifies a token offline and prints each check.
@@ -65,11 +87,16 @@ func explain(args, env []string, stdout, stderr io.Writer) int {
 	sub := fs.Bool("subscription", false, "explain a subscription token")
 	channel := fs.String("channel", "", "with --subscription: the channel being subscribed")
 	user := fs.String("user", "", "with --subscription: the connection's user")
+	role := fs.String("mercure", "", "explain a Mercure token of this role: publisher or subscriber (default: a token with a mercure claim is explained as one)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN   (TOKEN - reads standard input)")
+		fmt.Fprintln(stderr, "usage: herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U | --mercure publisher|subscriber] TOKEN   (TOKEN - reads standard input)")
+		return 2
+	}
+	if *role != "" && *role != "publisher" && *role != "subscriber" {
+		fmt.Fprintf(stderr, "herald explain: --mercure %q: use publisher or subscriber\n", *role)
 		return 2
 	}
 	tok := fs.Arg(0)
@@ -77,12 +104,42 @@ func explain(args, env []string, stdout, stderr io.Writer) int {
 		b, _ := io.ReadAll(io.LimitReader(os.Stdin, auth.MaxTokenSize+1))
 		tok = strings.TrimSpace(string(b))
 	}
-	v, stop, status := kf.verifier(env, stderr)
-	if v == nil {
+	e, status := kf.engine(env, stderr)
+	if e == nil {
 		return status
 	}
-	defer stop()
-	checks, ok := v.Explain(auth.ExplainRequest{Token: tok, Subscription: *sub, Channel: *channel, User: *user})
+	defer e.stop()
+	if *role == "" && !*sub {
+		if has, publish := auth.HasMercureClaim(tok); has {
+			*role = "subscriber"
+			if publish {
+				*role = "publisher"
+			}
+		}
+	}
+	var checks []auth.Check
+	var ok bool
+	if *role != "" {
+		keys := e.pub
+		if *role == "subscriber" {
+			keys = e.sub
+		}
+		fmt.Fprintf(stdout, "Mercure %s token (mercure.%s keys)\n", *role, *role)
+		checks, ok = e.v.ExplainMercure(tok, *role, keys, server.MercureRules(e.cfg, *role))
+	} else {
+		checks, ok = e.v.Explain(auth.ExplainRequest{Token: tok, Subscription: *sub, Channel: *channel, User: *user})
+	}
+	printChecks(stdout, checks)
+	if ok {
+		fmt.Fprintln(stdout, "verdict: accepted")
+		return 0
+	}
+	fmt.Fprintln(stdout, "verdict: refused")
+	return 1
+}
+
+// printChecks prints each check of an explanation on its own line.
+func printChecks(stdout io.Writer, checks []auth.Check) {
 	for _, c := range checks {
 		mark := "PASS"
 		switch {
@@ -100,12 +157,6 @@ func explain(args, env []string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "      %-10s hint: %s\n", "", c.Hint)
 		}
 	}
-	if ok {
-		fmt.Fprintln(stdout, "verdict: accepted")
-		return 0
-	}
-	fmt.Fprintln(stdout, "verdict: refused")
-	return 1
 }
 
 // token mints a connection or subscription token with the configured HMAC secret.
@@ -187,11 +238,11 @@ func keys(args, env []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	v, stop, status := kf.verifier(env, stderr)
-	if v == nil {
+	e, status := kf.engine(env, stderr)
+	if e == nil {
 		return status
 	}
-	defer stop()
+	defer e.stop()
 	print := func(title string, set *auth.KeySet) {
 		fmt.Fprintf(stdout, "%s:\n", title)
 		if set.Empty() {
@@ -199,16 +250,27 @@ func keys(args, env []string, stdout, stderr io.Writer) int {
 		}
 		for _, k := range set.Keys() {
 			fmt.Fprintf(stdout, "  %s\n", k)
+			if fp, ok := auth.QuotedSecret(k); ok {
+				fmt.Fprintf(stdout, "    warning: this secret starts and ends with a quote, which is part of it (from a shell or .env file?); without the quotes its fingerprint is %s\n", fp)
+			}
 		}
 		for _, p := range set.Providers() {
 			if len(p.Keys()) == 0 {
 				fmt.Fprintf(stdout, "  %s: no keys loaded\n", p.Name())
 			}
 		}
+		if t := set.Types(); len(t) > 0 {
+			fmt.Fprintf(stdout, "  accepted typ: %s\n", strings.Join(t, ", "))
+		}
 	}
+	v := e.v
 	print("connection tokens", v.Keys())
 	if v.SubscriptionKeys() != v.Keys() {
 		print("subscription tokens", v.SubscriptionKeys())
+	}
+	if e.cfg.Mercure.Enabled {
+		print("mercure publisher tokens", e.pub)
+		print("mercure subscriber tokens", e.sub)
 	}
 	fmt.Fprintf(stdout, "\nAn HMAC secret's fingerprint: printf %%s \"$SECRET\" | sha256sum | cut -c1-8\n")
 	fmt.Fprintln(stdout, "A public key's fingerprint:   openssl pkey -pubin -in key.pem -outform DER | sha256sum | cut -c1-8")

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -26,30 +27,33 @@ type ExplainRequest struct {
 	Client       string
 }
 
-// Explain runs every check of the verification on token, independently where
-// it can (claims are read even when the signature fails, and marked
-// unverified), and says whether the token would be accepted.
-func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
-	var checks []Check
-	pass := func(name, format string, args ...any) {
-		checks = append(checks, Check{Name: name, OK: true, Detail: fmt.Sprintf(format, args...)})
-	}
-	fail := func(name string, r *Reason) {
-		checks = append(checks, Check{Name: name, Code: r.Code, Detail: r.Detail, Hint: r.Hint})
-	}
-	skip := func(name, why string) { checks = append(checks, Check{Name: name, Skipped: true, Detail: why}) }
+// explainer collects the checks of one explanation.
+type explainer struct {
+	v      *Verifier
+	checks []Check
+}
 
-	keys, rules := v.Keys(), &v.policy.Rules
-	if req.Subscription {
-		keys, rules = v.SubscriptionKeys(), v.subRules()
-	}
-	tok := strings.TrimSpace(req.Token)
+func (e *explainer) pass(name, format string, args ...any) {
+	e.checks = append(e.checks, Check{Name: name, OK: true, Detail: fmt.Sprintf(format, args...)})
+}
+
+func (e *explainer) fail(name string, r *Reason) {
+	e.checks = append(e.checks, Check{Name: name, Code: r.Code, Detail: r.Detail, Hint: r.Hint})
+}
+
+func (e *explainer) skip(name, why string) {
+	e.checks = append(e.checks, Check{Name: name, Skipped: true, Detail: why})
+}
+
+// head checks what comes before the claims: size, structure, crit, typ, key
+// and signature. It returns the parsed token (nil when the claims cannot be
+// read) and whether the signature was verified.
+func (e *explainer) head(tok string, keys *KeySet) (*rawToken, bool) {
 	if len(tok) > MaxTokenSize {
-		fail("size", &Reason{Code: TokenTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(tok), MaxTokenSize)})
-		return checks, false
+		e.fail("size", &Reason{Code: TokenTooLarge, Detail: fmt.Sprintf("%d bytes, limit %d", len(tok), MaxTokenSize)})
+		return nil, false
 	}
-	pass("size", "%d bytes (limit %d)", len(tok), MaxTokenSize)
-
+	e.pass("size", "%d bytes (limit %d)", len(tok), MaxTokenSize)
 	t, err := parseJWT(tok)
 	if err != nil {
 		r := parseReason(err, tok, "", keys)
@@ -57,13 +61,12 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 		if r.Code == CritNotUnderstood {
 			name = "header"
 		}
-		fail(name, r)
-		return checks, false
+		e.fail(name, r)
+		return nil, false
 	}
-	claims, alg, kid := t.claims, t.alg, t.kid
-	desc := "alg " + alg
-	if kid != "" {
-		desc += ", kid " + kid
+	desc := "alg " + t.alg
+	if t.kid != "" {
+		desc += ", kid " + t.kid
 	}
 	typ, _ := t.typ()
 	if typ != "" {
@@ -72,32 +75,58 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 	for _, h := range t.ignored {
 		desc += ", header " + h + " ignored"
 	}
-	pass("structure", "%s", desc)
+	e.pass("structure", "%s", desc)
 	if len(keys.Types()) > 0 {
 		if r := keys.checkTyp(t); r != nil {
-			fail("typ", r)
+			e.fail("typ", r)
 		} else {
-			pass("typ", "%q accepted", typ)
+			e.pass("typ", "%q accepted", typ)
 		}
 	}
+	if keys.Empty() {
+		e.fail("key", &Reason{Code: KeysNotConfigured, Detail: "no verification key is configured for this kind of token"})
+		e.skip("signature", "no key to check it with")
+		return t, false
+	}
+	found, r := keys.Lookup(t.alg, t.kid, e.v.now())
+	if r != nil {
+		e.fail("key", r)
+		e.skip("signature", "no key to check it with")
+		return t, false
+	}
+	var names []string
+	for _, k := range found {
+		names = append(names, k.String())
+	}
+	e.pass("key", "%s", strings.Join(names, "; "))
+	k, r := e.v.signedBy(t, found, keys, "")
+	if r != nil {
+		e.fail("signature", r)
+		return t, false
+	}
+	e.pass("signature", "valid")
+	if note := jwksNote(keys, k, t.kid); note != "" {
+		e.pass("jwks", "%s", note)
+	}
+	return t, true
+}
 
-	verified := false
-	if found, r := keys.Lookup(alg, kid, v.now()); r != nil {
-		fail("key", r)
-		skip("signature", "no key to check it with")
-	} else {
-		var names []string
-		for _, k := range found {
-			names = append(names, k.String())
-		}
-		pass("key", "%s", strings.Join(names, "; "))
-		if _, r := v.signedBy(t, found, keys, ""); r != nil {
-			fail("signature", r)
-		} else {
-			verified = true
-			pass("signature", "valid")
-		}
+// Explain runs every check of the verification on token, independently where
+// it can (claims are read even when the signature fails, and marked
+// unverified), and says whether the token would be accepted.
+func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
+	e := &explainer{v: v}
+	pass, fail, skip := e.pass, e.fail, e.skip
+	keys, rules := v.Keys(), &v.policy.Rules
+	if req.Subscription {
+		keys, rules = v.SubscriptionKeys(), v.subRules()
 	}
+	tok := strings.TrimSpace(req.Token)
+	t, verified := e.head(tok, keys)
+	if t == nil {
+		return e.checks, false
+	}
+	claims := t.claims
 	suffix := ""
 	if !verified {
 		suffix = " (unverified claims)"
@@ -176,5 +205,93 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 	} else {
 		_, r = v.connectToken(tok, SourceConnectCommand)
 	}
-	return checks, r == nil
+	return e.checks, r == nil
+}
+
+// ExplainMercure explains a Mercure token of role ("publisher" or
+// "subscriber") verified with keys and rules, as the hub would verify it.
+func (v *Verifier) ExplainMercure(token, role string, keys *KeySet, rules *Rules) ([]Check, bool) {
+	e := &explainer{v: v}
+	tok := strings.TrimSpace(token)
+	t, verified := e.head(tok, keys)
+	if t == nil {
+		return e.checks, false
+	}
+	suffix := ""
+	if !verified {
+		suffix = " (unverified claims)"
+	}
+	for _, chk := range []claimCheck{{"exp", checkExp}, {"nbf", checkNbf}} {
+		if r := chk.fn(v, t.claims, rules); r != nil {
+			e.fail(chk.name, r)
+		} else {
+			e.pass(chk.name, "ok%s", suffix)
+		}
+	}
+	g, r := v.VerifyMercure(tok, "", keys, role, rules)
+	switch {
+	case r != nil && r.Code == ClaimInvalid:
+		e.fail("mercure", r)
+	case r != nil:
+		// Refused before the claim (signature, exp): read the claim anyway.
+		e.pass("mercure", "%s%s", mercureClaimText(t.claims), suffix)
+	case !g.HasClaim:
+		e.pass("mercure", "no mercure claim: the token may publish nothing and receives public updates only")
+	default:
+		e.pass("mercure", "publish %v, subscribe %v", g.Publish, g.Subscribe)
+		if role == "publisher" && len(g.Publish) == 0 {
+			e.fail("publish", &Reason{Code: TopicNotPermitted, Detail: "the token has no mercure.publish selectors, so it may publish nothing",
+				Hint: `sign publisher tokens with {"mercure":{"publish":["<topic or URI template>"]}}`})
+		}
+	}
+	return e.checks, r == nil && (role != "publisher" || len(g.Publish) > 0)
+}
+
+// mercureClaimText shows the raw mercure claim of unverified claims.
+func mercureClaimText(c claimSet) string {
+	for _, name := range mercureClaimNames {
+		if raw, ok := c[name]; ok {
+			return "claim " + name + ": " + Truncate(string(raw), 200)
+		}
+	}
+	return "no mercure claim"
+}
+
+// HasMercureClaim reports whether token (not verified) carries a mercure
+// claim, and whether it lists publish selectors: herald explain uses it to
+// explain a Mercure token as one.
+func HasMercureClaim(token string) (has, publish bool) {
+	t, err := parseJWT(strings.TrimSpace(token))
+	if err != nil {
+		return false, false
+	}
+	for _, name := range mercureClaimNames {
+		if raw, ok := t.claims[name]; ok {
+			var m map[string]json.RawMessage
+			_ = json.Unmarshal(raw, &m)
+			_, publish = m["publish"]
+			return true, publish
+		}
+	}
+	return false, false
+}
+
+// jwksNote tells, for a token verified by a key of a JWKS endpoint, that
+// this verdict rests on keys fetched now: a running server caches the
+// endpoint, and until its cache has the kid it refuses the token with
+// unknown_kid, naming when it fetches again.
+func jwksNote(keys *KeySet, k *Key, kid string) string {
+	for _, p := range keys.Providers() {
+		if p.Name() != k.Origin {
+			continue
+		}
+		st := p.State()
+		id := "the key"
+		if kid != "" {
+			id = fmt.Sprintf("kid %q", kid)
+		}
+		return fmt.Sprintf("%s is in %s as fetched at %s; a running server whose copy predates it refuses this token (unknown_kid, naming its next fetch) until it fetches again, at most %s after a token names the kid",
+			id, p.Name(), st.Last.UTC().Format(time.RFC3339), st.MinRefetch)
+	}
+	return ""
 }

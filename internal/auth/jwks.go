@@ -77,6 +77,9 @@ type JWKS struct {
 	lastErr     error
 	etag        string
 	flight      *jwksFlight // the fetch under way, if any
+	ctx         context.Context
+	retry       *time.Timer // a fetch for an unknown kid, due when MinRefetch has passed
+	retryAt     time.Time
 }
 
 // jwksFlight is one fetch that concurrent callers share.
@@ -122,6 +125,9 @@ func (j *JWKS) Keys() []*Key {
 // until ctx ends. After a failed fetch it retries sooner: MinRefetch,
 // doubling up to RefreshInterval. Call it once.
 func (j *JWKS) Start(ctx context.Context) {
+	j.mu.Lock()
+	j.ctx = ctx
+	j.mu.Unlock()
 	err := j.Refresh(ctx)
 	go j.loop(ctx, err)
 }
@@ -168,7 +174,13 @@ func (j *JWKS) Lookup(kid string) ([]*Key, error) {
 			return false
 		}
 		// Join a fetch under way; start one only MinRefetch after the last.
-		return j.flight != nil || j.lastAttempt.IsZero() || j.now().Sub(j.lastAttempt) >= j.o.MinRefetch
+		if j.flight != nil || j.lastAttempt.IsZero() || j.now().Sub(j.lastAttempt) >= j.o.MinRefetch {
+			return true
+		}
+		// Too soon: fetch when MinRefetch has passed, so that a key
+		// published meanwhile is picked up at a time the refusal can name.
+		j.scheduleRetry()
+		return false
 	})
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -185,6 +197,58 @@ func (j *JWKS) Lookup(kid string) ([]*Key, error) {
 		}
 	}
 	return out, nil
+}
+
+// scheduleRetry arranges one fetch at lastAttempt + MinRefetch; j.mu is held.
+func (j *JWKS) scheduleRetry() {
+	at := j.lastAttempt.Add(j.o.MinRefetch)
+	if j.retry != nil || j.ctx == nil {
+		return
+	}
+	ctx := j.ctx
+	j.retryAt = at
+	j.retry = time.AfterFunc(max(at.Sub(j.now()), 0), func() {
+		j.mu.Lock()
+		j.retry, j.retryAt = nil, time.Time{}
+		j.mu.Unlock()
+		if ctx.Err() == nil {
+			_ = j.Refresh(ctx)
+		}
+	})
+}
+
+// FetchState is what a key provider tells about its fetches, so that a
+// refusal can say whether the keys are fresh and when they will be next.
+type FetchState struct {
+	// Last is when the last fetch ended, good or bad; zero if none did.
+	Last time.Time
+	// Next is when the provider fetches again for an unknown kid: a fetch
+	// is scheduled then, or the first lookup of an unknown kid from then on
+	// fetches. Zero when a fetch would happen at once.
+	Next time.Time
+	// Scheduled is set when a fetch at Next is already arranged.
+	Scheduled bool
+	// MinRefetch is the shortest time between two fetches for unknown kids.
+	MinRefetch time.Duration
+	// Err is the error of the last fetch, nil when it succeeded.
+	Err error
+	// Kids lists the kids of the current keys.
+	Kids []string
+	// Now is the provider's clock when the state was taken.
+	Now time.Time
+}
+
+// State returns the provider's fetch state.
+func (j *JWKS) State() FetchState {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := FetchState{Last: j.lastAttempt, MinRefetch: j.o.MinRefetch, Err: j.lastErr, Kids: keyKids(j.keys), Now: j.now()}
+	if !j.retryAt.IsZero() {
+		st.Next, st.Scheduled = j.retryAt, true
+	} else if next := j.lastAttempt.Add(j.o.MinRefetch); !j.lastAttempt.IsZero() && next.After(j.now()) {
+		st.Next = next
+	}
+	return st
 }
 
 // hasKid reports whether a current key has kid; j.mu is held.

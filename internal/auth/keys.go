@@ -117,6 +117,8 @@ type KeyProvider interface {
 	Lookup(kid string) (keys []*Key, err error)
 	// Name identifies the provider in messages ("jwks https://...").
 	Name() string
+	// State tells when the provider fetched and will fetch again.
+	State() FetchState
 }
 
 // KeySet is the set of keys tokens are verified with: static keys plus
@@ -237,8 +239,11 @@ func (s *KeySet) Lookup(alg, kid string, now time.Time) ([]*Key, *Reason) {
 	consider(s.keys)
 	var providerErr error
 	var providerName string
-	for _, p := range s.providers {
+	fetched := make([]bool, len(s.providers))
+	for i, p := range s.providers {
+		before := p.State().Last
 		keys, err := p.Lookup(kid)
+		fetched[i] = !p.State().Last.Equal(before)
 		if err != nil && providerErr == nil {
 			providerErr, providerName = err, p.Name()
 		}
@@ -268,10 +273,42 @@ func (s *KeySet) Lookup(alg, kid string, now time.Time) ([]*Key, *Reason) {
 			Detail: fmt.Sprintf("key %s stopped verifying at %s", expired.Fingerprint, expired.NotAfter.UTC().Format(time.RFC3339)),
 			Hint:   "sign with the current secret; the previous one was valid only during rotation"}
 	default:
-		return nil, &Reason{Code: UnknownKid,
-			Detail: fmt.Sprintf("no %s key has kid %q; known: %s", alg, kid, s.kids(alg)),
-			Hint:   "the token's kid must name a configured or published key"}
+		detail := fmt.Sprintf("no %s key has kid %q; known: %s", alg, Truncate(kid, 40), s.kids(alg))
+		hint := "the token's kid must name a configured or published key"
+		if note, h := s.fetchNote(fetched); note != "" {
+			detail += "; " + note
+			hint = h
+		}
+		return nil, &Reason{Code: UnknownKid, Detail: detail, Hint: hint}
 	}
+}
+
+// fetchNote says, for an unknown kid, what the JWKS providers did: fetched
+// just now (the kid is not published), or not yet allowed to fetch again,
+// and when they will (a key published meanwhile is picked up then). It
+// returns the note for the detail and the hint.
+func (s *KeySet) fetchNote(fetched []bool) (note, hint string) {
+	var notes, hints []string
+	for i, p := range s.providers {
+		st := p.State()
+		switch {
+		case fetched[i] && st.Err == nil:
+			notes = append(notes, "fetched just now")
+			hints = append(hints, "publish the key in "+p.Name()+", or fix the signer's kid")
+		case fetched[i]:
+			notes = append(notes, "fetch failed just now")
+			hints = append(hints, p.Name()+" failed ("+Truncate(st.Err.Error(), 60)+"); fix it, or the signer's kid")
+		case !st.Next.IsZero():
+			in := st.Next.Sub(st.Now).Round(time.Second)
+			notes = append(notes, fmt.Sprintf("fetched %s ago, next fetch in %s", st.Now.Sub(st.Last).Round(time.Second), in))
+			hints = append(hints, fmt.Sprintf("%s is fetched at most once per %s for unknown kids; a key published since %s is picked up at %s (in %s), then this token is accepted",
+				p.Name(), st.MinRefetch, st.Last.UTC().Format("15:04:05Z"), st.Next.UTC().Format("15:04:05Z"), in))
+		}
+	}
+	if len(notes) == 0 {
+		return "", ""
+	}
+	return "jwks " + strings.Join(notes, ", "), strings.Join(hints, "; ")
 }
 
 // algs lists every algorithm the set accepts, for messages.

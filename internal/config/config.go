@@ -173,6 +173,7 @@ type Key struct {
 	File            string   `yaml:"file" doc:"path of a file holding the secret or public key (PEM, certificate, JWK or JWKS); reloaded when it changes"`
 	JWKSURL         string   `yaml:"jwks_url" doc:"URL of a JWKS endpoint, cached and refreshed in the background"`
 	RefreshInterval Duration `yaml:"refresh_interval" doc:"how often a JWKS endpoint is fetched again"`
+	MinRefetch      Duration `yaml:"min_refetch" doc:"shortest time between two fetches of a JWKS endpoint for tokens naming an unknown kid (default 30s); a key published meanwhile is fetched when it ends"`
 	ValidUntil      int64    `yaml:"valid_until" doc:"unix time after which this key is refused; 0 = no limit"`
 }
 

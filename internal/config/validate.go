@@ -356,6 +356,9 @@ func validateKeys(keys []Key) Problems {
 		if k.RefreshInterval != 0 && k.JWKSURL == "" {
 			add(kp+".refresh_interval", "applies to jwks_url keys only")
 		}
+		if k.MinRefetch != 0 && k.JWKSURL == "" {
+			add(kp+".min_refetch", "applies to jwks_url keys only")
+		}
 		if k.ValidUntil < 0 {
 			add(kp+".valid_until", "must be a unix time in seconds")
 		}

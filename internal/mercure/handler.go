@@ -308,6 +308,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	grant, reason := h.verifier.VerifyMercure(tok, src, h.pubKeys.Load(), "publisher", h.rules("publisher"))
 	if reason != nil {
+		h.misplaced(reason, tok, "publisher")
 		h.refuse(w, r, http.StatusUnauthorized, reason, "publication")
 		return
 	}
@@ -405,6 +406,9 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) checkPublishScope(g *auth.MercureGrant, topics []string) *auth.Reason {
 	if len(g.Publish) == 0 {
 		detail := "the token has no mercure.publish selectors, so it may publish nothing"
+		if len(g.Subscribe) > 0 {
+			detail = "the token has only mercure.subscribe selectors: it is a subscriber token, and publishing needs mercure.publish"
+		}
 		if !g.HasClaim {
 			detail = "the token has no mercure claim (nor https://mercure.rocks/), so it may publish nothing"
 		}
@@ -495,6 +499,9 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 	case reason != nil:
 	case tok != "":
 		grant, reason = h.verifier.VerifyMercure(tok, src, h.subKeys.Load(), "subscriber", h.rules("subscriber"))
+		if reason != nil {
+			h.misplaced(reason, tok, "subscriber")
+		}
 	case !h.cfg.Anonymous:
 		reason = &auth.Reason{Code: auth.TokenMissing, Detail: "no token (no Authorization header, authorization query parameter or " + h.cfg.CookieName + " cookie) and anonymous subscribers are not allowed",
 			Hint: "send a subscriber token, or set mercure.anonymous: true to let anyone receive public updates"}

@@ -86,3 +86,86 @@ func (s *Server) debugVars(w http.ResponseWriter, r *http.Request) {
 	s.natsCalloutVars(vars)
 	_ = json.NewEncoder(w).Encode(vars)
 }
+
+// debugAuth serves GET /debug/auth: recent refusals with every field, the
+// keys by fingerprint (connection tokens in keys, every set in key_sets),
+// the JWKS endpoints with their fetch state, and the revocation count.
+func (s *Server) debugAuth(w http.ResponseWriter, r *http.Request) {
+	type keyView struct {
+		Fingerprint string   `json:"fingerprint"`
+		Algs        []string `json:"algs"`
+		Kid         string   `json:"kid,omitempty"`
+		Origin      string   `json:"origin,omitempty"`
+		NotAfter    string   `json:"not_after,omitempty"`
+	}
+	type providerView struct {
+		For       string   `json:"for"`
+		Name      string   `json:"name"`
+		Kids      []string `json:"kids"`
+		LastFetch string   `json:"last_fetch,omitempty"`
+		NextFetch string   `json:"next_fetch,omitempty"`
+		Error     string   `json:"error,omitempty"`
+	}
+	type setView struct {
+		For   string    `json:"for"`
+		Keys  []keyView `json:"keys"`
+		Types []string  `json:"typ,omitempty"`
+	}
+	view := func(set *auth.KeySet) []keyView {
+		out := []keyView{}
+		for _, k := range set.Keys() {
+			kv := keyView{Fingerprint: k.Fingerprint, Algs: k.Algs, Kid: k.ID, Origin: k.Origin}
+			if !k.NotAfter.IsZero() {
+				kv.NotAfter = k.NotAfter.UTC().Format(time.RFC3339)
+			}
+			out = append(out, kv)
+		}
+		return out
+	}
+	var sets []setView
+	providers := []providerView{}
+	for _, ns := range s.keySets() {
+		sets = append(sets, setView{For: ns.name, Keys: view(ns.set), Types: ns.set.Types()})
+		for _, p := range ns.set.Providers() {
+			st := p.State()
+			pv := providerView{For: ns.name, Name: p.Name(), Kids: st.Kids}
+			if !st.Last.IsZero() {
+				pv.LastFetch = st.Last.UTC().Format(time.RFC3339)
+			}
+			if !st.Next.IsZero() {
+				pv.NextFetch = st.Next.UTC().Format(time.RFC3339)
+			}
+			if st.Err != nil {
+				pv.Error = st.Err.Error()
+			}
+			providers = append(providers, pv)
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	writeJSON(w, map[string]any{
+		"refusals":    s.verifier.Refusals.Recent(),
+		"keys":        view(s.verifier.Keys()),
+		"key_sets":    sets,
+		"providers":   providers,
+		"revocations": s.verifier.Revocations().Len(),
+	})
+}
+
+// namedSet is a key set and what it verifies.
+type namedSet struct {
+	name string
+	set  *auth.KeySet
+}
+
+// keySets lists every key set of the server: connection tokens,
+// subscription tokens when they have their own, and the Mercure roles.
+func (s *Server) keySets() []namedSet {
+	out := []namedSet{{"connection tokens", s.verifier.Keys()}}
+	if sub := s.verifier.SubscriptionKeys(); sub != s.verifier.Keys() {
+		out = append(out, namedSet{"subscription tokens", sub})
+	}
+	if s.mercure != nil {
+		out = append(out, namedSet{"mercure publisher tokens", s.mercure.PublisherKeys()}, namedSet{"mercure subscriber tokens", s.mercure.SubscriberKeys()})
+	}
+	return out
+}

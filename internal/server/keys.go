@@ -171,7 +171,7 @@ func assembleSet(ctx context.Context, keys []*auth.Key, static []auth.KeySpec, j
 	set := auth.NewKeySet(keys...)
 	var providers []auth.KeyProvider
 	for _, k := range jwks {
-		p := auth.NewJWKS(k.JWKSURL, auth.JWKSOptions{RefreshInterval: k.RefreshInterval.D(), Alg: k.Alg, Logger: log, OnChange: onChange})
+		p := auth.NewJWKS(k.JWKSURL, auth.JWKSOptions{RefreshInterval: k.RefreshInterval.D(), MinRefetch: k.MinRefetch.D(), Alg: k.Alg, Logger: log, OnChange: onChange})
 		p.Start(ctx)
 		providers = append(providers, p)
 	}
@@ -240,6 +240,20 @@ func logKeys(log *slog.Logger, v *auth.Verifier) {
 	}
 }
 
+// warnQuotedSecrets warns about HMAC secrets wrapped in quotes: a value
+// copied from a shell command or a .env file keeps quotes that the shell
+// would have removed, so Herald and the signer hold different secrets.
+func warnQuotedSecrets(log *slog.Logger, sets []namedSet) {
+	for _, ns := range sets {
+		for _, k := range ns.set.Keys() {
+			if fp, ok := auth.QuotedSecret(k); ok {
+				log.Warn("an HMAC secret starts and ends with a quote, which is then part of the secret; remove the quotes unless the signer's secret has them too",
+					slog.String("for", ns.name), slog.String("key_fingerprint", k.Fingerprint), slog.String("fingerprint_without_quotes", fp))
+			}
+		}
+	}
+}
+
 // ReloadKeys rebuilds the key sets from cfg (re-reading key files and
 // environment variables) and swaps them in atomically. A bad new key keeps
 // the old sets, and the error says why.
@@ -254,6 +268,7 @@ func (s *Server) ReloadKeys(cfg *config.Config) error {
 	}
 	s.log.Info("keys reloaded")
 	logKeys(s.log, s.verifier)
+	warnQuotedSecrets(s.log, s.keySets())
 	return nil
 }
 
@@ -318,30 +333,4 @@ func (s *Server) ticket(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	fmt.Fprintf(w, `{"ticket":%q,"expires_in":%d}`+"\n", id, int(s.sources.Tickets.TTL()/time.Second))
-}
-
-// debugAuth serves GET /debug/auth: recent refusals with every field, the
-// keys by fingerprint and the revocation count.
-func (s *Server) debugAuth(w http.ResponseWriter, r *http.Request) {
-	type keyView struct {
-		Fingerprint string   `json:"fingerprint"`
-		Algs        []string `json:"algs"`
-		Kid         string   `json:"kid,omitempty"`
-		Origin      string   `json:"origin,omitempty"`
-		NotAfter    string   `json:"not_after,omitempty"`
-	}
-	var keys []keyView
-	for _, k := range s.verifier.Keys().Keys() {
-		kv := keyView{Fingerprint: k.Fingerprint, Algs: k.Algs, Kid: k.ID, Origin: k.Origin}
-		if !k.NotAfter.IsZero() {
-			kv.NotAfter = k.NotAfter.UTC().Format(time.RFC3339)
-		}
-		keys = append(keys, kv)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	writeJSON(w, map[string]any{
-		"refusals":    s.verifier.Refusals.Recent(),
-		"keys":        keys,
-		"revocations": s.verifier.Revocations().Len(),
-	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/mercure"
 )
 
 // mercureSet builds the key set of one Mercure role: its secret pinned to
@@ -25,6 +26,24 @@ func mercureSet(ctx context.Context, k *config.MercureKeys, log *slog.Logger, on
 	}
 	return set.WithTypes(k.Typ...), nil
 }
+
+// NewMercureKeys builds the Mercure publisher and subscriber key sets of cfg
+// on their own (for the CLI tools); stop ends their JWKS providers.
+func NewMercureKeys(cfg *config.Config, log *slog.Logger) (pub, sub *auth.KeySet, stop func(), err error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	if pub, err = mercureSet(ctx, &cfg.Mercure.Publisher, log, func() {}); err != nil {
+		cancel()
+		return nil, nil, nil, fmt.Errorf("mercure.publisher: %w", err)
+	}
+	if sub, err = mercureSet(ctx, &cfg.Mercure.Subscriber, log, func() {}); err != nil {
+		cancel()
+		return nil, nil, nil, fmt.Errorf("mercure.subscriber: %w", err)
+	}
+	return pub, sub, cancel, nil
+}
+
+// MercureRules returns the claim rules of a Mercure role's tokens.
+func MercureRules(cfg *config.Config, role string) *auth.Rules { return mercure.RoleRules(&cfg.Mercure, role) }
 
 // applyMercureKeys builds both Mercure key sets and swaps them in; on error
 // the current sets stay.

@@ -247,6 +247,7 @@ func (s *Server) LogStartup() {
 	cfg := s.cfg
 	logKeys(s.log, s.verifier)
 	s.logMercureStartup()
+	warnQuotedSecrets(s.log, s.keySets())
 	if s.verifier.Keys().Empty() {
 		s.log.Warn("no token key configured: every connection token will be refused (set client.token.hmac_secret_key or --hmac-secret)")
 	}
