@@ -238,8 +238,8 @@ func serve(args, env []string, stdout, stderr io.Writer) int {
 			if next.Client.Token.HMACSecretKey == "" && generated != nil && generated.secret {
 				next.Client.Token.HMACSecretKey = cfg.Client.Token.HMACSecretKey // keep the generated development secret
 			}
-			if generated != nil && generated.mercure && !next.Mercure.Publisher.Configured() && !next.Mercure.Subscriber.Configured() {
-				next.Mercure.Publisher.Secret, next.Mercure.Subscriber.Secret = cfg.Mercure.Publisher.Secret, cfg.Mercure.Subscriber.Secret
+			if generated != nil && generated.mercure {
+				shareDevSecret(next)
 			}
 			_ = srv.ReloadKeys(next)
 		}
@@ -311,7 +311,8 @@ func newLogger(cfg *config.Config, w io.Writer) *slog.Logger {
 }
 
 type devCredentials struct {
-	secret, apiKey, mercure bool // which were generated
+	secret, apiKey bool // which were generated
+	mercure        bool // the Mercure roles use the HMAC secret
 }
 
 func randomHex(n int) string {
@@ -331,13 +332,43 @@ func fillDevCredentials(cfg *config.Config) *devCredentials {
 		cfg.HTTPAPI.Key = randomHex(16)
 		g.apiKey = true
 	}
-	// One generated secret verifies Mercure publisher and subscriber tokens.
-	if m := &cfg.Mercure; m.Enabled && !m.Publisher.Configured() && !m.Subscriber.Configured() {
-		secret := randomHex(32)
-		m.Publisher.Secret, m.Subscriber.Secret = secret, secret
-		g.mercure = true
-	}
+	g.mercure = shareDevSecret(cfg)
 	return g
+}
+
+// shareDevSecret makes the HMAC secret (given or generated) verify Mercure
+// publisher and subscriber tokens too, when no Mercure key is configured:
+// in development one secret serves every door.
+func shareDevSecret(cfg *config.Config) bool {
+	m := &cfg.Mercure
+	if !m.Enabled || m.Publisher.Configured() || m.Subscriber.Configured() || cfg.Client.Token.HMACSecretKey == "" {
+		return false
+	}
+	m.Publisher.Secret, m.Subscriber.Secret = cfg.Client.Token.HMACSecretKey, cfg.Client.Token.HMACSecretKey
+	m.Publisher.Alg, m.Subscriber.Alg = "HS256", "HS256"
+	return true
+}
+
+// devKeys says which keys verify which tokens, for the banner.
+func devKeys(cfg *config.Config, g *devCredentials) string {
+	fp := auth.Fingerprint([]byte(cfg.Client.Token.HMACSecretKey))
+	if g.mercure {
+		return "HMAC secret " + fp + " verifies every token: connection and subscription (HS256/HS384/HS512), Mercure publisher and subscriber (HS256)"
+	}
+	out := "HMAC secret " + fp + " verifies connection and subscription tokens (HS256/HS384/HS512)"
+	if !cfg.Mercure.Enabled {
+		return out
+	}
+	role := func(name string, k *config.MercureKeys) string {
+		switch {
+		case k.Secret != "":
+			return fmt.Sprintf("; Mercure %s tokens: mercure.%s.secret %s (%s)", name, name, auth.Fingerprint([]byte(k.Secret)), k.Alg)
+		case len(k.Keys) > 0:
+			return fmt.Sprintf("; Mercure %s tokens: the %d keys of mercure.%s.keys", name, len(k.Keys), name)
+		}
+		return fmt.Sprintf("; Mercure %s tokens: no key (mercure.%s)", name, name)
+	}
+	return out + role("publisher", &cfg.Mercure.Publisher) + role("subscriber", &cfg.Mercure.Subscriber)
 }
 
 // printDevBanner shows a developer what they need to connect and publish.
@@ -352,23 +383,20 @@ func printDevBanner(w io.Writer, cfg *config.Config, addr string, g *devCredenti
 	if g.apiKey {
 		fmt.Fprintf(w, "  API key:     %s   (generated; set --api-key to keep one)\n", cfg.HTTPAPI.Key)
 	}
-	if g.secret {
-		tok, err := auth.SignHS256(cfg.Client.Token.HMACSecretKey, map[string]any{
-			"sub": "dev-user", "exp": time.Now().Add(24 * time.Hour).Unix(),
-		})
-		if err == nil {
-			fmt.Fprintf(w, "  Token:       %s   (user dev-user, valid 24h)\n", tok)
-		}
+	if tok, err := auth.SignHS256(cfg.Client.Token.HMACSecretKey, map[string]any{
+		"sub": "dev-user", "exp": time.Now().Add(24 * time.Hour).Unix(),
+	}); err == nil {
+		fmt.Fprintf(w, "  Token:       %s   (user dev-user, valid 24h)\n", tok)
 	}
+	fmt.Fprintf(w, "  Keys:        %s\n", devKeys(cfg, g))
 	if m := &cfg.Mercure; m.Enabled {
 		hub := base + m.Path
 		fmt.Fprintf(w, "  Mercure hub:       %s   (anonymous subscribers: %v)\n", hub, m.Anonymous)
 		pubTok := "<publisher token>"
 		if g.mercure {
-			fmt.Fprintf(w, "  Mercure secret:    %s   (generated; verifies publisher and subscriber tokens, HS256; set mercure.publisher.secret to keep one)\n", m.Publisher.Secret)
 			if tok, err := auth.SignHS256(m.Publisher.Secret, map[string]any{"mercure": map[string]any{"publish": []string{"*"}, "subscribe": []string{"*"}}}); err == nil {
 				pubTok = tok
-				fmt.Fprintf(w, "  Mercure token:     %s   (publish and subscribe on every topic)\n", tok)
+				fmt.Fprintf(w, "  Mercure token:     %s   (publish and subscribe on every topic; signed with the HMAC secret)\n", tok)
 			}
 		}
 		fmt.Fprintf(w, "  Mercure subscribe: curl -N -G --data-urlencode 'topic=https://example.com/books/{id}' %s\n", hub)
