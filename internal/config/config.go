@@ -29,6 +29,7 @@ type Config struct {
 	// NodeID names this node in messages between nodes.
 	NodeID string `yaml:"node_id" doc:"id of this node in messages between nodes (unique per node); empty = a random id at each start"`
 
+	HTTP    HTTP    `yaml:"http"`
 	Client  Client  `yaml:"client"`
 	HTTPAPI HTTPAPI `yaml:"http_api"`
 	Channel Channel `yaml:"channel"`
@@ -40,6 +41,19 @@ type Config struct {
 	// NATSCallout is the NATS auth callout service.
 	NATSCallout NATSCallout `yaml:"nats_callout"`
 	Broker      Broker      `yaml:"broker"`
+}
+
+// HTTP holds the timeouts and limits of HTTP connections before they are
+// upgraded: every request to /api, /auth/ticket, /health, /debug/ and Mercure
+// publications, and idle keep-alive connections. WebSocket connections and
+// Mercure event streams, once upgraded, have their own rules.
+type HTTP struct {
+	ReadHeaderTimeout    Duration `yaml:"read_header_timeout" doc:"longest time to receive a request's line and headers (also before a WebSocket or Mercure upgrade)"`
+	ReadTimeout          Duration `yaml:"read_timeout" doc:"longest time to receive a whole request, body included; a request that stops sending is closed after it; 0 = no limit"`
+	WriteTimeout         Duration `yaml:"write_timeout" doc:"longest time from the end of a request's headers to the end of its response (a /debug/pprof profile must be shorter); WebSocket and Mercure streams are not cut; 0 = no limit"`
+	IdleTimeout          Duration `yaml:"idle_timeout" doc:"how long a keep-alive connection may wait for its next request before it is closed"`
+	MaxPendingConns      int      `yaml:"max_pending_conns" doc:"connections not upgraded to a WebSocket or an event stream (reading a request, being answered or idle) at most; more are answered 503 and closed; 0 = no limit"`
+	MaxPendingConnsPerIP int      `yaml:"max_pending_conns_per_ip" doc:"the same limit per client IP address; 0 = none (behind a proxy every client has its address)"`
 }
 
 // Admin holds the options of the operator endpoints under /debug/.
@@ -332,6 +346,13 @@ func Default() *Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: Duration(10 * time.Second),
+		HTTP: HTTP{
+			ReadHeaderTimeout: Duration(10 * time.Second),
+			ReadTimeout:       Duration(30 * time.Second),
+			WriteTimeout:      Duration(60 * time.Second),
+			IdleTimeout:       Duration(60 * time.Second),
+			MaxPendingConns:   10000,
+		},
 		Client: Client{
 			PingInterval:                Duration(25 * time.Second),
 			PongTimeout:                 Duration(8 * time.Second),

@@ -46,6 +46,17 @@ func (c *Config) Validate() Problems {
 			add(key, "must be at least %d (got %d)", lo, v)
 		}
 	}
+	if c.HTTP.ReadHeaderTimeout <= 0 {
+		add("http.read_header_timeout", "must be more than 0: a client that never finishes its headers would hold its connection forever")
+	}
+	if c.HTTP.IdleTimeout <= 0 {
+		add("http.idle_timeout", "must be more than 0: idle keep-alive connections would be held forever")
+	}
+	if c.HTTP.ReadTimeout > 0 && c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
+		add("http.read_timeout", "(%s) must be at least http.read_header_timeout (%s), or 0 for no limit", c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout)
+	}
+	atLeast("http.max_pending_conns", c.HTTP.MaxPendingConns, 0)
+	atLeast("http.max_pending_conns_per_ip", c.HTTP.MaxPendingConnsPerIP, 0)
 	cl := &c.Client
 	atLeast("client.channel_limit", cl.ChannelLimit, 1)
 	atLeast("client.queue_max_size", cl.QueueMaxSize, 1024)

@@ -11,7 +11,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -41,6 +40,7 @@ type Server struct {
 	ws       *centrifuge.Handler
 	api      *api.Handler
 	httpSrv  *http.Server
+	pending  *pendingLimit
 	ln       net.Listener
 	draining atomic.Bool
 	doors    []frontDoor
@@ -172,12 +172,21 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	for _, d := range s.doors {
 		mux.Handle(d.path, d.handler)
 	}
+	// The timeouts apply to requests served by net/http; net/http clears
+	// them when a WebSocket or a Mercure stream takes its connection over
+	// (Hijack), and the listener's own upgrades never set them
+	// (TestHTTPTimeoutsCloseIdleAndSlowConnections checks both).
 	s.httpSrv = &http.Server{
 		Handler:           mux,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
 		MaxHeaderBytes:    64 << 10,
+		ConnState:         connState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
+	s.pending = newPendingLimit(cfg.HTTP.MaxPendingConns, cfg.HTTP.MaxPendingConnsPerIP, log)
 	return s, nil
 }
 
@@ -283,7 +292,7 @@ func (s *Server) Serve() error {
 			routes = append(routes, fastRoute{d.path, d.handler})
 		}
 	}
-	ln := newUpgradeListener(s.ln, routes, s.httpSrv.ReadHeaderTimeout, s.httpSrv.MaxHeaderBytes)
+	ln := newUpgradeListener(s.ln, routes, s.httpSrv.ReadHeaderTimeout, s.httpSrv.MaxHeaderBytes, s.pending)
 	err := s.httpSrv.Serve(ln)
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil

@@ -44,6 +44,7 @@ type upgradeListener struct {
 	routes            []fastRoute
 	readHeaderTimeout time.Duration
 	maxHeaderBytes    int
+	pending           *pendingLimit // nil: no limit
 
 	conns     chan net.Conn // connections for net/http
 	done      chan struct{}
@@ -52,9 +53,9 @@ type upgradeListener struct {
 	err       error // the accept error that ended the loop
 }
 
-func newUpgradeListener(ln net.Listener, routes []fastRoute, readHeaderTimeout time.Duration, maxHeaderBytes int) *upgradeListener {
+func newUpgradeListener(ln net.Listener, routes []fastRoute, readHeaderTimeout time.Duration, maxHeaderBytes int, pending *pendingLimit) *upgradeListener {
 	l := &upgradeListener{Listener: ln, routes: routes, readHeaderTimeout: readHeaderTimeout,
-		maxHeaderBytes: maxHeaderBytes, conns: make(chan net.Conn), done: make(chan struct{})}
+		maxHeaderBytes: maxHeaderBytes, pending: pending, conns: make(chan net.Conn), done: make(chan struct{})}
 	go l.acceptLoop()
 	return l
 }
@@ -126,8 +127,21 @@ var upgradePool = sync.Pool{New: func() any {
 }}
 
 // route reads the start of the request and serves a WebSocket upgrade, or
-// passes the connection to net/http.
+// passes the connection to net/http. The connection counts as pending
+// (http.max_pending_conns) until it is upgraded or closed; net/http's
+// connections stop counting through connState.
 func (l *upgradeListener) route(c net.Conn) {
+	release, refused := l.pending.acquire(c)
+	if refused != "" {
+		refuseConn(c, refused)
+		return
+	}
+	handedOver := false
+	defer func() {
+		if !handedOver {
+			release()
+		}
+	}()
 	b := upgradePool.Get().(*upgradeBuffers)
 	defer func() {
 		b.lr.R = nil
@@ -146,7 +160,7 @@ func (l *upgradeListener) route(c net.Conn) {
 		return
 	}
 	if route == nil {
-		pc := &prefixConn{Conn: c}
+		pc := &prefixConn{Conn: c, release: release}
 		if n := b.br.Buffered(); n > 0 {
 			p, _ := b.br.Peek(n)
 			pc.prefix = bytes.Clone(p)
@@ -154,6 +168,7 @@ func (l *upgradeListener) route(c net.Conn) {
 		_ = c.SetReadDeadline(time.Time{})
 		select {
 		case l.conns <- pc:
+			handedOver = true
 		case <-l.done:
 			_ = c.Close()
 		}
@@ -218,7 +233,8 @@ func matchRoute(br *bufio.Reader, routes []fastRoute) (*fastRoute, error) {
 // prefixConn replays the bytes read while routing before reading the connection.
 type prefixConn struct {
 	net.Conn
-	prefix []byte
+	prefix  []byte
+	release func() // ends the connection's pending count; nil when not counted
 }
 
 func (c *prefixConn) Read(p []byte) (int, error) {

@@ -32,7 +32,7 @@ func TestListenerSurvivesAcceptErrors(t *testing.T) {
 	}
 	fl := &failingListener{Listener: inner}
 	fl.fails.Store(3)
-	ln := newUpgradeListener(fl, nil, time.Second, 1<<16)
+	ln := newUpgradeListener(fl, nil, time.Second, 1<<16, nil)
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
