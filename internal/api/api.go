@@ -17,6 +17,7 @@ import (
 	"github.com/heraldhub/herald/internal/cfcodes"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/hub"
+	"github.com/heraldhub/herald/internal/suggest"
 )
 
 // MaxBodySize bounds an API request body.
@@ -251,7 +252,7 @@ func (a *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	m := a.methods[name]
 	if m == nil {
-		e := errMethodNotFound(fmt.Sprintf("unknown API method %q; known: %s", name, strings.Join(a.methodNames(), ", ")))
+		e := a.unknownMethod(r, name, "")
 		if transport {
 			writeJSON(w, http.StatusNotFound, e)
 			return
@@ -287,6 +288,31 @@ func (a *Handler) respond(w http.ResponseWriter, transport bool, res any, e *Err
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"result": res})
+}
+
+// unknownMethod builds error 104 for a method name Herald does not have,
+// with the closest known name, and logs it (at INFO, as every refusal).
+func (a *Handler) unknownMethod(r *http.Request, name, where string) *Error {
+	shown := auth.Truncate(name, 64)
+	msg := fmt.Sprintf("unknown API method %q%s", shown, where)
+	best, bestD := "", 3
+	for _, known := range a.methodNames() {
+		if d := suggest.Distance(strings.ToLower(name), known); d < bestD && d < len(known) {
+			best, bestD = known, d
+		}
+	}
+	if best != "" {
+		msg += fmt.Sprintf("; did you mean %q?", best)
+	}
+	attrs := []any{slog.String("reason", "method_not_found"), slog.Int("code", 104), slog.String("method", shown)}
+	if best != "" {
+		attrs = append(attrs, slog.String("did_you_mean", best))
+	}
+	if r != nil {
+		attrs = append(attrs, slog.String("remote_addr", r.RemoteAddr))
+	}
+	a.log.Info("api request refused: unknown method"+where, attrs...)
+	return errMethodNotFound(msg + "; known: " + strings.Join(a.methodNames(), ", "))
 }
 
 func (a *Handler) methodNames() []string {

@@ -81,6 +81,9 @@ func (a *Handler) broadcast(ctx context.Context, body json.RawMessage) (any, *Er
 	if len(req.Channels) == 0 {
 		return nil, errBadRequest("channels is required")
 	}
+	if max := a.cfg.HTTPAPI.MaxBroadcastChannels; len(req.Channels) > max {
+		return nil, errBadRequest(fmt.Sprintf("broadcast names %d channels; http_api.max_broadcast_channels is %d (split it, or raise the limit)", len(req.Channels), max))
+	}
 	type response struct {
 		Error  *Error         `json:"error,omitempty"`
 		Result *PublishResult `json:"result,omitempty"`
@@ -219,7 +222,7 @@ func (a *Handler) batch(ctx context.Context, body json.RawMessage) (any, *Error)
 		for name, params := range cmd {
 			m := a.methods[name]
 			if m == nil {
-				replies = append(replies, map[string]any{"error": errMethodNotFound(fmt.Sprintf("unknown API method %q in command %d", name, i))})
+				replies = append(replies, map[string]any{"error": a.unknownMethod(nil, name, fmt.Sprintf(" in command %d", i))})
 				continue
 			}
 			res, e := m(ctx, params)

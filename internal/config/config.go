@@ -195,6 +195,8 @@ type Key struct {
 type HTTPAPI struct {
 	Key      string `yaml:"key" doc:"API key for /api (X-API-Key or Authorization: apikey)" secret:"true"`
 	Insecure bool   `yaml:"insecure" doc:"serve /api without a key (only behind a trusted network)"`
+	// MaxBroadcastChannels bounds one broadcast: each channel is a publication.
+	MaxBroadcastChannels int `yaml:"max_broadcast_channels" doc:"most channels one broadcast may name (error 107 above it)"`
 }
 
 // Channel holds channel naming and namespace options.
@@ -379,6 +381,7 @@ func Default() *Config {
 				MetaClaim: "meta",
 			},
 		},
+		HTTPAPI: HTTPAPI{MaxBroadcastChannels: 1000},
 		Channel: Channel{
 			MaxLength: 255,
 		},

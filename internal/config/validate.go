@@ -55,6 +55,7 @@ func (c *Config) Validate() Problems {
 	if c.HTTP.ReadTimeout > 0 && c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
 		add("http.read_timeout", "(%s) must be at least http.read_header_timeout (%s), or 0 for no limit", c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout)
 	}
+	atLeast("http_api.max_broadcast_channels", c.HTTPAPI.MaxBroadcastChannels, 1)
 	atLeast("http.max_pending_conns", c.HTTP.MaxPendingConns, 0)
 	atLeast("http.max_pending_conns_per_ip", c.HTTP.MaxPendingConnsPerIP, 0)
 	cl := &c.Client

@@ -2,9 +2,11 @@ package server
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/pprof"
 	"runtime"
+	"strings"
 	"time"
 
 	"github.com/heraldhub/herald/internal/auth"
@@ -18,7 +20,7 @@ func (s *Server) debugHandler() http.Handler {
 	mux.HandleFunc("/debug/vars", s.debugVars)
 	mux.HandleFunc("/debug/auth", s.debugAuth)
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/cmdline", s.debugCmdline)
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
@@ -36,6 +38,53 @@ func (s *Server) debugHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// debugCmdline serves /debug/pprof/cmdline as net/http/pprof does (the
+// arguments separated by NUL bytes), with the values of secret flags
+// (--api-key, --hmac-secret, --secret …) replaced by <redacted>.
+func (s *Server) debugCmdline(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, strings.Join(redactArgs(s.args), "\x00"))
+}
+
+// redactArgs returns args with the value of every flag whose name says it
+// holds a secret (key, secret, token, password) replaced by <redacted>,
+// whether given as --name=value or --name value.
+func redactArgs(args []string) []string {
+	out := make([]string, len(args))
+	copy(out, args)
+	for i := 1; i < len(out); i++ {
+		a := out[i]
+		if a == "--" {
+			break
+		}
+		if !strings.HasPrefix(a, "-") {
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !secretFlag(name) {
+			continue
+		}
+		if hasValue {
+			out[i] = a[:strings.IndexByte(a, '=')+1] + "<redacted>"
+		} else if i+1 < len(out) {
+			out[i+1] = "<redacted>"
+			i++
+		}
+	}
+	return out
+}
+
+func secretFlag(name string) bool {
+	name = strings.ToLower(name)
+	for _, w := range []string{"key", "secret", "token", "password", "passwd"} {
+		if strings.Contains(name, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func writeRefusal(w http.ResponseWriter, status int, code, detail, hint string) {

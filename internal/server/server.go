@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,7 @@ type Server struct {
 	api      *api.Handler
 	httpSrv  *http.Server
 	pending  *pendingLimit
+	args     []string // the command line, for /debug/pprof/cmdline (secrets redacted there)
 	ln       net.Listener
 	draining atomic.Bool
 	doors    []frontDoor
@@ -123,7 +125,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		_ = b.Close()
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, broker: b, keys: keys, sources: sources,
+	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, broker: b, keys: keys, sources: sources, args: os.Args,
 		pool: conn.NewPool(max(2, runtime.GOMAXPROCS(0)), cfg.Client.WriteLag.D()), workers: conn.NewWorkers()}
 	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Engine: engine, Sources: s.sources, Proxies: proxies,
 		Logger: log, Version: version, Pool: s.pool, Workers: s.workers})
