@@ -73,6 +73,7 @@ func proxyCheck(args, env []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	file := fs.String("config", "", "configuration file; the proxy of --type is taken from it")
 	endpoint := fs.String("endpoint", "", "proxy endpoint URL (instead of --config)")
+	caFile := fs.String("ca-file", "", "with --endpoint: PEM bundle of CA certificates trusted for an https endpoint (the proxy's ca_file)")
 	kind := fs.String("type", "connect", "connect, refresh, subscribe, publish or rpc")
 	user := fs.String("user", "", "user id for refresh, subscribe, publish and rpc")
 	channel := fs.String("channel", "news", "channel for subscribe and publish")
@@ -117,7 +118,7 @@ func proxyCheck(args, env []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	} else {
-		pc = config.Proxy{Enabled: true, Endpoint: *endpoint}
+		pc = config.Proxy{Enabled: true, Endpoint: *endpoint, CAFile: *caFile}
 	}
 	transport := http.Header{}
 	for _, h := range headers {
@@ -131,8 +132,13 @@ func proxyCheck(args, env []string, stdout, stderr io.Writer) int {
 			pc.HTTPHeaders = append(pc.HTTPHeaders, strings.TrimSpace(name))
 		}
 	}
-	cap := &capture{next: http.DefaultTransport}
-	p, err := proxy.New(proxy.Config{Name: *kind, Endpoint: pc.Endpoint, Timeout: pc.Timeout.D(), HTTPHeaders: pc.HTTPHeaders,
+	tr, err := proxy.NewTransport(pc.CAFile)
+	if err != nil {
+		fmt.Fprintf(stderr, "herald proxy-check: %v\n", err)
+		return 2
+	}
+	cap := &capture{next: tr}
+	p, err := proxy.New(proxy.Config{Name: *kind, CAFile: pc.CAFile, Endpoint: pc.Endpoint, Timeout: pc.Timeout.D(), HTTPHeaders: pc.HTTPHeaders,
 		EmulatedHeaders: pc.EmulatedHeaders, Client: &http.Client{Transport: cap, Timeout: 30 * time.Second,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}})
 	if err != nil {

@@ -147,6 +147,7 @@ type Proxy struct {
 	MaxConcurrent    int               `yaml:"max_concurrent" doc:"requests in flight at most; more are refused at once (temporary)"`
 	BreakerFailures  int               `yaml:"breaker_failures" doc:"consecutive failures (timeout, unreachable, 5xx) that pause calls to the backend"`
 	BreakerCooldown  Duration          `yaml:"breaker_cooldown" doc:"how long calls pause before one trial call"`
+	CAFile           string            `yaml:"ca_file" doc:"PEM bundle of CA certificates trusted for an https endpoint, besides the system's (SSL_CERT_FILE replaces the system's)"`
 }
 
 // StatusTransform turns a backend HTTP status into an error or a disconnect.

@@ -138,8 +138,28 @@ func (p *Proxy) transportReason(parent context.Context, err error) (*auth.Reason
 			"make the backend answer faster, or raise the proxy's timeout"), failure
 	}
 	return reason(auth.ProxyUnreachable,
-		fmt.Sprintf("backend %s unreachable: %s", p.shown, cause(err)),
-		"check that the backend runs and that Herald reaches the endpoint's host and port (DNS, firewall, TLS certificate, http vs https)"), failure
+		fmt.Sprintf("backend %s unreachable: %s", p.shown, cause(err)), p.unreachableHint(err)), failure
+}
+
+// unreachableHint says how to fix a failed connection; for a certificate
+// Herald does not trust, where to give it the CA.
+func (p *Proxy) unreachableHint(err error) string {
+	var unknownCA x509.UnknownAuthorityError
+	var verify *tls.CertificateVerificationError
+	var hostErr x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &unknownCA) || (errors.As(err, &verify) && errors.As(verify.Err, &unknownCA)):
+		if p.caFile != "" {
+			return fmt.Sprintf("the CA that signed the backend's certificate is neither in %s.ca_file (%s) nor in the system's roots; add it to that PEM file", p.setting, p.caFile)
+		}
+		return fmt.Sprintf("give Herald the CA that signed the backend's certificate: set %s.ca_file to a PEM bundle holding it, or point the SSL_CERT_FILE environment variable at one (Go reads it at start, instead of the system's roots)", p.setting)
+	case errors.As(err, &hostErr):
+		return "the certificate is not issued for the endpoint's host name: use the name it is issued for in the endpoint, or reissue it"
+	case errors.As(err, &invalid):
+		return "the backend's certificate is expired or not valid for a server; renew it"
+	}
+	return "check that the backend runs and that Herald reaches the endpoint's host and port (DNS, firewall, TLS certificate, http vs https)"
 }
 
 // cause names why a connection failed, briefly and without the URL.

@@ -3,6 +3,8 @@ package proxy
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +12,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,7 +76,13 @@ type Config struct {
 	// Client sends the requests; nil = a default client that follows no
 	// redirects (a 3xx is a ProxyHTTPStatus).
 	Client *http.Client
-	Logger *slog.Logger // may be nil
+	// CAFile is a PEM bundle of CA certificates trusted for an https
+	// endpoint, besides the system's (used when Client is nil).
+	CAFile string
+	// Setting is the configuration path of the proxy ("client.proxy.connect"),
+	// for hints; "" names the proxy by Name.
+	Setting string
+	Logger  *slog.Logger // may be nil
 }
 
 // Headers are what a call may forward: the transport headers of the client's
@@ -217,6 +226,8 @@ type DisconnectReply struct {
 // Proxy calls one backend endpoint. It is safe for concurrent use.
 type Proxy struct {
 	name       string
+	setting    string // configuration path, for hints
+	caFile     string
 	endpoint   string // the URL requests go to
 	shown      string // the endpoint without credentials or query, for details and logs
 	timeout    time.Duration
@@ -260,7 +271,7 @@ func New(c Config) (*Proxy, error) {
 		return nil, errors.New("timeout, max_concurrent, breaker failures and cool-down must not be negative")
 	}
 	p := &Proxy{
-		name: c.Name, endpoint: u.String(), shown: redactURL(u), timeout: c.Timeout,
+		name: c.Name, setting: c.Setting, caFile: c.CAFile, endpoint: u.String(), shown: redactURL(u), timeout: c.Timeout,
 		client: c.Client, log: c.Logger, warned: map[string]struct{}{},
 		transforms: map[int]StatusTransform{},
 	}
@@ -326,14 +337,44 @@ func New(c Config) (*Proxy, error) {
 		}
 		p.transforms[t.StatusCode] = t
 	}
+	if p.setting == "" {
+		p.setting = "the " + p.name + " proxy"
+	}
 	if p.client == nil {
-		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr, err := NewTransport(c.CAFile)
+		if err != nil {
+			return nil, err
+		}
 		tr.MaxIdleConnsPerHost = max
 		p.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
 			return http.ErrUseLastResponse
 		}}
 	}
 	return p, nil
+}
+
+// NewTransport returns the HTTP transport of a proxy: Go's defaults, trusting
+// the CA certificates of the PEM file caFile besides the system's when set.
+// (The system's roots are read at start from the usual places, or from the
+// files named by SSL_CERT_FILE and SSL_CERT_DIR.)
+func NewTransport(caFile string) (*http.Transport, error) {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if caFile == "" {
+		return tr, nil
+	}
+	pemData, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("ca_file: %v", err)
+	}
+	pool, err := x509.SystemCertPool()
+	if err != nil || pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("ca_file %s holds no PEM certificate", caFile)
+	}
+	tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	return tr, nil
 }
 
 // Name returns the proxy's name as given in its Config.
@@ -556,6 +597,21 @@ func (p *Proxy) refuse(r *auth.Reason) *auth.Reason {
 	return r
 }
 
+// logDecision logs a backend's error or disconnect answer with its code
+// and text (secrets of the request redacted): the caller turns it into the
+// client's error, and the operator sees why the backend refused.
+func (p *Proxy) logDecision(d *decoder, out *outcome) {
+	switch {
+	case out == nil:
+	case out.err != nil:
+		p.log.Info("backend refused", "method", d.method, "code", out.err.Code,
+			"message", printable([]byte(out.err.Message), 120, d.secrets), "temporary", out.err.Temporary)
+	case out.disc != nil:
+		p.log.Info("backend disconnected the client", "method", d.method, "code", out.disc.Code,
+			"reason", printable([]byte(out.disc.Reason), 120, d.secrets))
+	}
+}
+
 // reason builds a Reason with a bounded one-line detail.
 func reason(code auth.Code, detail, hint string) *auth.Reason {
 	return &auth.Reason{Code: code, Detail: oneLine(detail, maxDetail), Hint: hint}
@@ -596,6 +652,7 @@ func (p *Proxy) call(ctx context.Context, d *decoder, req any, h Headers, token 
 		p.log.Info("circuit half-open: sending one trial call to the backend")
 	}
 	out, r, verdict := p.roundTrip(ctx, d, body, h, token)
+	p.logDecision(d, out)
 	switch p.br.record(trial, verdict) {
 	case opened:
 		p.log.Warn("circuit opened: the backend failed repeatedly; calls are refused until the cool-down ends",

@@ -116,7 +116,7 @@ func TestHTTPTimeoutsCloseIdleAndSlowConnections(t *testing.T) {
 	for i := 0; i < n; i++ {
 		idle := dialRaw(t, srv) // a keep-alive connection after its request
 		idle.health(t)
-		silent := dialRaw(t, srv) // connects and sends nothing
+		silent := dialRaw(t, srv)  // connects and sends nothing
 		partial := dialRaw(t, srv) // headers never finished
 		partial.send(t, "GET /health HTTP/1.1\r\nHost: herald\r\n")
 		apiBody := dialRaw(t, srv) // headers, then not the promised body

@@ -43,7 +43,9 @@ func NewMercureKeys(cfg *config.Config, log *slog.Logger) (pub, sub *auth.KeySet
 }
 
 // MercureRules returns the claim rules of a Mercure role's tokens.
-func MercureRules(cfg *config.Config, role string) *auth.Rules { return mercure.RoleRules(&cfg.Mercure, role) }
+func MercureRules(cfg *config.Config, role string) *auth.Rules {
+	return mercure.RoleRules(&cfg.Mercure, role)
+}
 
 // applyMercureKeys builds both Mercure key sets and swaps them in; on error
 // the current sets stay.

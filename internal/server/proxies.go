@@ -14,12 +14,12 @@ import (
 func buildProxies(cfg *config.Config, log *slog.Logger) (*proxy.Set, error) {
 	out := &proxy.Set{}
 	seen := map[string]bool{}
-	mk := func(name string, c *config.Proxy) (*proxy.Proxy, error) {
+	mk := func(name, setting string, c *config.Proxy) (*proxy.Proxy, error) {
 		if !c.Enabled {
 			return nil, nil
 		}
 		pc := proxy.Config{
-			Name: name, Endpoint: c.Endpoint, Timeout: c.Timeout.D(),
+			Name: name, Setting: setting, CAFile: c.CAFile, Endpoint: c.Endpoint, Timeout: c.Timeout.D(),
 			HTTPHeaders: c.HTTPHeaders, EmulatedHeaders: c.EmulatedHeaders, Cookies: c.Cookies,
 			MaxConcurrent: c.MaxConcurrent, BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown.D(), Logger: log,
 		}
@@ -56,29 +56,29 @@ func buildProxies(cfg *config.Config, log *slog.Logger) (*proxy.Set, error) {
 		return p, nil
 	}
 	var err error
-	if out.Connect, err = mk("connect", &cfg.Client.Proxy.Connect); err != nil {
+	if out.Connect, err = mk("connect", "client.proxy.connect", &cfg.Client.Proxy.Connect); err != nil {
 		return nil, err
 	}
-	if out.Refresh, err = mk("refresh", &cfg.Client.Proxy.Refresh); err != nil {
+	if out.Refresh, err = mk("refresh", "client.proxy.refresh", &cfg.Client.Proxy.Refresh); err != nil {
 		return nil, err
 	}
-	if out.Subscribe, err = mk("subscribe", &cfg.Channel.Proxy.Subscribe); err != nil {
+	if out.Subscribe, err = mk("subscribe", "channel.proxy.subscribe", &cfg.Channel.Proxy.Subscribe); err != nil {
 		return nil, err
 	}
-	if out.Publish, err = mk("publish", &cfg.Channel.Proxy.Publish); err != nil {
+	if out.Publish, err = mk("publish", "channel.proxy.publish", &cfg.Channel.Proxy.Publish); err != nil {
 		return nil, err
 	}
-	if out.SubRefresh, err = mk("sub_refresh", &cfg.Channel.Proxy.SubRefresh); err != nil {
+	if out.SubRefresh, err = mk("sub_refresh", "channel.proxy.sub_refresh", &cfg.Channel.Proxy.SubRefresh); err != nil {
 		return nil, err
 	}
-	if out.RPC, err = mk("rpc", &cfg.RPC.Proxy); err != nil {
+	if out.RPC, err = mk("rpc", "rpc.proxy", &cfg.RPC.Proxy); err != nil {
 		return nil, err
 	}
 	out.Named = map[string]*proxy.Proxy{}
 	for i := range cfg.Proxies {
 		np := cfg.Proxies[i].Proxy
 		np.Enabled = true
-		if out.Named[cfg.Proxies[i].Name], err = mk(cfg.Proxies[i].Name, &np); err != nil {
+		if out.Named[cfg.Proxies[i].Name], err = mk(cfg.Proxies[i].Name, fmt.Sprintf("proxies[%d]", i), &np); err != nil {
 			return nil, err
 		}
 	}
