@@ -166,13 +166,15 @@ func (h *Handler) cors(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Add("Vary", "Origin")
 	if !h.corsAllowed(origin) {
-		h.log.Info("mercure: CORS origin refused", slog.String("origin", origin), slog.Any("cors_origins", h.cfg.CORSOrigins))
+		if !sameOrigin(r, origin) { // a page of the hub's own origin needs no CORS
+			h.log.Info("mercure: CORS origin refused", slog.String("origin", origin), slog.Any("cors_origins", h.cfg.CORSOrigins))
+		}
 		return
 	}
 	hd := w.Header()
 	hd.Set("Access-Control-Allow-Origin", origin)
 	hd.Set("Access-Control-Allow-Credentials", "true")
-	hd.Set("Access-Control-Expose-Headers", "Last-Event-ID")
+	hd.Set("Access-Control-Expose-Headers", exposedHeaders)
 }
 
 // preflight answers OPTIONS: 204, with the CORS grant only for an allowed origin.
@@ -189,7 +191,7 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
 			hd.Set("Access-Control-Allow-Credentials", "true")
 			hd.Set("Access-Control-Allow-Methods", "GET, POST")
 			hd.Set("Access-Control-Allow-Headers", "authorization, cache-control, last-event-id")
-			hd.Set("Access-Control-Expose-Headers", "Last-Event-ID")
+			hd.Set("Access-Control-Expose-Headers", exposedHeaders)
 			hd.Set("Access-Control-Max-Age", "600")
 		} else {
 			h.log.Info("mercure: CORS preflight from a refused origin", slog.String("origin", origin), slog.Any("cors_origins", h.cfg.CORSOrigins))

@@ -474,7 +474,7 @@ func TestMercureCORS(t *testing.T) {
 		t.Errorf("refused preflight: %d %v", no.StatusCode, no.Header)
 	}
 	s := subscribeOK(t, srv, topics("a"), http.Header{"Origin": {"https://app.example.com"}, "Authorization": {"Bearer " + testutil.SubscriberToken(t)}})
-	if s.Resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || s.Resp.Header.Get("Access-Control-Expose-Headers") != "Last-Event-ID" ||
+	if s.Resp.Header.Get("Access-Control-Allow-Origin") != "https://app.example.com" || s.Resp.Header.Get("Access-Control-Expose-Headers") != "Last-Event-ID, WWW-Authenticate" ||
 		s.Resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
 		t.Errorf("GET from an allowed origin: %v", s.Resp.Header)
 	}

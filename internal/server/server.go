@@ -259,11 +259,20 @@ func (s *Server) LogStartup() {
 	logKeys(s.log, s.verifier)
 	s.logMercureStartup()
 	warnQuotedSecrets(s.log, s.keySets())
-	if s.verifier.Keys().Empty() {
-		s.log.Warn("no token key configured: every connection token will be refused (set client.token.hmac_secret_key or --hmac-secret)")
-	}
 	if cfg.Dev {
 		s.log.Warn("development mode: anonymous connections are allowed and every client may subscribe, publish and read history and presence on any channel; tokens are still verified in full")
+	}
+	if s.mercureOnly() {
+		// The warnings below concern the Centrifugo endpoints, which this
+		// deployment does not use.
+		s.log.Info("only the Mercure hub is configured: /connection/websocket refuses every connection and /api every request (set client.token keys and http_api.key to use them)")
+		return
+	}
+	switch {
+	case cfg.Client.Callout.Enabled:
+		// The callout decides every connection, tokens included.
+	case s.verifier.Keys().Empty():
+		s.log.Warn("no token key configured: every connection token will be refused (set client.token.hmac_secret_key or --hmac-secret)")
 	}
 	if cfg.HTTPAPI.Insecure {
 		s.log.Warn("http_api.insecure is on: /api accepts requests without a key")
@@ -278,6 +287,17 @@ func (s *Server) LogStartup() {
 	if len(cfg.Client.AllowedOrigins) == 0 {
 		s.log.Info("client.allowed_origins is empty: connections from browsers (which send Origin) are refused")
 	}
+}
+
+// mercureOnly reports whether the server is configured for the Mercure hub
+// alone: Mercure keys, and nothing that would let a client connect to the
+// Centrifugo endpoints or call /api.
+func (s *Server) mercureOnly() bool {
+	cfg := s.cfg
+	m := &cfg.Mercure
+	return s.mercure != nil && (m.Publisher.Configured() || m.Subscriber.Configured()) &&
+		s.verifier.Keys().Empty() && !cfg.Client.Callout.Enabled && !cfg.Client.Proxy.Connect.Enabled &&
+		!s.verifier.Policy().AllowAnonymous && cfg.HTTPAPI.Key == "" && !cfg.HTTPAPI.Insecure
 }
 
 // Serve serves on the bound listener until Shutdown.

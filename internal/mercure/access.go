@@ -1,6 +1,14 @@
 package mercure
 
+// This file holds what the hub asks of tokens and origins besides
+// verification: the claim rules of each role, naming a token made for
+// another purpose, and the CORS details of refusals.
+
 import (
+	"net/http"
+	"net/url"
+	"strings"
+
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
 )
@@ -29,4 +37,16 @@ func (h *Handler) misplaced(r *auth.Reason, tok, role string) {
 	}
 	h.verifier.Misplaced(r, tok, "a Mercure "+role+" token", []auth.NamedKeySet{other,
 		{Name: "a connection token (client.token keys)", Set: h.verifier.Keys()}})
+}
+
+// exposedHeaders are the response headers a cross-origin page may read: the
+// stream's Last-Event-ID, and the RFC 6750 challenge that says why a request
+// was refused.
+const exposedHeaders = "Last-Event-ID, WWW-Authenticate"
+
+// sameOrigin reports whether origin is the hub's own (the host the request
+// was sent to): such a request is not cross-origin, whatever cors_origins say.
+func sameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
 }
