@@ -21,6 +21,12 @@ func parseReason(err error, token string, src Source, keys *KeySet) *Reason {
 		return &Reason{Code: CritNotUnderstood, Source: src, Detail: Truncate(ce.Error(), 100),
 			Hint: "sign tokens without a crit header: Herald understands no JWS extension, and RFC 7515 requires refusing a token that needs one"}
 	}
+	var ue *utf8Error
+	if errors.As(err, &ue) && ue.member != "" && strings.HasPrefix(err.Error(), "claims: ") {
+		return &Reason{Code: ClaimInvalid, Source: src,
+			Detail: "claim " + ue.Error() + "; clients would fail the connection that carries it",
+			Hint:   "JSON text is UTF-8: encode the claim's text as UTF-8 when minting the token"}
+	}
 	r := &Reason{Code: TokenMalformed, Source: src, Detail: "not a valid JWT: " + Truncate(err.Error(), 80), Hint: malformedHint(src)}
 	if strings.IndexByte(token, '.') < 0 {
 		r.Detail = "not a JWT: it has no dots, so it looks like a key, a secret or an opaque token rather than a JWT"

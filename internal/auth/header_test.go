@@ -27,7 +27,10 @@ func TestHeaderAndClaimRules(t *testing.T) {
 		{"duplicate header member", rawSigned(`{"alg":"HS256","alg":"none"}`, `{"sub":"u"}`), TokenMalformed, `duplicate member "alg"`},
 		{"duplicate escaped header member", rawSigned(`{"alg":"HS256","\u0061lg":"none"}`, `{"sub":"u"}`), TokenMalformed, `duplicate member "alg"`},
 		{"duplicate claim", rawSigned(`{"alg":"HS256"}`, `{"sub":"admin","sub":"u"}`), TokenMalformed, `duplicate member "sub"`},
-		{"claim not UTF-8", rawSigned(`{"alg":"HS256"}`, "{\"sub\":\"u\xff\"}"), TokenMalformed, "not valid UTF-8"},
+		{"claim not UTF-8", rawSigned(`{"alg":"HS256"}`, "{\"sub\":\"u\xff\"}"), ClaimInvalid, "claim sub is not valid UTF-8 (first invalid byte at offset 9)"},
+		{"nested claim not UTF-8", rawSigned(`{"alg":"HS256"}`, "{\"sub\":\"u\",\"info\":{\"a\":[\"\xc3\x28\"]}}"), ClaimInvalid, "claim info is not valid UTF-8"},
+		{"claim name not UTF-8", rawSigned(`{"alg":"HS256"}`, "{\"\xff\":1}"), TokenMalformed, "not valid UTF-8"},
+		{"header not UTF-8", rawSigned("{\"alg\":\"HS256\",\"kid\":\"\xff\"}", `{"sub":"u"}`), TokenMalformed, "not valid UTF-8"},
 		{"bare secret", secret, TokenMalformed, "it is the HMAC secret of key " + Fingerprint([]byte(secret)) + " itself"},
 		{"bare key", "sk_live_0123456789", TokenMalformed, "looks like a key"},
 	}

@@ -121,7 +121,7 @@ func parseJWT(token string) (*rawToken, error) {
 		return nil
 	})
 	if err != nil {
-		return nil, fmt.Errorf("header: %v", err)
+		return nil, fmt.Errorf("header: %w", err)
 	}
 	if !algSeen {
 		return nil, errors.New("header has no alg")
@@ -134,7 +134,7 @@ func parseJWT(token string) (*rawToken, error) {
 	}
 	cb, rest := rest[:n], rest[n:]
 	if t.claims, err = scanObject(cb); err != nil {
-		return nil, fmt.Errorf("claims: %v", err)
+		return nil, fmt.Errorf("claims: %w", err)
 	}
 	if n, err = enc.Decode(rest, []byte(token[d2+1:])); err != nil {
 		return nil, fmt.Errorf("signature is not base64url: %v", err)
@@ -199,6 +199,11 @@ func (s *scanner) object(depth int, fn func(rawKey, rawVal []byte) error) error 
 		s.ws()
 		vstart := s.i
 		if err := s.value(depth + 1); err != nil {
+			var ue *utf8Error
+			if fn != nil && errors.As(err, &ue) && ue.member == "" {
+				// Name the top-level member (the claim) that holds it.
+				ue.member, _ = unquote(s.data[kstart:kend])
+			}
 			return err
 		}
 		if fn != nil {
@@ -215,6 +220,20 @@ func (s *scanner) object(depth int, fn func(rawKey, rawVal []byte) error) error 
 		}
 		return s.errf("expected ',' or '}'")
 	}
+}
+
+// utf8Error is a JSON string that is not UTF-8 (RFC 8259 §8.1): text that
+// would make a client fail the connection that carries it (RFC 6455).
+type utf8Error struct {
+	at     int    // byte offset in the document
+	member string // the top-level member whose value holds it; "" in a key
+}
+
+func (e *utf8Error) Error() string {
+	if e.member != "" {
+		return fmt.Sprintf("%s is not valid UTF-8 (first invalid byte at offset %d)", Truncate(e.member, 40), e.at)
+	}
+	return fmt.Sprintf("invalid JSON at byte %d: string is not valid UTF-8", e.at)
 }
 
 type scanner struct {
@@ -395,7 +414,7 @@ func (s *scanner) str() error {
 		case c >= utf8.RuneSelf:
 			r, size := utf8.DecodeRune(d[s.i:])
 			if r == utf8.RuneError && size <= 1 {
-				return s.errf("string is not valid UTF-8")
+				return &utf8Error{at: s.i}
 			}
 			s.i += size
 		default:

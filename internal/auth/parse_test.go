@@ -204,6 +204,8 @@ func deliberateTokenRefusal(r *Reason) bool {
 	switch r.Code {
 	case CritNotUnderstood, TokenTooLarge:
 		return true
+	case ClaimInvalid:
+		return strings.Contains(r.Detail, "is not valid UTF-8")
 	case TokenMalformed:
 		for _, why := range []string{"duplicate member", "not valid UTF-8", "nested too deeply", "number out of range", "kid must be a string", "claims: not a JSON object"} {
 			if strings.Contains(r.Detail, why) {

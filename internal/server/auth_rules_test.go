@@ -41,7 +41,7 @@ func TestAuthRulesHeaderAndDates(t *testing.T) {
 		"exp -1e300":            {rawHS(testutil.Secret, h, `{"sub":"e","exp":-1e300}`), []string{"claim_invalid", "exp -1e300 is out of range"}},
 		"duplicate sub":         {rawHS(testutil.Secret, h, `{"sub":"admin","sub":"x"}`), []string{"token_malformed", `duplicate member "sub"`}},
 		"duplicate header alg":  {rawHS(testutil.Secret, `{"alg":"HS256","alg":"none"}`, `{"sub":"x"}`), []string{"token_malformed", `duplicate member "alg"`}},
-		"claim not UTF-8":       {rawHS(testutil.Secret, h, "{\"sub\":\"x\xfe\"}"), []string{"token_malformed", "UTF-8"}},
+		"claim not UTF-8":       {rawHS(testutil.Secret, h, "{\"sub\":\"x\xfe\"}"), []string{"claim_invalid", "claim sub is not valid UTF-8"}},
 		"the secret, not a JWT": {testutil.Secret, []string{"token_malformed", "it is the HMAC secret of key"}},
 	} {
 		t.Run(name, func(t *testing.T) {
