@@ -45,6 +45,23 @@ func ParseAuthorization(h string) (string, *Reason) {
 	return "", malformedHeader("the Authorization header's scheme is " + shown + `; Herald reads only "Bearer <token>"`)
 }
 
+// headerMeansToken reports whether an Authorization header that is not
+// "Bearer <token>" was still meant to carry a token for Herald: a JWT in it
+// (bare, or after another scheme such as Token or JWT), or a misspelt Bearer
+// scheme. Other credentials (Basic for a site behind HTTP authentication,
+// which browsers send on WebSocket upgrades too) are not Herald's business
+// and are ignored, as if absent.
+func headerMeansToken(h string) bool {
+	h = strings.TrimSpace(h)
+	scheme, rest, hasSpace := strings.Cut(h, " ")
+	if !hasSpace {
+		return LooksLikeJWT(h) || strings.EqualFold(h, "bearer")
+	}
+	low := strings.ToLower(scheme)
+	return LooksLikeJWT(strings.TrimSpace(rest)) || strings.TrimRight(low, ":=") == "bearer" ||
+		(suggest.Distance(low, "bearer") <= 2 && low != "basic")
+}
+
 func malformedHeader(detail string) *Reason {
 	return &Reason{Code: TokenMalformed, Source: SourceHeader, Detail: detail,
 		Hint: "send Authorization: Bearer <JWT> (the word Bearer, one space, the token)"}

@@ -86,7 +86,7 @@ func (s *Sources) FromHTTP(r *http.Request, connectToken string) []Candidate {
 	if h := r.Header.Get("Authorization"); h != "" && !s.NoHeader {
 		if tok, bad := ParseAuthorization(h); tok != "" {
 			found[SourceHeader] = Candidate{Source: SourceHeader, Token: tok}
-		} else if bad != nil {
+		} else if bad != nil && headerMeansToken(h) {
 			found[SourceHeader] = Candidate{Source: SourceHeader, Malformed: bad}
 		}
 	}

@@ -33,6 +33,15 @@ func TestAuthMissingSaysWhatWasFound(t *testing.T) {
 			expectClosed(t, o, 3500, "invalid token", "token_malformed", tc.want)
 		})
 	}
+	t.Run("other credentials are not a token", func(t *testing.T) {
+		// A page behind HTTP Basic authentication: browsers send the header
+		// on the upgrade too. It is not Herald's, and no refusal names it.
+		o := connectWith(t, srv, "", http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}})
+		expectClosed(t, o, 3501, "token_missing")
+		if o := connectWith(t, srv, tok, http.Header{"Authorization": {"Basic dXNlcjpwYXNz"}}); !o.connected() {
+			t.Fatalf("a connect token with a Basic header: %v", o)
+		}
+	})
 	t.Run("malformed header with a good token elsewhere", func(t *testing.T) {
 		if o := connectWith(t, srv, tok, http.Header{"Authorization": {"Token " + tok}}); !o.connected() {
 			t.Fatalf("a good connect token was refused because of a malformed header: %v", o)
