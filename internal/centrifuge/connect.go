@@ -210,11 +210,9 @@ func (s *session) handleRefresh(id uint32, req *RefreshRequest) *Disconnect {
 	if reason != nil {
 		s.refused("refresh refused", reason, "")
 		if reason.Code == auth.TokenExpired || reason.Code == auth.TokenNotYetValid {
-			d := DisconnectExpired.With(s.h.shown(reason))
-			return &d
+			return withReason(DisconnectExpired, reason, s.h.shown(reason))
 		}
-		d := DisconnectInvalidToken.With(s.h.shown(reason))
-		return &d
+		return withReason(DisconnectInvalidToken, reason, s.h.shown(reason))
 	}
 	now := time.Now()
 	s.mu.Lock()

@@ -85,7 +85,7 @@ func (s *session) checkRevoked() {
 	if r := s.h.engine.Verifier().RevokedIdentity(user, jti, iat); r != nil {
 		r.Source = "live"
 		s.refused("connection closed: token revoked", r, "")
-		go s.closeWith(DisconnectInvalidToken.With(s.h.shown(r)))
+		go s.closeWith(*withReason(DisconnectInvalidToken, r, s.h.shown(r)))
 	}
 }
 

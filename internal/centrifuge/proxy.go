@@ -117,7 +117,7 @@ func (s *session) refreshViaProxy() {
 		r := &auth.Reason{Code: auth.ProxyBadResponse, Detail: "refresh proxy result has neither expired:true nor a future expire_at",
 			Hint: "answer {\"result\":{\"expire_at\":<unix seconds in the future>}} or {\"result\":{\"expired\":true}}"}
 		s.refused("refresh proxy answered without a new expiry", r, "")
-		s.closeWith(DisconnectExpired.With(s.h.shown(r)))
+		s.closeWith(*withReason(DisconnectExpired, r, s.h.shown(r)))
 	default:
 		s.mu.Lock()
 		s.expireAt = time.Unix(res.ExpireAt, 0)

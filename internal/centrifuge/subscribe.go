@@ -52,8 +52,7 @@ func (s *session) subscribeRefused(id uint32, channel string, herr *hub.Error) *
 	case r.Code == auth.JWKSUnavailable:
 		s.replyError(id, ErrInternal.With(shown))
 	case r.Code == auth.SubscriptionTokenMismatch && !s.h.cfg.Client.SubscriptionTokenMismatchError:
-		d := DisconnectInvalidToken.With(shown)
-		return &d
+		return withReason(DisconnectInvalidToken, r, shown)
 	default:
 		return s.replyDenied(id, r)
 	}
@@ -201,11 +200,9 @@ func (s *session) handleSubRefresh(id uint32, req *SubRefreshRequest) *Disconnec
 	if reason != nil {
 		s.refused("sub_refresh refused", reason, req.Channel)
 		if reason.Code == auth.TokenExpired || reason.Code == auth.TokenNotYetValid {
-			d := DisconnectSubExpired.With(s.h.shown(reason))
-			return &d
+			return withReason(DisconnectSubExpired, reason, s.h.shown(reason))
 		}
-		d := DisconnectInvalidToken.With(s.h.shown(reason))
-		return &d
+		return withReason(DisconnectInvalidToken, reason, s.h.shown(reason))
 	}
 	if grant.Info != nil {
 		sub.hs.SetChanInfo(grant.Info)

@@ -113,9 +113,16 @@ func TestAuthCloseReasonsKeepTheCodeFirst(t *testing.T) {
 		"missing":   "",
 		"malformed": "abc.def",
 		"signature": hs(t, "another-secret-of-the-right-length-000", claimsFor("sig")),
+		"refresh":   hs(t, "another-secret-of-the-right-length-000", claimsFor("ref")),
 	} {
 		t.Run(name, func(t *testing.T) {
-			o := connectWith(t, srv, token, nil)
+			var o outcome
+			if name == "refresh" { // a refused refresh closes the connection too
+				c := mustConnect(t, srv, testutil.UserToken(t, "ref"))
+				o = c.call("refresh", map[string]any{"token": token})
+			} else {
+				o = connectWith(t, srv, token, nil)
+			}
 			if o.Reply != nil {
 				t.Fatalf("accepted: %v", o)
 			}
