@@ -46,18 +46,8 @@ func (c *Config) Validate() Problems {
 			add(key, "must be at least %d (got %d)", lo, v)
 		}
 	}
-	if c.HTTP.ReadHeaderTimeout <= 0 {
-		add("http.read_header_timeout", "must be more than 0: a client that never finishes its headers would hold its connection forever")
-	}
-	if c.HTTP.IdleTimeout <= 0 {
-		add("http.idle_timeout", "must be more than 0: idle keep-alive connections would be held forever")
-	}
-	if c.HTTP.ReadTimeout > 0 && c.HTTP.ReadTimeout < c.HTTP.ReadHeaderTimeout {
-		add("http.read_timeout", "(%s) must be at least http.read_header_timeout (%s), or 0 for no limit", c.HTTP.ReadTimeout, c.HTTP.ReadHeaderTimeout)
-	}
+	ps = append(ps, c.HTTP.validate()...)
 	atLeast("http_api.max_broadcast_channels", c.HTTPAPI.MaxBroadcastChannels, 1)
-	atLeast("http.max_pending_conns", c.HTTP.MaxPendingConns, 0)
-	atLeast("http.max_pending_conns_per_ip", c.HTTP.MaxPendingConnsPerIP, 0)
 	cl := &c.Client
 	atLeast("client.channel_limit", cl.ChannelLimit, 1)
 	atLeast("client.queue_max_size", cl.QueueMaxSize, 1024)
@@ -191,6 +181,30 @@ func (c *Config) Validate() Problems {
 	}
 	if len(ps) == 0 {
 		return nil
+	}
+	return ps
+}
+
+// validate checks the HTTP timeouts and limits.
+func (h *HTTP) validate() Problems {
+	var ps Problems
+	add := func(key, format string, args ...any) {
+		ps = append(ps, Problem{Key: "http." + key, Msg: fmt.Sprintf(format, args...)})
+	}
+	if h.ReadHeaderTimeout <= 0 {
+		add("read_header_timeout", "must be more than 0: a client that never finishes its headers would hold its connection forever")
+	}
+	if h.IdleTimeout <= 0 {
+		add("idle_timeout", "must be more than 0: idle keep-alive connections would be held forever")
+	}
+	if h.ReadTimeout > 0 && h.ReadTimeout < h.ReadHeaderTimeout {
+		add("read_timeout", "(%s) must be at least http.read_header_timeout (%s), or 0 for no limit", h.ReadTimeout, h.ReadHeaderTimeout)
+	}
+	if h.MaxPendingConns < 0 {
+		add("max_pending_conns", "must not be negative (0 = no limit)")
+	}
+	if h.MaxPendingConnsPerIP < 0 {
+		add("max_pending_conns_per_ip", "must not be negative (0 = no limit)")
 	}
 	return ps
 }

@@ -278,6 +278,9 @@ func New(c Config) (*Proxy, error) {
 	if p.name == "" {
 		p.name = "proxy"
 	}
+	if p.setting == "" {
+		p.setting = "the " + p.name + " proxy"
+	}
 	if p.timeout == 0 {
 		p.timeout = DefaultTimeout
 	}
@@ -337,20 +340,25 @@ func New(c Config) (*Proxy, error) {
 		}
 		p.transforms[t.StatusCode] = t
 	}
-	if p.setting == "" {
-		p.setting = "the " + p.name + " proxy"
-	}
 	if p.client == nil {
-		tr, err := NewTransport(c.CAFile)
-		if err != nil {
+		if p.client, err = newClient(c.CAFile, max); err != nil {
 			return nil, err
 		}
-		tr.MaxIdleConnsPerHost = max
-		p.client = &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
-			return http.ErrUseLastResponse
-		}}
 	}
 	return p, nil
+}
+
+// newClient is a proxy's default client: it trusts caFile's CAs too, keeps
+// maxIdle connections to the backend, and follows no redirect.
+func newClient(caFile string, maxIdle int) (*http.Client, error) {
+	tr, err := NewTransport(caFile)
+	if err != nil {
+		return nil, err
+	}
+	tr.MaxIdleConnsPerHost = maxIdle
+	return &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	}}, nil
 }
 
 // NewTransport returns the HTTP transport of a proxy: Go's defaults, trusting

@@ -174,20 +174,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	for _, d := range s.doors {
 		mux.Handle(d.path, d.handler)
 	}
-	// The timeouts apply to requests served by net/http; net/http clears
-	// them when a WebSocket or a Mercure stream takes its connection over
-	// (Hijack), and the listener's own upgrades never set them
-	// (TestHTTPTimeoutsCloseIdleAndSlowConnections checks both).
-	s.httpSrv = &http.Server{
-		Handler:           mux,
-		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
-		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
-		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
-		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
-		MaxHeaderBytes:    64 << 10,
-		ConnState:         connState,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	s.httpSrv = httpServer(cfg, mux, log)
 	s.pending = newPendingLimit(cfg.HTTP.MaxPendingConns, cfg.HTTP.MaxPendingConnsPerIP, log)
 	return s, nil
 }
@@ -202,6 +189,24 @@ func applyRevocation(v *auth.Verifier) func(hub.Revocation) {
 		if r.User != "" {
 			v.Revocations().RevokeUser(r.User, r.IssuedBefore, r.Until)
 		}
+	}
+}
+
+// httpServer is the net/http server of the requests that are not upgrades.
+// Its timeouts apply to requests it serves; net/http clears them when a
+// WebSocket or a Mercure stream takes its connection over (Hijack), and the
+// listener's own upgrades never set them (TestHTTPTimeoutsCloseIdleAndSlowConnections
+// checks both).
+func httpServer(cfg *config.Config, mux http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout.D(),
+		ReadTimeout:       cfg.HTTP.ReadTimeout.D(),
+		WriteTimeout:      cfg.HTTP.WriteTimeout.D(),
+		IdleTimeout:       cfg.HTTP.IdleTimeout.D(),
+		MaxHeaderBytes:    64 << 10,
+		ConnState:         connState,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
 	}
 }
 
