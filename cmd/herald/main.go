@@ -34,11 +34,11 @@ Usage:
   herald serve [--config FILE] [--listen ADDR] [--api-key KEY] [--hmac-secret SECRET] [--dev]
                [--broker memory|redis|nats] [--redis-address ADDR] [--nats-url URL]
   herald check-config --config FILE [--connect]
-  herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U] TOKEN
+  herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U | --mercure ROLE] TOKEN
   herald token [--config FILE | --hmac-secret S] --user USER [--ttl 24h] [--channel C] [--info JSON]
   herald keys [--config FILE | --hmac-secret S]
   herald mercure-token [--config FILE | --secret S] [--publish SEL]... [--subscribe SEL]... [--payload JSON] [--ttl D]
-  herald proxy-check (--config FILE | --endpoint URL) [--type connect] [--header 'Authorization: Bearer …']
+  herald proxy-check (--config FILE | --endpoint URL [--ca-file PEM]) [--type connect] [--header 'Authorization: Bearer …']
   herald nats-callout [--config FILE] [--nats-url URL] [--user U --password P | --creds FILE | --nkey-seed SU…]
                       [--issuer-seed SA…] [--account A] [--xkey-seed SX…] [--hmac-secret S] [--mode operator]
   herald nats-callout check [the same flags] [--sentinel-creds FILE]
