@@ -90,14 +90,14 @@ test('a token signed with another secret ends in a terminal disconnect 3500 that
   );
 });
 
-test('no token while anonymous access is off: disconnect 3501 "no credentials"', async () => {
+test('no token while anonymous access is off: disconnect 3501 naming the places read', async () => {
   const client = server.client({});
   const events = recordEvents(client, ['connecting', 'connected', 'disconnected']);
   const disconnected = waitOkOrFail(client, 'disconnected', 'connected', { label: 'a disconnected event' });
   client.connect();
   const ctx = await disconnected;
   assert.equal(ctx.code, 3501);
-  assert.match(ctx.reason, /no credentials/i);
+  assert.match(ctx.reason, /token_missing: no token in connect\.token/);
   await sleep(1_000);
   assert.equal(client.state, 'disconnected');
   assert.deepEqual(
