@@ -48,6 +48,9 @@ func FuzzAPIBody(f *testing.F) {
 	srv := testutil.Start(f, cfg)
 	client := &http.Client{Timeout: 10 * time.Second}
 	f.Fuzz(func(t *testing.T, method, body string) {
+		if method == "." || method == ".." {
+			return // /api/.. is another path, not a method of the API
+		}
 		req, err := http.NewRequest(http.MethodPost, "http://"+srv.Addr+"/api/"+url.PathEscape(method), bytes.NewBufferString(body))
 		if err != nil {
 			return // not a URL the client can send

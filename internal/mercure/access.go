@@ -5,9 +5,12 @@ package mercure
 // another purpose, and the CORS details of refusals.
 
 import (
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
@@ -49,4 +52,13 @@ const exposedHeaders = "Last-Event-ID, WWW-Authenticate"
 func sameOrigin(r *http.Request, origin string) bool {
 	u, err := url.Parse(origin)
 	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
+// refuseExtraBytes answers a subscription request that was followed by more
+// bytes (pipelining, or a stray line ending) with 400, and closes nc.
+func refuseExtraBytes(nc net.Conn) {
+	const body = "a subscription request must not be followed by more data on its connection\n"
+	_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
+	_, _ = fmt.Fprintf(nc, "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	_ = nc.Close()
 }

@@ -540,8 +540,9 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if brw.Reader.Buffered() > 0 {
-		// A client of a stream sends nothing after its request.
-		_ = nc.Close()
+		// A client of a stream sends nothing after its request: say so
+		// rather than close without an answer.
+		refuseExtraBytes(nc)
 		return
 	}
 	// HTTP/1.0 clients (nginx talks to its upstreams in 1.0 unless told
