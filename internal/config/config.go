@@ -111,17 +111,23 @@ type Token struct {
 	HMACPreviousSecretKeyValidUntil int64  `yaml:"hmac_previous_secret_key_valid_until" doc:"unix time after which the previous HMAC secret is refused; 0 = until removed"`
 	Keys                            []Key  `yaml:"keys" doc:"verification keys, each pinned to one algorithm"`
 
-	Typ []string `yaml:"typ" doc:"accepted typ header values, e.g. [at+jwt] (explicit typing, RFC 8725); empty = typ not checked"`
+	TokenRules `yaml:",inline"`
 
-	Leeway                Duration `yaml:"leeway" doc:"clock-skew leeway for exp, nbf and iat"`
-	MaxLifetime           Duration `yaml:"max_lifetime" doc:"refuse tokens issued (iat) longer ago than this; 0 = no limit"`
+	Leeway      Duration `yaml:"leeway" doc:"clock-skew leeway for exp, nbf and iat"`
+	MaxLifetime Duration `yaml:"max_lifetime" doc:"refuse tokens issued (iat) longer ago than this; 0 = no limit"`
+	Audience    []string `yaml:"audience" doc:"accepted aud values; empty = aud not checked"`
+	Issuer      []string `yaml:"issuer" doc:"accepted iss values; empty = iss not checked"`
+	UserClaim   string   `yaml:"user_claim" doc:"claim holding the user id: a name (sub, https://example.com/uid) or a dotted path (user.id)"`
+	InfoClaim   string   `yaml:"info_claim" doc:"claim (name or dotted path) whose JSON becomes the connection info"`
+	MetaClaim   string   `yaml:"meta_claim" doc:"claim (name or dotted path) whose JSON becomes the connection meta"`
+}
+
+// TokenRules are the header and exp rules of one kind of token (client,
+// subscription, Mercure publisher and subscriber tokens).
+type TokenRules struct {
+	Typ                   []string `yaml:"typ" doc:"accepted typ header values, e.g. [at+jwt] (explicit typing, RFC 8725); empty = typ not checked"`
 	RequireExp            bool     `yaml:"require_exp" doc:"refuse tokens without exp (exp_required)"`
-	MaxLifetimeWithoutExp Duration `yaml:"max_lifetime_without_exp" doc:"a token without exp expires this long after its iat, and the connection must refresh then (one with neither is refused); 0 = such tokens never expire"`
-	Audience              []string `yaml:"audience" doc:"accepted aud values; empty = aud not checked"`
-	Issuer                []string `yaml:"issuer" doc:"accepted iss values; empty = iss not checked"`
-	UserClaim             string   `yaml:"user_claim" doc:"claim holding the user id: a name (sub, https://example.com/uid) or a dotted path (user.id)"`
-	InfoClaim             string   `yaml:"info_claim" doc:"claim (name or dotted path) whose JSON becomes the connection info"`
-	MetaClaim             string   `yaml:"meta_claim" doc:"claim (name or dotted path) whose JSON becomes the connection meta"`
+	MaxLifetimeWithoutExp Duration `yaml:"max_lifetime_without_exp" doc:"a token without exp expires this long after its iat, and the connection or stream ends then (one with neither is refused); 0 = such tokens never expire"`
 }
 
 // ClientProxies are the proxies of the connection lifecycle.

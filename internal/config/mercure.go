@@ -43,9 +43,7 @@ type MercureKeys struct {
 	Alg    string `yaml:"alg" doc:"the one algorithm the secret verifies: HS256, HS384 or HS512"`
 	Keys   []Key  `yaml:"keys" doc:"further verification keys, each pinned to one algorithm (as client.token.keys)"`
 
-	Typ                   []string `yaml:"typ" doc:"accepted typ header values (explicit typing, RFC 8725); empty = typ not checked"`
-	RequireExp            bool     `yaml:"require_exp" doc:"refuse tokens without exp (Mercure does not require it)"`
-	MaxLifetimeWithoutExp Duration `yaml:"max_lifetime_without_exp" doc:"a token without exp expires this long after its iat (one with neither is refused); 0 = such tokens never expire"`
+	TokenRules `yaml:",inline"`
 }
 
 // Configured reports whether the role has any key.
@@ -109,7 +107,7 @@ func (m *Mercure) validate() Problems {
 			p.Key = "mercure." + role.name + "." + p.Key
 			ps = append(ps, p)
 		}
-		ps = append(ps, validateExpRules("mercure."+role.name, role.k.Typ, role.k.RequireExp, role.k.MaxLifetimeWithoutExp)...)
+		ps = append(ps, role.k.TokenRules.validate("mercure."+role.name)...)
 	}
 	if m.CookieName == "" {
 		add("cookie_name", "must not be empty (the reference name is mercureAuthorization)")

@@ -327,7 +327,7 @@ func (t *Token) validate(path string) Problems {
 	if t.UserClaim == "" {
 		add("user_claim", "must name a claim (sub by default)")
 	}
-	ps = append(ps, validateExpRules(path, t.Typ, t.RequireExp, t.MaxLifetimeWithoutExp)...)
+	ps = append(ps, t.TokenRules.validate(path)...)
 	for _, p := range validateKeys(t.Keys) {
 		p.Key = path + "." + p.Key
 		ps = append(ps, p)
@@ -335,16 +335,16 @@ func (t *Token) validate(path string) Problems {
 	return ps
 }
 
-// validateExpRules checks the typ list and the exp rules of one kind of
-// token at key path path.
-func validateExpRules(path string, typ []string, requireExp bool, lifetime Duration) Problems {
+// validate checks the typ list and the exp rules of one kind of token at
+// key path path.
+func (r *TokenRules) validate(path string) Problems {
 	var ps Problems
-	for i, t := range typ {
+	for i, t := range r.Typ {
 		if strings.TrimSpace(t) == "" {
 			ps = append(ps, Problem{Key: fmt.Sprintf("%s.typ[%d]", path, i), Msg: "must not be empty"})
 		}
 	}
-	if requireExp && lifetime > 0 {
+	if r.RequireExp && r.MaxLifetimeWithoutExp > 0 {
 		ps = append(ps, Problem{Key: path + ".max_lifetime_without_exp", Msg: "has no effect with require_exp: tokens without exp are refused; unset one of them"})
 	}
 	return ps
