@@ -206,51 +206,19 @@ func (h *Handler) preflight(w http.ResponseWriter, r *http.Request) {
 // Authorization header, else the authorization query parameter, else the
 // cookie. Only the winner is used; differing losers are logged.
 func (h *Handler) token(r *http.Request) (string, auth.Source, *auth.Reason) {
-	type found struct {
-		tok string
-		src auth.Source
-	}
-	var all []found
-	var bad *auth.Reason
-	if vals := r.Header.Values("Authorization"); len(vals) > 0 {
-		scheme, tok, ok := strings.Cut(vals[0], " ")
-		tok = strings.TrimSpace(tok)
-		switch {
-		case len(vals) > 1:
-			bad = &auth.Reason{Code: auth.TokenMalformed, Source: auth.SourceHeader, Detail: "the request has several Authorization headers",
-				Hint: "send exactly one Authorization: Bearer <token> header"}
-		case !ok || !strings.EqualFold(scheme, "Bearer") || tok == "":
-			bad = &auth.Reason{Code: auth.TokenMalformed, Source: auth.SourceHeader, Detail: "Authorization header is not `Bearer <token>`",
-				Hint: "send Authorization: Bearer <JWT> (the token itself, not the key)"}
-		}
-		all = append(all, found{tok, auth.SourceHeader})
-	}
-	if vals, ok := r.URL.Query()["authorization"]; ok {
-		if len(vals) > 1 && len(all) == 0 {
-			bad = &auth.Reason{Code: auth.TokenMalformed, Source: auth.SourceQuery,
-				Detail: fmt.Sprintf("the authorization query parameter appears %d times", len(vals)), Hint: "give it once"}
-		}
-		all = append(all, found{vals[0], auth.SourceQuery})
-	}
-	if c, err := r.Cookie(h.cfg.CookieName); err == nil && c.Value != "" {
-		all = append(all, found{c.Value, auth.SourceCookie})
-	}
-	if bad != nil {
-		return "", bad.Source, bad
-	}
-	if len(all) == 0 {
+	src := auth.FirstSources{QueryParam: "authorization", Cookie: h.cfg.CookieName}
+	chosen, ignored, reason := auth.PickFirst(src.FromHTTP(r))
+	switch {
+	case reason != nil:
+		return "", reason.Source, reason
+	case chosen == nil:
 		return "", "", nil
 	}
-	for _, f := range all[1:] {
-		if f.tok != all[0].tok {
-			h.log.Warn("mercure: several token sources carry different tokens; only the first by precedence is used (header > authorization query > cookie)",
-				slog.String("used", string(all[0].src)), slog.String("ignored", string(f.src)), slog.String("remote_addr", r.RemoteAddr))
-		}
+	for _, c := range ignored {
+		h.log.Warn("mercure: several token sources carry different tokens; only the first by precedence is used (header > authorization query > cookie)",
+			slog.String("used", string(chosen.Source)), slog.String("ignored", string(c.Source)), slog.String("remote_addr", r.RemoteAddr))
 	}
-	if all[0].tok == "" {
-		return "", all[0].src, &auth.Reason{Code: auth.TokenMalformed, Source: all[0].src, Detail: "the token is empty"}
-	}
-	return all[0].tok, all[0].src, nil
+	return chosen.Token, chosen.Source, nil
 }
 
 // refuse answers 401 or 403 with an RFC 6750 challenge and the reason in the
