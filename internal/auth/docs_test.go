@@ -24,7 +24,7 @@ func TestCatalogueIsDocumented(t *testing.T) {
 // the client sees.
 func TestEveryReasonIsExercisedEndToEnd(t *testing.T) {
 	var corpus strings.Builder
-	for _, dir := range []string{"../centrifuge", "../server", "../api", "../proxy", "../natscallout", "../../cmd/herald"} {
+	for _, dir := range []string{"../centrifuge", "../server", "../api", "../proxy", "../natscallout", "../actioncable", "../../cmd/herald"} {
 		files, _ := filepath.Glob(filepath.Join(dir, "*_test.go"))
 		for _, f := range files {
 			b, _ := os.ReadFile(f)

@@ -29,6 +29,11 @@ type ConnectRequest struct {
 	// Emulated are headers the client sent inside its connect message
 	// (untrusted; proxies forward those on their allowlist).
 	Emulated map[string]string
+	// OwnBackend says that the front door's protocol has a backend of its
+	// own (AnyCable RPC): Backend, when not nil, decides connections that
+	// present no token, in place of the connect proxy, which is not asked.
+	OwnBackend bool
+	Backend    ConnectAuthority
 }
 
 // ConnectAuthority decides connections for the engine: the team's connect
@@ -92,14 +97,21 @@ func (e *Engine) Authenticate(ctx context.Context, req *ConnectRequest) (*Identi
 		return e.a.Callout.AuthorizeConnect(ctx, req, nil)
 	}
 	ident, reason := e.v.Connect(&req.Request)
+	proxy, after := e.a.ConnectProxy, e.a.ProxyAfterToken
+	if req.OwnBackend {
+		proxy, after = req.Backend, false
+	}
 	noToken := (reason != nil && reason.Code == TokenMissing) || (reason == nil && ident.Source == "")
-	afterToken := reason == nil && !noToken && e.a.ProxyAfterToken
-	if e.a.ConnectProxy != nil && (noToken || afterToken) {
+	afterToken := reason == nil && !noToken && after
+	if proxy != nil && (noToken || afterToken) {
+		if req.AnyCable != nil && req.AnyCable.Enforce {
+			return ident, reason
+		}
 		var verified *Identity
 		if afterToken {
 			verified = ident
 		}
-		return e.a.ConnectProxy.AuthorizeConnect(ctx, req, verified)
+		return proxy.AuthorizeConnect(ctx, req, verified)
 	}
 	return ident, reason
 }

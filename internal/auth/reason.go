@@ -132,6 +132,32 @@ const (
 	NATSAccountNotAllowed Code = "nats_account_not_allowed"
 	// NATSAnswerInvalid: Herald's own answer would fail a check NATS makes (signer, user key, server id, account, expiry).
 	NATSAnswerInvalid Code = "nats_answer_invalid"
+	// Refusals of the Action Cable front door (internal/actioncable).
+
+	// SignedStreamMalformed: a signed stream name is not <base64 JSON string>--<hex HMAC-SHA256>.
+	SignedStreamMalformed Code = "signed_stream_malformed"
+	// SignedStreamInvalid: a signed stream name's digest does not match the configured key.
+	SignedStreamInvalid Code = "signed_stream_invalid"
+
+	// Refusals of the application's AnyCable RPC. The first two are
+	// temporary: the app may come back.
+
+	// RPCUnreachable: the app's RPC endpoint could not be reached (refused, DNS, TLS), retries included.
+	RPCUnreachable Code = "rpc_unreachable"
+	// RPCTimeout: the app did not answer within actioncable.rpc.timeout.
+	RPCTimeout Code = "rpc_timeout"
+	// RPCUnauthorized: the app answered 401: it refused Herald's RPC secret.
+	RPCUnauthorized Code = "rpc_unauthorized"
+	// RPCHTTPStatus: the app answered another non-2xx status.
+	RPCHTTPStatus Code = "rpc_http_status"
+	// RPCBadJSON: the app's body is not JSON.
+	RPCBadJSON Code = "rpc_bad_json"
+	// RPCBadResponse: the JSON is not an AnyCable RPC answer (a wrong type, an unknown status).
+	RPCBadResponse Code = "rpc_bad_response"
+	// RPCError: the app answered status ERROR (an exception in its connection or channel class).
+	RPCError Code = "rpc_error"
+	// RPCDenied: the app answered status FAILURE (reject_unauthorized_connection, a rejected subscription).
+	RPCDenied Code = "rpc_denied"
 )
 
 // Catalogue lists every refusal code; docs/auth.md documents each one.
@@ -146,6 +172,8 @@ var Catalogue = []Code{
 	CalloutExpired, CalloutWrongAudience, CalloutReplay, CalloutDenied, CalloutBadResponse,
 	APIKeyNotConfigured, APIKeyMissing, APIKeyWrong, AdminKeyWrong, TopicNotPermitted,
 	NATSRequestInvalid, NATSAccountNotAllowed, NATSAnswerInvalid,
+	SignedStreamMalformed, SignedStreamInvalid,
+	RPCUnreachable, RPCTimeout, RPCUnauthorized, RPCHTTPStatus, RPCBadJSON, RPCBadResponse, RPCError, RPCDenied,
 }
 
 // Source says where a token was found.

@@ -41,6 +41,10 @@ type Request struct {
 	Tokens     []Candidate
 	Origin     string
 	RemoteAddr string
+	// AnyCable, when set, verifies the token by AnyCable's JWT
+	// identification rules (the ext claim) instead of Herald's
+	// connection-token rules.
+	AnyCable *AnyCableRules
 }
 
 // SubOptions are the per-channel options of a server-side subscription from
@@ -81,6 +85,10 @@ type Identity struct {
 	ConnectData    json.RawMessage
 	Grants         *Grants
 	MaxConnections int
+	// Identifiers are Action Cable connection identifiers (an AnyCable
+	// token's ext claim, or what the app's RPC connect answered): opaque
+	// and kept byte for byte, since the app matches them exactly.
+	Identifiers string
 }
 
 // SubscriptionGrant is an accepted subscription token.
@@ -283,6 +291,9 @@ func subtleEqual(a, b string) bool {
 
 // Connect decides a connection attempt.
 func (v *Verifier) Connect(req *Request) (*Identity, *Reason) {
+	if req.AnyCable != nil {
+		return v.anyCableConnect(req)
+	}
 	cand, r := v.pick(req)
 	if r != nil {
 		return nil, r

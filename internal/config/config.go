@@ -41,6 +41,8 @@ type Config struct {
 	// NATSCallout is the NATS auth callout service.
 	NATSCallout NATSCallout `yaml:"nats_callout"`
 	Broker      Broker      `yaml:"broker"`
+	// ActionCable is the Action Cable / AnyCable front door.
+	ActionCable ActionCable `yaml:"actioncable"`
 }
 
 // HTTP holds the timeouts and limits of HTTP connections before they are
@@ -395,6 +397,7 @@ func Default() *Config {
 		Mercure:     defaultMercure(),
 		NATSCallout: defaultNATSCallout(),
 		Broker:      defaultBroker(),
+		ActionCable: defaultActionCable(),
 	}
 }
 
@@ -414,4 +417,5 @@ func (c *Config) ApplyDevDefaults() {
 			"http://localhost", "http://127.0.0.1"}
 	}
 	c.applyMercureDevDefaults()
+	c.applyActionCableDevDefaults()
 }

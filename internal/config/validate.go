@@ -88,6 +88,9 @@ func (c *Config) Validate() Problems {
 	ps = append(ps, c.Mercure.validate()...)
 	ps = append(ps, c.NATSCallout.validate()...)
 	ps = append(ps, c.Broker.validate()...)
+	if c.ActionCable.Enabled {
+		ps = append(ps, c.ActionCable.validate(c)...)
+	}
 	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
 	ps = append(ps, cl.Proxy.Refresh.validate("client.proxy.refresh")...)
 	if co := &cl.Callout; co.Enabled {

@@ -55,7 +55,23 @@ type Delivery struct {
 	Info    *broker.ClientInfo  // KindJoin, KindLeave
 	Epoch   string              // stream epoch of Pub, when the channel keeps history
 	enc     [MaxFormats]encoded
+
+	// Encodings that vary per subscription as well as per format (see EncodedFor).
+	kmu    sync.Mutex
+	k0     keyed
+	keyed  map[keyed][]byte
+	k0data []byte
 }
+
+// keyed names an encoding of EncodedFor.
+type keyed struct {
+	f   Format
+	key string
+}
+
+// maxKeyed bounds the keyed encodings kept per delivery: past it, each
+// further key is built for its subscriber alone.
+const maxKeyed = 64
 
 type encoded struct {
 	once sync.Once
@@ -68,6 +84,34 @@ func (d *Delivery) Encoded(f Format, build func(*Delivery) []byte) []byte {
 	e := &d.enc[f]
 	e.once.Do(func() { e.b = build(d) })
 	return e.b
+}
+
+// EncodedFor returns the delivery in format f for key, building it with
+// build the first time a subscriber with that key asks: for wire formats
+// whose messages carry something of the subscription besides the delivery
+// (an Action Cable identifier), so subscribers that share it share one
+// encoding. Subscribers of one channel usually share a handful of keys.
+func (d *Delivery) EncodedFor(f Format, key string, build func(*Delivery, string) []byte) []byte {
+	k := keyed{f, key}
+	d.kmu.Lock()
+	defer d.kmu.Unlock()
+	if d.k0data != nil && d.k0 == k {
+		return d.k0data
+	}
+	if b, ok := d.keyed[k]; ok {
+		return b
+	}
+	b := build(d, key)
+	switch {
+	case d.k0data == nil:
+		d.k0, d.k0data = k, b
+	case len(d.keyed) < maxKeyed:
+		if d.keyed == nil {
+			d.keyed = make(map[keyed][]byte, 4)
+		}
+		d.keyed[k] = b
+	}
+	return b
 }
 
 func (h *Hub) fanout(d *Delivery) {

@@ -1,6 +1,7 @@
 package hub
 
 import (
+	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -120,6 +121,27 @@ func (n *Namespaces) Resolve(channel string) (*Namespace, error) {
 		return nil, &ChannelError{UnknownNamespace, fmt.Sprintf("unknown namespace %q (add it to channel.namespaces)", name[:i])}
 	}
 	return ns, nil
+}
+
+// ResolveOptional resolves a channel whose namespace prefix is optional: a
+// name whose part before ":" is no configured namespace is a channel without
+// namespace. Other protocols' stream names use ":" freely (Action Cable's
+// chat:Z2lk…, Turbo's Z2lk…:messages); such a name is still the same channel
+// for every door, and a configured namespace still applies to it.
+func (n *Namespaces) ResolveOptional(channel string) (*Namespace, error) {
+	ns, err := n.Resolve(channel)
+	var ce *ChannelError
+	if err != nil && errors.As(err, &ce) && ce.Kind == UnknownNamespace {
+		return n.without, nil
+	}
+	return ns, err
+}
+
+func (n *Namespaces) resolve(channel string, optional bool) (*Namespace, error) {
+	if optional {
+		return n.ResolveOptional(channel)
+	}
+	return n.Resolve(channel)
 }
 
 // CheckRegex applies the namespace's channel_regex to the part after "ns:".

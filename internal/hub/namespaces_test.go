@@ -57,3 +57,37 @@ func TestNormalizeData(t *testing.T) {
 		}
 	}
 }
+
+func TestResolveOptional(t *testing.T) {
+	ns, err := NewNamespaces(&config.Channel{MaxLength: 40, Namespaces: []config.Namespace{{Name: "chat"}}}, config.NamespaceOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		channel string
+		ns      string
+		bad     bool
+	}{
+		{"plain", "", false},
+		{"chat:Z2lkOi8vYXBwL1VzZXIvMQ", "chat", false}, // a configured namespace still applies
+		{"Z2lkOi8vYXBwL1Jvb20vMQ:messages", "", false}, // Turbo's streamables joined with ":"
+		{"comments:Z2lkOi8vYXBwL1Bvc3QvMQ", "", false}, // stream_for of CommentsChannel
+		{"ünï:x", "", true},                            // still ASCII only
+		{"", "", true},
+	}
+	for _, c := range cases {
+		got, err := ns.ResolveOptional(c.channel)
+		if c.bad {
+			if err == nil {
+				t.Errorf("%q: resolved, want an error", c.channel)
+			}
+			continue
+		}
+		if err != nil || got.Name != c.ns {
+			t.Errorf("%q: got %v, %v; want namespace %q", c.channel, got, err, c.ns)
+		}
+	}
+	if _, err := ns.Resolve("comments:x"); err == nil {
+		t.Error("Resolve must still refuse an unknown namespace")
+	}
+}

@@ -30,6 +30,8 @@ type PublishRequest struct {
 	Event   string
 	Retry   uint64
 	Topic   bool
+	// OptionalNamespace resolves Channel leniently (see Namespaces.ResolveOptional).
+	OptionalNamespace bool
 	// A connection's publication: Client and Conn are set, and the auth
 	// engine decides (a publish proxy may replace the data).
 	Client   Client
@@ -48,7 +50,7 @@ func (h *Hub) Publish(ctx context.Context, req *PublishRequest) (broker.StreamPo
 	var err error
 	if req.Topic {
 		ns = h.ns.ResolveTopic(req.Channel)
-	} else if ns, err = h.ns.Resolve(req.Channel); err != nil {
+	} else if ns, err = h.ns.resolve(req.Channel, req.OptionalNamespace); err != nil {
 		return none, channelError(err)
 	}
 	if e := checkText(req.Data, req.Encoding); e != nil {
@@ -136,10 +138,12 @@ type ReadRequest struct {
 	// A connection's read: the auth engine decides. Nil for the server API.
 	Client Client
 	Conn   *auth.Conn
+	// OptionalNamespace resolves Channel leniently (see Namespaces.ResolveOptional).
+	OptionalNamespace bool
 }
 
 func (h *Hub) readable(ctx context.Context, r *ReadRequest, op auth.Op) (*Namespace, *Error) {
-	ns, err := h.ns.Resolve(r.Channel)
+	ns, err := h.ns.resolve(r.Channel, r.OptionalNamespace)
 	if err != nil {
 		return nil, channelError(err)
 	}

@@ -53,7 +53,7 @@ func (s *Subscription) Client() Client { return s.client }
 func (s *Subscription) Positioned() bool { return s.positioned }
 
 // Presence reports whether the subscription is in the channel's presence.
-func (s *Subscription) Presence() bool { return s.presence }
+func (s *Subscription) Presence() bool { s.mu.Lock(); defer s.mu.Unlock(); return s.presence }
 
 // Info returns the client info of the subscription (user, client,
 // connection info and channel info).
@@ -105,6 +105,8 @@ type SubscribeRequest struct {
 	RejectUnrecovered bool
 	// ChannelLimit bounds the connection's subscriptions (0: none).
 	ChannelLimit int
+	// OptionalNamespace resolves Channel leniently (see Namespaces.ResolveOptional).
+	OptionalNamespace bool
 }
 
 // SubscribeResult is what the front door needs to answer.
@@ -126,7 +128,7 @@ type SubscribeResult struct {
 // arrives meanwhile) and positions or recovers it. The front door answers
 // the client and then calls Activate; on error nothing stays registered.
 func (h *Hub) Subscribe(ctx context.Context, req *SubscribeRequest) (*SubscribeResult, *Error) {
-	ns, err := h.ns.Resolve(req.Channel)
+	ns, err := h.ns.resolve(req.Channel, req.OptionalNamespace)
 	if err == nil && !req.ServerSide {
 		err = ns.CheckRegex(req.Channel)
 	}
@@ -257,13 +259,13 @@ func (h *Hub) Activate(s *Subscription) {
 	for _, d := range buf {
 		s.deliverLocked(d)
 	}
-	info := s.info
+	info, presence := s.info, s.presence
 	s.active = s.sel == nil
 	s.mu.Unlock()
 	if s.sel != nil {
 		return
 	}
-	if s.presence {
+	if presence {
 		if err := h.presence.AddPresence(s.Channel, s.client.ID(), info); err != nil {
 			h.log.Warn("presence add failed", slog.String("channel", s.Channel), slog.String("error", err.Error()))
 		}
@@ -295,14 +297,14 @@ func (h *Hub) current(s *Subscription) bool {
 // tell the client; the front door does, in its protocol.
 func (h *Hub) Unsubscribe(s *Subscription) {
 	s.mu.Lock()
-	active := s.active
+	active, presence := s.active, s.presence
 	s.active = false
 	info := s.info
 	s.mu.Unlock()
 	if !h.drop(s) || !active {
 		return
 	}
-	if s.presence {
+	if presence {
 		_ = h.presence.RemovePresence(s.Channel, s.client.ID())
 	}
 	if s.joinLeave {
