@@ -266,6 +266,10 @@ func (s *Server) ReloadKeys(cfg *config.Config) error {
 		s.log.Error("key reload failed; the previous keys stay in use", slog.String("error", err.Error()))
 		return err
 	}
+	if err := s.applyCableKeys(cfg); err != nil {
+		s.log.Error("key reload failed; the previous keys stay in use", slog.String("error", err.Error()))
+		return err
+	}
 	s.log.Info("keys reloaded")
 	logKeys(s.log, s.verifier)
 	warnQuotedSecrets(s.log, s.keySets())
@@ -275,7 +279,7 @@ func (s *Server) ReloadKeys(cfg *config.Config) error {
 // watchKeyFiles reloads the keys when a key file changes.
 func (s *Server) watchKeyFiles(ctx context.Context) {
 	files := append(keyFiles(&s.cfg.Client.Token), keyFiles(&s.cfg.Client.SubscriptionToken.Token)...)
-	for _, k := range append(s.cfg.Mercure.Publisher.Keys, s.cfg.Mercure.Subscriber.Keys...) {
+	for _, k := range append(append(s.cfg.Mercure.Publisher.Keys, s.cfg.Mercure.Subscriber.Keys...), s.cfg.ActionCable.JWT.Keys...) {
 		if k.File != "" {
 			files = append(files, k.File)
 		}

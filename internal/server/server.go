@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/heraldhub/herald/internal/actioncable"
 	"github.com/heraldhub/herald/internal/api"
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/broker"
@@ -57,6 +58,9 @@ type Server struct {
 	mercureStop context.CancelFunc // stops the Mercure JWKS providers
 
 	natsCallout *natscallout.Service // nil when nats_callout.enabled is off
+
+	cable     *actioncable.Handler // nil when actioncable.enabled is off
+	cableStop context.CancelFunc   // stops the JWKS providers of AnyCable tokens
 }
 
 // frontDoor is one entry of the table of what the server serves: a path
@@ -141,6 +145,14 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 			return nil, err
 		}
 	}
+	if cfg.ActionCable.Enabled {
+		if s.cable, err = actioncable.New(actioncable.Options{Config: cfg, Hub: h, Engine: engine, Logger: log, Pool: s.pool, Workers: s.workers}); err != nil {
+			return nil, err
+		}
+		if err := s.applyCableKeys(cfg); err != nil {
+			return nil, err
+		}
+	}
 	s.stopWatch = func() {}
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stopWatch = cancel
@@ -168,6 +180,12 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		if cfg.Mercure.Subscriptions {
 			s.doors = append(s.doors, frontDoor{path: cfg.Mercure.Path + "/subscriptions", handler: s.mercure},
 				frontDoor{path: cfg.Mercure.Path + "/subscriptions/", handler: s.mercure})
+		}
+	}
+	if s.cable != nil {
+		s.doors = append(s.doors, frontDoor{path: cfg.ActionCable.Path, handler: s.cable, fast: true})
+		if p := cfg.ActionCable.Broadcast.Path; p != "" {
+			s.doors = append(s.doors, frontDoor{path: p, handler: s.cable.Broadcaster()})
 		}
 	}
 	mux := http.NewServeMux()
@@ -264,6 +282,7 @@ func (s *Server) LogStartup() {
 	logKeys(s.log, s.verifier)
 	s.logMercureStartup()
 	warnQuotedSecrets(s.log, s.keySets())
+	s.logCableStartup()
 	if cfg.Dev {
 		s.log.Warn("development mode: anonymous connections are allowed and every client may subscribe, publish and read history and presence on any channel; tokens are still verified in full")
 	}
@@ -338,11 +357,23 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.hub.Drain()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ShutdownTimeout.D())
 	defer cancel()
-	s.log.Info("shutting down: draining clients", slog.Int("sessions", s.ws.NumSessions()), slog.Int("mercure_subscribers", s.MercureSubscribers()))
+	s.log.Info("shutting down: draining clients", slog.Int("sessions", s.ws.NumSessions()), slog.Int("mercure_subscribers", s.MercureSubscribers()),
+		slog.Int("actioncable_sessions", s.ActionCableSessions()))
 	if s.mercure != nil {
 		s.mercure.Shutdown(ctx)
 	}
+	cableErr := make(chan error, 1)
+	go func() {
+		if s.cable == nil {
+			cableErr <- nil
+			return
+		}
+		cableErr <- s.cable.Shutdown(ctx)
+	}()
 	wsErr := s.ws.Shutdown(ctx)
+	if err := <-cableErr; err != nil && wsErr == nil {
+		wsErr = err
+	}
 	err := s.httpSrv.Shutdown(ctx)
 	if s.natsCallout != nil {
 		s.natsCallout.Close()
@@ -355,6 +386,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mercureMu.Lock()
 	if s.mercureStop != nil {
 		s.mercureStop()
+	}
+	if s.cableStop != nil {
+		s.cableStop()
 	}
 	s.mercureMu.Unlock()
 	if wsErr != nil {
