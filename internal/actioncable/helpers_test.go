@@ -13,6 +13,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
@@ -298,3 +299,5 @@ func jsonString(s string) string { b, _ := json.Marshal(s); return string(b) }
 func mustJSON(v any) string { b, _ := json.Marshal(v); return string(b) }
 
 func testutilUserToken(t *testing.T) string { return testutil.UserToken(t, "centrifugo-user") }
+
+func signStream(name string) string { return auth.SignStream(name, []byte(cableSecret)) }
