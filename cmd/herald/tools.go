@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -88,11 +89,12 @@ func explain(args, env []string, stdout, stderr io.Writer) int {
 	channel := fs.String("channel", "", "with --subscription: the channel being subscribed")
 	user := fs.String("user", "", "with --subscription: the connection's user")
 	role := fs.String("mercure", "", "explain a Mercure token of this role: publisher or subscriber (default: a token with a mercure claim is explained as one)")
+	anycable := fs.Bool("anycable", false, "explain an AnyCable token (ext claim) as the Action Cable door verifies it (default: a token with an ext claim is explained as one)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "usage: herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U | --mercure publisher|subscriber] TOKEN   (TOKEN - reads standard input)")
+		fmt.Fprintln(stderr, "usage: herald explain [--config FILE | --hmac-secret S] [--subscription --channel C --user U | --mercure publisher|subscriber | --anycable] TOKEN   (TOKEN - reads standard input)")
 		return 2
 	}
 	if *role != "" && *role != "publisher" && *role != "subscriber" {
@@ -119,7 +121,19 @@ func explain(args, env []string, stdout, stderr io.Writer) int {
 	}
 	var checks []auth.Check
 	var ok bool
-	if *role != "" {
+	if !*anycable && *role == "" && !*sub && hasClaim(tok, "ext") {
+		*anycable = true
+	}
+	if *anycable {
+		rules, stopCable, err := cableRules(e.cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "herald: %v\n", err)
+			return 2
+		}
+		defer stopCable()
+		fmt.Fprintf(stdout, "AnyCable token (ext claim), verified with %s\n", rules.KeysFrom)
+		checks, ok = e.v.ExplainAnyCable(tok, rules)
+	} else if *role != "" {
 		keys := e.pub
 		if *role == "subscriber" {
 			keys = e.sub
@@ -275,4 +289,28 @@ func keys(args, env []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stdout, "\nAn HMAC secret's fingerprint: printf %%s \"$SECRET\" | sha256sum | cut -c1-8\n")
 	fmt.Fprintln(stdout, "A public key's fingerprint:   openssl pkey -pubin -in key.pem -outform DER | sha256sum | cut -c1-8")
 	return 0
+}
+
+// cableRules are the rules the Action Cable door verifies AnyCable tokens
+// by: actioncable.jwt's keys, else actioncable.secret, else the connection
+// keys.
+func cableRules(cfg *config.Config) (*auth.AnyCableRules, func(), error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	set, from, err := server.CableKeys(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	if err != nil {
+		cancel()
+		return nil, nil, err
+	}
+	ac := &cfg.ActionCable
+	return &auth.AnyCableRules{Keys: set, KeysFrom: from, Param: ac.JWT.Param, Leeway: ac.JWT.Leeway.D(), UserIdentifier: ac.UserIdentifier}, cancel, nil
+}
+
+// hasClaim reports whether the token's (unverified) payload has the claim.
+func hasClaim(tok, name string) bool {
+	claims := jwt.MapClaims{}
+	if _, _, err := jwt.NewParser().ParseUnverified(tok, claims); err != nil {
+		return false
+	}
+	_, ok := claims[name]
+	return ok
 }

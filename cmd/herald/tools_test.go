@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/heraldhub/herald/internal/auth"
 )
 
 const toolSecret = "tools-test-secret-0123456789abcdef"
@@ -308,4 +310,27 @@ func TestProxyCheck(t *testing.T) {
 	if code := run([]string{"proxy-check"}, nil, &out, &errb); code != 2 {
 		t.Fatalf("no endpoint: exit %d", code)
 	}
+}
+
+func TestToolExplainAnyCableToken(t *testing.T) {
+	appSecret := "the-app-anycable-secret-0123456789"
+	good, _ := auth.SignHS256(appSecret, map[string]any{"ext": `{"user_id":"42"}`, "exp": time.Now().Add(time.Hour).Unix()})
+	code, out, _ := tool(t, "explain", "--hmac-secret", appSecret, good)
+	mustContain(t, "accepted AnyCable token", out, "AnyCable token (ext claim)", `PASS  ext        identifiers {"user_id":"42"}`, `PASS  user       "42"`, "verdict: accepted")
+	if code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	// The seed case: the app signs with one secret, Herald verifies with another.
+	code, out, _ = tool(t, "explain", "--hmac-secret", "herald-has-another-secret-0123456789", good)
+	mustContain(t, "wrong secret", out, "FAIL  signature  signature_invalid", auth.Fingerprint([]byte("herald-has-another-secret-0123456789")),
+		"ANYCABLE_JWT_SECRET", "sha256sum | cut -c1-8", "verdict: refused")
+	if code != 1 {
+		t.Fatalf("exit %d", code)
+	}
+	expired, _ := auth.SignHS256(appSecret, map[string]any{"ext": `{"user_id":"42"}`, "exp": time.Now().Add(-time.Hour).Unix()})
+	_, out, _ = tool(t, "explain", "--hmac-secret", appSecret, expired)
+	mustContain(t, "expired", out, "FAIL  exp        token_expired", "token_expired disconnect", "verdict: refused")
+	noExt, _ := auth.SignHS256(appSecret, map[string]any{"sub": "42"})
+	_, out, _ = tool(t, "explain", "--anycable", "--hmac-secret", appSecret, noExt)
+	mustContain(t, "no ext", out, "FAIL  ext        claim_invalid", "verdict: refused")
 }

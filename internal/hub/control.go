@@ -66,7 +66,9 @@ func (h *Hub) Revoke(r Revocation) error { return h.SendControl("", "revoke", r)
 // HandleControlKind registers f for control messages of kind, sent by any
 // node with SendControl. Register before the hub serves traffic.
 func (h *Hub) HandleControlKind(kind string, f func(from string, payload json.RawMessage)) {
+	h.controlMu.Lock()
 	h.controls[kind] = f
+	h.controlMu.Unlock()
 }
 
 // SendControl sends payload, as JSON, to the handler of kind on node (on
@@ -93,7 +95,9 @@ func (h *Hub) HandleControl(data []byte) {
 		h.log.Warn("undecodable control message", slog.String("error", err.Error()))
 		return
 	}
+	h.controlMu.RLock()
 	f := h.controls[m.Kind]
+	h.controlMu.RUnlock()
 	if f == nil {
 		h.log.Debug("control message of an unknown kind", slog.String("kind", m.Kind), slog.String("from", m.From))
 		return

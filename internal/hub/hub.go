@@ -85,6 +85,7 @@ type Hub struct {
 	started  time.Time
 	draining atomic.Bool
 
+	controlMu sync.RWMutex // the node announcements run while front doors register their kinds
 	controls  map[string]func(node string, payload json.RawMessage)
 	nodes     nodeRegistry
 	stopNodes chan struct{}
