@@ -192,6 +192,7 @@ func (s *session) joinAs(sub *subscription, pid string, info json.RawMessage) {
 	already := sub.joined == pid
 	sub.joined = pid
 	s.mu.Unlock()
+	s.log().Debug("presence joined", slog.String("stream", sub.presence), slog.String("presence_id", pid), slog.Bool("first", first))
 	if first && !already {
 		s.presenceEvent(sub.presence, "join", pid, info)
 	}
@@ -221,9 +222,11 @@ func (s *session) presenceInfo(sub *subscription, cmd *command) {
 		s.enqueue(presenceFrame(cmd.Identifier, []byte(`{"type":"error"}`)))
 		return
 	}
-	var opts struct {
+	// Records come unless the client asks for totals only (@anycable/core
+	// sends an empty object).
+	opts := struct {
 		ReturnRecords bool `json:"return_records"`
-	}
+	}{ReturnRecords: true}
 	_ = json.Unmarshal(cmd.Data, &opts)
 	p, herr := s.h.hub.Presence(context.Background(), &hub.ReadRequest{Channel: sub.presence, OptionalNamespace: true})
 	if herr != nil {
@@ -260,6 +263,7 @@ func (s *session) presenceInfo(sub *subscription, cmd *command) {
 		}
 		b = append(b, ']')
 	}
+	s.log().Debug("presence info", slog.String("stream", sub.presence), slog.Int("total", len(ids)))
 	s.enqueue(presenceFrame(cmd.Identifier, append(b, '}')))
 }
 
