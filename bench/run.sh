@@ -12,6 +12,7 @@
 #
 # Scenarios: conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000,
 # the same over Mercure (SSE): sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10,
+# over Action Cable: cable-conns-5000 cable-fanout-1000 cable-fanout-1000-rate10,
 # and NATS logins through herald nats-callout: callout callout-xkey.
 # Scale-out (not in the default set; they start a private redis-server):
 # redis2-fanout-1000 (subscribers on node B, publishing through node A),
@@ -93,6 +94,9 @@ args_for() {
 	redis2-channels-10000) echo "channels -nodes 2 -broker redis -n 10000 -m $CHANNELS_M -publishers 16" ;;
 	fanout-1000-rate500) echo "fanout -n 1000 -m 2500 -rate 500 -publishers 8" ;;
 	redis2-fanout-1000-rate500) echo "fanout -nodes 2 -broker redis -n 1000 -m 2500 -rate 500 -publishers 8" ;;
+	cable-conns-5000) echo "conns -transport actioncable -n 5000" ;;
+	cable-fanout-1000) echo "fanout -transport actioncable -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
+	cable-fanout-1000-rate10) echo "fanout -transport actioncable -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;
 	*)
 		echo "run.sh: unknown scenario $1" >&2
 		return 1

@@ -56,14 +56,16 @@ func (r *recorder) reset(m int) {
 
 // client is one benchmark WebSocket connection.
 type client struct {
-	idx  int
-	ws   *websocket.Conn // WebSocket transport
-	sse  *sseConn        // SSE (Mercure) transport
-	buf  []byte
-	rec  recorder
-	run  *runState
-	done chan struct{}
-	err  error
+	idx int
+	ws  *websocket.Conn // WebSocket transport
+	sse *sseConn        // SSE (Mercure) transport
+	// cable: the WebSocket speaks Action Cable (one message per frame).
+	cable bool
+	buf   []byte
+	rec   recorder
+	run   *runState
+	done  chan struct{}
+	err   error
 }
 
 // runState is shared by every client of a run.
@@ -202,6 +204,12 @@ func (c *client) readLoop() {
 			return
 		}
 		pubs := 0
+		if c.cable {
+			if c.handleCableFrame(data, now) {
+				pubs++
+			}
+			data = nil
+		}
 		for len(data) > 0 {
 			line := data
 			if i := bytes.IndexByte(data, '\n'); i >= 0 {

@@ -65,14 +65,18 @@ func (p *publisher) channelFor(seq int64) string {
 // or two nodes using it.
 func startCluster(o *options, env []string) (*target, error) {
 	mercure := o.transport == "sse"
+	door := ""
+	if o.transport == "actioncable" {
+		door = cableConfig()
+	}
 	if o.broker == "memory" {
-		return startServer(o.bin, o.pingInterval, mercure, "", env, o.serverStderr, 30*time.Second)
+		return startServer(o.bin, o.pingInterval, mercure, door, env, o.serverStderr, 30*time.Second)
 	}
 	r, err := startRedisServer()
 	if err != nil {
 		return nil, err
 	}
-	extra := "broker:\n  type: redis\n  redis:\n    address: 127.0.0.1:" + strconv.Itoa(r.port) + "\n"
+	extra := door + "broker:\n  type: redis\n  redis:\n    address: 127.0.0.1:" + strconv.Itoa(r.port) + "\n"
 	b, err := startServer(o.bin, o.pingInterval, mercure, extra, env, o.serverStderr, 30*time.Second)
 	if err != nil {
 		r.stop()
