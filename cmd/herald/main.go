@@ -389,6 +389,10 @@ func printDevBanner(w io.Writer, cfg *config.Config, addr string, g *devCredenti
 		fmt.Fprintf(w, "  Token:       %s   (user dev-user, valid 24h)\n", tok)
 	}
 	fmt.Fprintf(w, "  Keys:        %s\n", devKeys(cfg, g))
+	if ac := &cfg.ActionCable; ac.Enabled {
+		fmt.Fprintf(w, "  Action Cable:      ws://%s%s   (anonymous clients allowed; broadcast: curl -H 'Authorization: Bearer <API key>' -d '{\"stream\":\"chat\",\"data\":\"{}\"}' %s%s)\n",
+			addr, ac.Path, base, ac.Broadcast.Path)
+	}
 	if m := &cfg.Mercure; m.Enabled {
 		hub := base + m.Path
 		fmt.Fprintf(w, "  Mercure hub:       %s   (anonymous subscribers: %v)\n", hub, m.Anonymous)

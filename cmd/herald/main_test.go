@@ -193,6 +193,18 @@ func TestServeDevelopmentServerEndToEnd(t *testing.T) {
 		t.Fatalf("the log (stderr) must not contain the token or the API key:\n%s", p.stderr.String())
 	}
 
+	// The development server serves Action Cable clients too, anonymous ones included.
+	cableURL := strings.Fields(b["Action Cable"])[0]
+	cable, _, err := (&websocket.Dialer{Subprotocols: []string{"actioncable-v1-json"}}).Dial(cableURL, nil)
+	if err != nil {
+		t.Fatalf("action cable %s: %v", cableURL, err)
+	}
+	_ = cable.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, welcome, err := cable.ReadMessage(); err != nil || !strings.HasPrefix(string(welcome), `{"type":"welcome"`) || cable.Subprotocol() != "actioncable-v1-json" {
+		t.Fatalf("action cable welcome: %s %v", welcome, err)
+	}
+	cable.Close()
+
 	conn, _, err := websocket.DefaultDialer.Dial(wsURL, nil)
 	if err != nil {
 		t.Fatal(err)
