@@ -260,6 +260,8 @@ func writeReport(w io.Writer, title, command string, first Result, runs []map[st
 	table("sse conns", connsColumns, func(string) string { return "" })
 	table("sse fanout", fanoutColumns, withM)
 	table("callout", calloutColumns, func(string) string { return "" })
+	table("actioncable conns", connsColumns, func(string) string { return "" })
+	table("actioncable fanout", fanoutColumns, withM)
 
 	fmt.Fprint(w, "## Against the targets\n\n| figure | scenario | Centrifugo v6.9 | Herald target | Herald (median) | met |\n|---|---|---:|---:|---:|:---:|\n")
 	for _, t := range targets {
