@@ -222,7 +222,9 @@ func (c *cable) expectClose() (int, string, []map[string]any) {
 	}
 }
 
-func subscribe(id string) map[string]any { return map[string]any{"command": "subscribe", "identifier": id} }
+func subscribe(id string) map[string]any {
+	return map[string]any{"command": "subscribe", "identifier": id}
+}
 
 func ident(params map[string]any) string {
 	b, _ := json.Marshal(params)
