@@ -3,11 +3,13 @@ package actioncable_test
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/testutil"
 )
 
 func TestNegotiationEchoesOneSupportedSubprotocol(t *testing.T) {
@@ -231,4 +233,33 @@ func TestInvalidMessagesAreIgnoredAndLimitsHold(t *testing.T) {
 	c.send(subscribe(pubsub("c")))
 	c.expect("reject_subscription")
 	waitLog(t, srv, "client.channel_limit")
+}
+
+func TestMercureAndActionCableShareChannels(t *testing.T) {
+	srv := startCable(t, func(c *config.Config) { c.ActionCable.Anonymous = true; c.ActionCable.Streams.Public = true })
+	c, _ := dialWelcome(t, srv, protoJSON, "")
+	id := pubsub("news2")
+	c.send(subscribe(id))
+	c.expect("confirm_subscription")
+	sse := srv.Subscribe(t, url.Values{"topic": {"news2"}}, http.Header{"Authorization": {"Bearer " + testutil.SubscriberToken(t, "news2")}})
+	if sse.Resp.StatusCode != http.StatusOK {
+		t.Fatalf("mercure subscribe: %d", sse.Resp.StatusCode)
+	}
+	// A Mercure POST reaches the Action Cable subscriber (text arrives as a string).
+	srv.Publish(t, url.Values{"topic": {"news2"}, "data": {"from mercure"}})
+	if m, raw := c.next(5 * time.Second); m["identifier"] != id || m["message"] != "from mercure" {
+		t.Fatalf("got %s", raw)
+	}
+	// /_broadcast reaches the Mercure subscriber.
+	broadcast(t, srv, testAPIKey, map[string]any{"stream": "news2", "data": `{"from":"cable"}`})
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		line, ok := sse.Line(time.Until(deadline))
+		if !ok {
+			t.Fatalf("the Mercure subscriber got no broadcast: %s", sse.Body())
+		}
+		if strings.HasPrefix(line, "data:") && strings.Contains(line, `"from":"cable"`) {
+			break
+		}
+	}
 }
