@@ -151,7 +151,9 @@ test('@anycable/web, extended protocol: JWT, refresh on token_expired, history a
     'the server restored the session rather than identifying anew',
   );
 
-  // Presence: a second client joins; the first sees it in info.
+  // Presence: a second client joins; the first gets the join event, then sees it in info.
+  const joins = [];
+  channel.on('presence', (ev) => ev.type === 'join' && joins.push(ev));
   const other = createCable(url, {
     protocol: 'actioncable-v1-ext-json',
     websocketImplementation: WebSocket,
@@ -162,15 +164,16 @@ test('@anycable/web, extended protocol: JWT, refresh on token_expired, history a
   const otherChannel = other.streamFrom(stream);
   await withTimeout(otherChannel.ensureSubscribed(), 10_000, 'the second subscription');
   await withTimeout(otherChannel.presence.join('web-2', { name: 'Second' }), 10_000, 'join');
+  await waitUntil(() => joins.some((j) => j.id === 'web-2'), { label: 'the join event' }).catch((err) => {
+    throw new Error(`${err.message}; server log:\n${server.logTail(40)}`);
+  });
   const info = await waitUntil(
     async () => {
       const state = await channel.presence.info();
       return state && state['web-2'] ? state : null;
     },
     { label: 'web-2 in presence' },
-  ).catch((err) => {
-    throw new Error(`${err.message}; server log:\n${server.logTail(80)}`);
-  });
+  );
   assert.deepEqual(info['web-2'], { name: 'Second' });
 });
 
