@@ -207,7 +207,8 @@ type namedSet struct {
 }
 
 // keySets lists every key set of the server: connection tokens,
-// subscription tokens when they have their own, and the Mercure roles.
+// subscription tokens when they have their own, the Mercure roles, and
+// AnyCable tokens when they have their own.
 func (s *Server) keySets() []namedSet {
 	out := []namedSet{{"connection tokens", s.verifier.Keys()}}
 	if sub := s.verifier.SubscriptionKeys(); sub != s.verifier.Keys() {
@@ -215,6 +216,11 @@ func (s *Server) keySets() []namedSet {
 	}
 	if s.mercure != nil {
 		out = append(out, namedSet{"mercure publisher tokens", s.mercure.PublisherKeys()}, namedSet{"mercure subscriber tokens", s.mercure.SubscriberKeys()})
+	}
+	if s.cable != nil {
+		if set := s.cable.JWTKeys(); set != s.verifier.Keys() {
+			out = append(out, namedSet{"anycable tokens", set})
+		}
 	}
 	return out
 }
