@@ -143,34 +143,11 @@ func explain(args, env []string, stdout, stderr io.Writer) int {
 	} else {
 		checks, ok = e.v.Explain(auth.ExplainRequest{Token: tok, Subscription: *sub, Channel: *channel, User: *user})
 	}
-	printChecks(stdout, checks)
+	auth.WriteExplanation(stdout, checks, ok)
 	if ok {
-		fmt.Fprintln(stdout, "verdict: accepted")
 		return 0
 	}
-	fmt.Fprintln(stdout, "verdict: refused")
 	return 1
-}
-
-// printChecks prints each check of an explanation on its own line.
-func printChecks(stdout io.Writer, checks []auth.Check) {
-	for _, c := range checks {
-		mark := "PASS"
-		switch {
-		case c.Skipped:
-			mark = "skip"
-		case !c.OK:
-			mark = "FAIL"
-		}
-		line := c.Detail
-		if c.Code != "" {
-			line = string(c.Code) + ": " + c.Detail
-		}
-		fmt.Fprintf(stdout, "%s  %-10s %s\n", mark, c.Name, line)
-		if c.Hint != "" && !c.OK {
-			fmt.Fprintf(stdout, "      %-10s hint: %s\n", "", c.Hint)
-		}
-	}
 }
 
 // token mints a connection or subscription token with the configured HMAC secret.

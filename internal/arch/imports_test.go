@@ -30,6 +30,10 @@ var forbidden = map[string][]string{
 	"internal/testutil": frontDoors,
 	// The NATS callout asks the auth engine; it is no front door of the hub.
 	"internal/natscallout": append([]string{"internal/hub", "internal/broker", "internal/proxy", "internal/callout", "internal/conn"}, frontDoors...),
+	// Metrics are protocol-neutral: the core imports them, not the reverse.
+	"internal/metrics": append([]string{"internal/hub", "internal/auth", "internal/conn", "internal/proxy", "internal/callout", "internal/config", "internal/admin"}, frontDoors...),
+	// The admin page reads the core like a front door, and is none.
+	"internal/admin": append([]string{"internal/conn", "internal/proxy", "internal/callout"}, frontDoors...),
 }
 
 // within reports whether pkg is dir or one of its subpackages.

@@ -3,6 +3,7 @@ package auth
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -294,4 +295,33 @@ func jwksNote(keys *KeySet, k *Key, kid string) string {
 			id, p.Name(), st.Last.UTC().Format(time.RFC3339), st.MinRefetch)
 	}
 	return ""
+}
+
+// WriteExplanation prints checks and the verdict as `herald explain` and
+// the admin page's token explainer show them: one line per check (PASS,
+// FAIL or skip, its name, the reason code and detail), the hint of a failed
+// check under it, and the verdict.
+func WriteExplanation(w io.Writer, checks []Check, ok bool) {
+	for _, c := range checks {
+		mark := "PASS"
+		switch {
+		case c.Skipped:
+			mark = "skip"
+		case !c.OK:
+			mark = "FAIL"
+		}
+		line := c.Detail
+		if c.Code != "" {
+			line = string(c.Code) + ": " + c.Detail
+		}
+		fmt.Fprintf(w, "%s  %-10s %s\n", mark, c.Name, line)
+		if c.Hint != "" && !c.OK {
+			fmt.Fprintf(w, "      %-10s hint: %s\n", "", c.Hint)
+		}
+	}
+	if ok {
+		fmt.Fprintln(w, "verdict: accepted")
+	} else {
+		fmt.Fprintln(w, "verdict: refused")
+	}
 }

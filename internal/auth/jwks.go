@@ -39,6 +39,9 @@ type JWKSOptions struct {
 	// on the first load), outside any lock: a verifier that caches
 	// verifications should forget them, since a key may have been withdrawn.
 	OnChange func()
+	// OnFetch, when set, is told the outcome of every fetch: ok,
+	// not_modified or error (for the metrics). It must not block.
+	OnFetch func(outcome string)
 }
 
 // ValidateJWKS checks a JWKS URL and its options, for configuration
@@ -288,6 +291,16 @@ func (j *JWKS) fetchIf(ctx context.Context, want func() bool) error {
 	j.mu.Unlock()
 
 	res := j.fetch(ctx, etag)
+	if j.o.OnFetch != nil {
+		switch {
+		case res.err != nil:
+			j.o.OnFetch("error")
+		case res.notModified:
+			j.o.OnFetch("not_modified")
+		default:
+			j.o.OnFetch("ok")
+		}
+	}
 
 	j.mu.Lock()
 	changed := j.apply(res)

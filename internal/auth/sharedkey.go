@@ -3,6 +3,8 @@ package auth
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"net/http"
+	"strings"
 )
 
 // SharedKey is a secret shared with a trusted caller: the server API key,
@@ -51,7 +53,21 @@ func (k *SharedKey) CheckAPIKey(presented string, bearer bool) *Reason {
 // CheckAdminKey decides an operator request by its admin key.
 func (k *SharedKey) CheckAdminKey(presented string) *Reason {
 	if !k.Matches(presented) {
-		return &Reason{Code: AdminKeyWrong, Detail: "missing or wrong X-Admin-Key", Hint: "send admin.key in the X-Admin-Key header"}
+		return &Reason{Code: AdminKeyWrong, Detail: "missing or wrong admin key",
+			Hint: "send admin.key in the X-Admin-Key header or as Authorization: Bearer <key>"}
 	}
 	return nil
+}
+
+// AdminKeyOf returns the admin key an operator request presents: the
+// X-Admin-Key header, or else an Authorization: Bearer header (what
+// Prometheus sends with its authorization setting).
+func AdminKeyOf(h http.Header) string {
+	if k := h.Get("X-Admin-Key"); k != "" {
+		return k
+	}
+	if scheme, k, ok := strings.Cut(h.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "bearer") {
+		return strings.TrimSpace(k)
+	}
+	return ""
 }

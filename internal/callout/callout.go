@@ -18,6 +18,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/metrics"
 )
 
 // Audience is the aud of Herald's requests.
@@ -37,6 +38,7 @@ type Config struct {
 	Headers       []string      // upgrade-request headers to include
 	Leeway        time.Duration
 	Client        *http.Client
+	Metrics       *metrics.Metrics // counts callouts by outcome and times them; may be nil
 }
 
 // Request is a connection attempt to authorize.
@@ -108,7 +110,18 @@ func (c *Caller) AuthorizeConnect(ctx context.Context, req *auth.ConnectRequest,
 }
 
 // Authorize asks the backend about a connection attempt.
-func (c *Caller) Authorize(ctx context.Context, req *Request) (*Result, *auth.Reason) {
+func (c *Caller) Authorize(ctx context.Context, req *Request) (_ *Result, refused *auth.Reason) {
+	called := false
+	defer func(start time.Time) {
+		outcome := "ok"
+		switch {
+		case refused != nil:
+			outcome = string(refused.Code)
+		case !called:
+			outcome = "cached"
+		}
+		c.cfg.Metrics.CalloutCall(outcome, time.Since(start), called)
+	}(time.Now())
 	key := cacheKey(req.Tokens)
 	now := time.Now()
 	if key != nil {
@@ -161,6 +174,7 @@ func (c *Caller) Authorize(ctx context.Context, req *Request) (*Result, *auth.Re
 		return nil, reason(auth.CalloutUnavailable, "", "callout request: %v", err)
 	}
 	hreq.Header.Set("Content-Type", "application/jwt")
+	called = true
 	resp, err := c.cfg.Client.Do(hreq)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Timeout") {

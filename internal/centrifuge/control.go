@@ -16,8 +16,11 @@ var formatJSON = hub.RegisterFormat("centrifuge-json")
 
 // Deliver implements hub.Client. It never blocks: it queues the encoded push.
 func (s *session) Deliver(_ *hub.Subscription, d *hub.Delivery) {
-	s.enqueue(d.Encoded(formatJSON, encodeDelivery))
+	s.q.EnqueueAt(d.Encoded(formatJSON, encodeDelivery), d.Accepted())
 }
+
+// Door implements hub.DoorClient: the metrics count the session under it.
+func (s *session) Door() (door, transport string) { return "centrifugo", "websocket" }
 
 // Control implements hub.Client: it applies an intent of the server.
 func (s *session) Control(in hub.Intent) {

@@ -91,7 +91,7 @@ func newSession(h *Handler, c *websocket.Conn, r *http.Request) *session {
 		framePing:  r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
 		rateTokens: float64(h.cfg.Client.CommandBurst), rateLast: time.Now()}
 	s.q.Init(c.NetConn(), h.pool, conn.QueueOptions{Framer: conn.TextFrameLines, Owner: s,
-		MaxBytes: h.cfg.Client.QueueMaxSize, WriteTimeout: writeTimeout})
+		MaxBytes: h.cfg.Client.QueueMaxSize, WriteTimeout: writeTimeout, Door: "centrifugo", Transport: "websocket"})
 	return s
 }
 

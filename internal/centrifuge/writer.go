@@ -3,6 +3,7 @@ package centrifuge
 import (
 	"context"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -40,6 +41,7 @@ func (s *session) closeWith(d Disconnect) {
 		return
 	}
 	s.q.Close()
+	s.h.hub.Disconnecting(s, strconv.Itoa(int(d.Code))) // herald_disconnects_total
 	s.mu.Lock()
 	s.stopTimersLocked()
 	s.mu.Unlock()

@@ -37,6 +37,7 @@ type Config struct {
 	// Proxies are named proxies that namespaces and RPC namespaces refer to.
 	Proxies []NamedProxy `yaml:"proxies" doc:"named proxies, referred to by *_proxy_name options"`
 	Admin   Admin        `yaml:"admin"`
+	Metrics Metrics      `yaml:"metrics"`
 	Mercure Mercure      `yaml:"mercure"`
 	// NATSCallout is the NATS auth callout service.
 	NATSCallout NATSCallout `yaml:"nats_callout"`
@@ -58,9 +59,19 @@ type HTTP struct {
 	MaxPendingConnsPerIP int      `yaml:"max_pending_conns_per_ip" doc:"the same limit per client IP address; 0 = none (behind a proxy every client has its address)"`
 }
 
-// Admin holds the options of the operator endpoints under /debug/.
+// Admin holds the options of the operator endpoints: /debug/, /metrics on
+// the main listener, and the admin web page.
 type Admin struct {
-	Key string `yaml:"key" doc:"key for /debug/ endpoints (X-Admin-Key header); empty disables them" secret:"true"`
+	Key string `yaml:"key" doc:"key for the operator endpoints: /debug/, /metrics on the main listener and the admin page (X-Admin-Key or Authorization: Bearer); empty disables them" secret:"true"`
+	// Enabled serves the admin web page under /admin.
+	Enabled    bool     `yaml:"enabled" doc:"serve the admin web page at /admin (overview, live refusals, token explainer, channels, publish); needs admin.key"`
+	SessionTTL Duration `yaml:"session_ttl" doc:"how long an admin page login lasts before the key is asked again"`
+}
+
+// Metrics holds the Prometheus endpoint.
+type Metrics struct {
+	Enabled bool   `yaml:"enabled" doc:"serve Prometheus metrics at /metrics: on the main listener behind admin.key (open with dev), or on metrics.listen"`
+	Listen  string `yaml:"listen" doc:"address of a listener of its own for /metrics, without a key (keep it private, e.g. 127.0.0.1:9100); empty = the main listener"`
 }
 
 // Client holds the options of client connections.
@@ -364,6 +375,7 @@ func Default() *Config {
 			IdleTimeout:       Duration(60 * time.Second),
 			MaxPendingConns:   10000,
 		},
+		Admin:           Admin{SessionTTL: Duration(12 * time.Hour)},
 		Client: Client{
 			PingInterval:                Duration(25 * time.Second),
 			PongTimeout:                 Duration(8 * time.Second),

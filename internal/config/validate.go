@@ -85,6 +85,7 @@ func (c *Config) Validate() Problems {
 	}
 
 	ps = append(ps, cl.validateAuth()...)
+	ps = append(ps, c.validateOperations()...)
 	ps = append(ps, c.Mercure.validate()...)
 	ps = append(ps, c.NATSCallout.validate()...)
 	ps = append(ps, c.Broker.validate()...)

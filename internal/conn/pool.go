@@ -3,6 +3,8 @@ package conn
 import (
 	"sync"
 	"time"
+
+	"github.com/heraldhub/herald/internal/metrics"
 )
 
 // Pool holds the queues that have messages to write, in FIFO order, and the
@@ -24,6 +26,7 @@ type Pool struct {
 	active   int // writers not waiting
 	lag      time.Duration
 	stopped  bool
+	metrics  *metrics.Metrics // set by Instrument before any queue's Init
 }
 
 type poolEntry struct {
@@ -42,6 +45,10 @@ func NewPool(writers int, lag time.Duration) *Pool {
 	}
 	return p
 }
+
+// Instrument makes the queues initialised from now on count their writes,
+// bytes, drops and latency in m. Call it before the first Queue.Init.
+func (p *Pool) Instrument(m *metrics.Metrics) { p.metrics = m }
 
 // push appends a queue to the line.
 func (p *Pool) push(q *Queue) {
@@ -139,8 +146,8 @@ func (p *Pool) flush(w *write, q *Queue) {
 	}
 	// Swap the queue with the spare slice, so a busy connection does not
 	// allocate a new queue for every write.
-	msgs := q.queue
-	q.queue, q.bytes = q.spare[:0], 0
+	msgs, oldest := q.queue, q.oldest
+	q.queue, q.bytes, q.oldest = q.spare[:0], 0, 0
 	q.spare = nil
 	q.mu.Unlock()
 
@@ -148,6 +155,11 @@ func (p *Pool) flush(w *write, q *Queue) {
 	clear(msgs) // drop references to the encoded messages
 	w.timeout = q.timeout
 	err := w.write(&q.fc)
+	if err == nil {
+		// Once per write, not per message: the counters cost nothing
+		// measurable next to the write itself.
+		q.m.Wrote(len(msgs), len(w.buf), oldest)
+	}
 	if cap(w.buf) > 64<<10 {
 		w.buf = nil // keep no large buffer for the next, likely small, write
 	}
@@ -160,12 +172,16 @@ func (p *Pool) flush(w *write, q *Queue) {
 	if !more {
 		q.writing = false
 	}
+	dropped := 0
 	if err != nil {
+		dropped = len(msgs) + len(q.queue)
 		q.closing = true
-		q.queue, q.bytes = nil, 0
+		q.queue, q.bytes, q.oldest = nil, 0, 0
 	}
 	q.mu.Unlock()
 	if err != nil {
+		q.m.WriteFailed(isTimeout(err))
+		q.m.Dropped(dropped)
 		q.owner.WriteFailed(err)
 		return
 	}

@@ -1,10 +1,13 @@
 package conn
 
 import (
+	"errors"
 	"net"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/heraldhub/herald/internal/metrics"
 )
 
 // Outgoing messages.
@@ -55,11 +58,13 @@ type Queue struct {
 	max     int
 	maxMsgs int
 	timeout time.Duration
+	m       *metrics.Door // nil when the pool has no metrics
 
 	mu      sync.Mutex
 	queue   [][]byte
 	spare   [][]byte // the previous queue, reused
 	bytes   int
+	oldest  int64 // acceptance (unix ns) of the oldest publication queued, 0 if none
 	writing bool
 	closing bool
 }
@@ -74,31 +79,54 @@ type QueueOptions struct {
 	MaxMessages int
 	// WriteTimeout bounds one write to a client that does not read.
 	WriteTimeout time.Duration
+	// Door and Transport name the front door and transport in the metrics
+	// (centrifugo and websocket, mercure and sse, ...).
+	Door, Transport string
 }
 
 // Init prepares q to write to nc through pool.
 func (q *Queue) Init(nc net.Conn, pool *Pool, o QueueOptions) {
 	q.pool, q.fc = pool, newFrameConn(nc)
 	q.framer, q.owner, q.max, q.maxMsgs, q.timeout = o.Framer, o.Owner, o.MaxBytes, o.MaxMessages, o.WriteTimeout
+	q.m = pool.metrics.Door(o.Door, o.Transport)
 }
 
 // Enqueue queues one encoded message. Messages queued while the connection
 // waits for a writer are written in one go, so a subscriber that falls
 // behind costs one write per batch, not one per message. It reports false
 // when the queue is closed or has just overflowed.
-func (q *Queue) Enqueue(b []byte) bool {
+func (q *Queue) Enqueue(b []byte) bool { return q.enqueue(b, 0) }
+
+// EnqueueAt queues a message that carries a publication accepted at
+// accepted: the write that carries it measures the publication's latency
+// (herald_publish_latency_seconds).
+func (q *Queue) EnqueueAt(b []byte, accepted time.Time) bool {
+	var at int64
+	if !accepted.IsZero() {
+		at = accepted.UnixNano()
+	}
+	return q.enqueue(b, at)
+}
+
+func (q *Queue) enqueue(b []byte, accepted int64) bool {
 	q.mu.Lock()
 	if q.closing {
 		q.mu.Unlock()
+		q.m.Dropped(1)
 		return false
 	}
 	q.queue = append(q.queue, b)
 	q.bytes += len(b)
+	if q.oldest == 0 {
+		q.oldest = accepted
+	}
 	if (q.max > 0 && q.bytes > q.max) || (q.maxMsgs > 0 && len(q.queue) > q.maxMsgs) {
-		queued := q.bytes
+		queued, dropped := q.bytes, len(q.queue)
 		q.closing = true
-		q.queue, q.bytes = nil, 0
+		q.queue, q.bytes, q.oldest = nil, 0, 0
 		q.mu.Unlock()
+		q.m.QueueFull()
+		q.m.Dropped(dropped)
 		q.owner.Slow(queued)
 		return false
 	}
@@ -115,12 +143,15 @@ func (q *Queue) Enqueue(b []byte) bool {
 // queue was open.
 func (q *Queue) Close() bool {
 	q.mu.Lock()
-	defer q.mu.Unlock()
 	if q.closing {
+		q.mu.Unlock()
 		return false
 	}
+	dropped := len(q.queue)
 	q.closing = true
-	q.queue, q.bytes = nil, 0
+	q.queue, q.bytes, q.oldest = nil, 0, 0
+	q.mu.Unlock()
+	q.m.Dropped(dropped)
 	return true
 }
 
@@ -145,7 +176,18 @@ func (q *Queue) WriteNow(b []byte, timeout time.Duration) error {
 	w := newWrite()
 	w.timeout = timeout
 	w.buf = b
-	return w.write(&q.fc)
+	err := w.write(&q.fc)
+	if err == nil {
+		q.m.WroteDirect(len(b))
+	}
+	return err
+}
+
+// isTimeout reports whether a write failed because its deadline passed: the
+// client did not read.
+func isTimeout(err error) bool {
+	var t interface{ Timeout() bool }
+	return errors.As(err, &t) && t.Timeout()
 }
 
 // frameConn writes whole buffers to one connection.

@@ -2,6 +2,7 @@ package hub
 
 import (
 	"sync"
+	"time"
 
 	"github.com/heraldhub/herald/internal/broker"
 )
@@ -78,6 +79,16 @@ type encoded struct {
 	b    []byte
 }
 
+// Accepted returns when the delivery's publication was accepted (zero for
+// join and leave): front doors queue it with conn.Queue.EnqueueAt, so the
+// write that carries it measures the publication's latency.
+func (d *Delivery) Accepted() time.Time {
+	if d.Pub == nil {
+		return time.Time{}
+	}
+	return d.Pub.Time
+}
+
 // Encoded returns the delivery in format f, building it with build the first
 // time any subscriber asks.
 func (d *Delivery) Encoded(f Format, build func(*Delivery) []byte) []byte {
@@ -117,10 +128,15 @@ func (d *Delivery) EncodedFor(f Format, key string, build func(*Delivery, string
 func (h *Hub) fanout(d *Delivery) {
 	sh := h.shard(d.Channel)
 	sh.mu.RLock()
-	for s := range sh.subs[d.Channel] {
+	subs := sh.subs[d.Channel]
+	for s := range subs {
 		s.deliver(d)
 	}
+	n := len(subs)
 	sh.mu.RUnlock()
+	if d.Kind == KindPublication {
+		h.o.Metrics.Delivered(n) // once per publication, not per subscriber
+	}
 }
 
 // HandlePublication implements broker.Handler.
@@ -147,6 +163,7 @@ func (h *Hub) HandleLeave(channel string, info *broker.ClientInfo) {
 // told they missed publications (their clients recover), and topic
 // selector subscriptions end (their clients reconnect with Last-Event-ID).
 func (h *Hub) HandleResync() {
+	h.o.Metrics.Resync()
 	var hit []*Subscription
 	for i := range h.shards {
 		sh := &h.shards[i]

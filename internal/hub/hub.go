@@ -13,6 +13,7 @@ import (
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/glob"
+	"github.com/heraldhub/herald/internal/metrics"
 )
 
 // Authorizer decides what a connection may do on a channel (the auth engine).
@@ -43,6 +44,9 @@ type Options struct {
 	// NodeInfoInterval is how often the node announces itself to the others
 	// (default 5s); a node not heard from for three intervals is gone.
 	NodeInfoInterval time.Duration
+	// Metrics, when set, counts connections and subscriptions by front
+	// door, connects and disconnects, publications and deliveries.
+	Metrics *metrics.Metrics
 }
 
 const hubShards = 64
@@ -59,6 +63,8 @@ type clientEntry struct {
 	subs     map[string]*Subscription // channel subscriptions
 	selector *Subscription            // the topic-selector subscription, if any
 	removed  bool
+	m        *metrics.Door // the client's front door in the metrics
+	code     string        // why the front door is closing it (Disconnecting)
 }
 
 // Hub owns the channels and subscriptions of one node, whatever protocol
@@ -153,14 +159,47 @@ func (h *Hub) AddClient(c Client, limit int) *Error {
 	if limit > 0 && c.User() != "" && len(u) >= limit {
 		return &Error{Kind: ErrLimit, Msg: fmt.Sprintf("user has %d connections", len(u))}
 	}
-	e := &clientEntry{c: c, subs: map[string]*Subscription{}}
+	e := &clientEntry{c: c, subs: map[string]*Subscription{}, m: h.o.Metrics.Door(DoorOf(c))}
 	h.clients[c.ID()] = e
 	if u == nil {
 		u = map[string]*clientEntry{}
 		h.users[c.User()] = u
 	}
 	u[c.ID()] = e
+	e.m.Connected()
 	return nil
+}
+
+// DoorClient is an optional interface of a Client: the front door and
+// transport that carry it (centrifugo and websocket, mercure and sse), as
+// the metrics and the admin view name them.
+type DoorClient interface {
+	Door() (door, transport string)
+}
+
+// DoorOf returns the front door and transport of c ("" when it does not say).
+func DoorOf(c Client) (door, transport string) {
+	if d, ok := c.(DoorClient); ok {
+		return d.Door()
+	}
+	return "", ""
+}
+
+// Disconnecting records why a front door is closing a registered
+// connection, in its own code (a Centrifugo disconnect code, a Mercure end
+// reason): herald_disconnects_total counts the connection under it when it
+// is removed. The first code wins; a connection removed without one was
+// closed by its client (client_closed).
+func (h *Hub) Disconnecting(c Client, code string) {
+	e := h.entry(c)
+	if e == nil {
+		return
+	}
+	e.mu.Lock()
+	if e.code == "" {
+		e.code = code
+	}
+	e.mu.Unlock()
 }
 
 // RemoveClient ends every subscription of the client (presence and leave
@@ -182,6 +221,7 @@ func (h *Hub) RemoveClient(c Client) {
 	h.cmu.Unlock()
 	e.mu.Lock()
 	e.removed = true
+	e.m.Disconnected(e.code)
 	subs := make([]*Subscription, 0, len(e.subs)+1)
 	for _, s := range e.subs {
 		subs = append(subs, s)
@@ -273,6 +313,23 @@ func (h *Hub) Channels(pattern string) map[string]ChannelInfo {
 		sh.mu.RUnlock()
 	}
 	return out
+}
+
+// Subscribers returns at most limit of this node's subscriptions to
+// channel (for the admin page), and how many there are in all.
+func (h *Hub) Subscribers(channel string, limit int) ([]*Subscription, int) {
+	sh := h.shard(channel)
+	sh.mu.RLock()
+	defer sh.mu.RUnlock()
+	m := sh.subs[channel]
+	out := make([]*Subscription, 0, min(limit, len(m)))
+	for s := range m {
+		if len(out) == limit {
+			break
+		}
+		out = append(out, s)
+	}
+	return out, len(m)
 }
 
 // Stats are node counters.

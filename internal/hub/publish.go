@@ -95,6 +95,7 @@ func (h *Hub) Publish(ctx context.Context, req *PublishRequest) (broker.StreamPo
 	if err != nil {
 		return none, brokerError(err)
 	}
+	h.o.Metrics.Publication()
 	return sp, nil
 }
 

@@ -129,6 +129,7 @@ func (h *Hub) SubscribeSelectors(_ context.Context, req *SelectorRequest) (*Sele
 	}
 	first := x.count.Add(1) == 1
 	x.mu.Unlock()
+	e.m.Subscribed(1)
 	if first {
 		if err := h.broker.SubscribeAll(); err != nil {
 			h.dropSelector(s)
@@ -187,6 +188,7 @@ func (h *Hub) dropSelector(s *Subscription) bool {
 	}
 	last := x.count.Add(-1) == 0
 	x.mu.Unlock()
+	e.m.Subscribed(-1)
 	if last {
 		if err := h.broker.UnsubscribeAll(); err != nil {
 			h.log.Debug("broker unsubscribe from all failed", slog.String("error", err.Error()))
@@ -258,4 +260,5 @@ func (h *Hub) matchSelectors(d *Delivery) {
 			slog.String("id", p.ID), slog.Any("topics", topics), slog.Bool("private", private),
 			slog.Int("delivered_to", matched), slog.Any("skipped_private", skipped))
 	}
+	h.o.Metrics.Delivered(matched)
 }

@@ -234,6 +234,7 @@ func (h *Hub) register(s *Subscription) *Error {
 	m[s] = struct{}{}
 	sh.mu.Unlock()
 	h.numSubs.Add(1)
+	e.m.Subscribed(1)
 	if first {
 		if err := h.broker.Subscribe(s.Channel); err != nil {
 			h.drop(s)
@@ -356,6 +357,7 @@ func (h *Hub) drop(s *Subscription) bool {
 	}
 	sh.mu.Unlock()
 	h.numSubs.Add(-1)
+	e.m.Subscribed(-1)
 	if last {
 		if err := h.broker.Unsubscribe(s.Channel); err != nil {
 			h.log.Debug("broker unsubscribe failed", slog.String("channel", s.Channel), slog.String("error", err.Error()))

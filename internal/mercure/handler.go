@@ -523,7 +523,7 @@ func (h *Handler) subscribe(w http.ResponseWriter, r *http.Request) {
 		framer = conn.Chunked
 	}
 	st.q.Init(nc, h.pool, conn.QueueOptions{Framer: framer, Owner: st, MaxBytes: h.queueMax, MaxMessages: h.cfg.SubscriberQueue,
-		WriteTimeout: h.dispatchTimeout()})
+		WriteTimeout: h.dispatchTimeout(), Door: "mercure", Transport: "sse"})
 	h.serveStream(w, st, r)
 }
 

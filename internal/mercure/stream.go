@@ -47,8 +47,11 @@ func (st *stream) User() string { return "" }
 
 // Deliver implements hub.Client.
 func (st *stream) Deliver(_ *hub.Subscription, d *hub.Delivery) {
-	st.q.Enqueue(d.Encoded(formatSSE, encodeDelivery))
+	st.q.EnqueueAt(d.Encoded(formatSSE, encodeDelivery), d.Accepted())
 }
+
+// Door implements hub.DoorClient: the metrics count the stream under it.
+func (st *stream) Door() (door, transport string) { return "mercure", "sse" }
 
 // Control implements hub.Client. Every intent ends the stream except a
 // message, which Mercure cannot carry: the client reconnects with its
@@ -142,6 +145,9 @@ func (st *stream) end(why string) {
 	}
 	st.mu.Unlock()
 	st.q.Close()
+	if why != "client_left" { // counted as client_closed
+		st.h.hub.Disconnecting(st, why) // herald_disconnects_total
+	}
 	st.h.logEnd(st, why)
 	switch why {
 	case "queue_full", "write_failed", "dispatch_timeout", "client_left":

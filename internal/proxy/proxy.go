@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/metrics"
 )
 
 // Defaults of Config.
@@ -83,6 +84,8 @@ type Config struct {
 	// for hints; "" names the proxy by Name.
 	Setting string
 	Logger  *slog.Logger // may be nil
+	// Metrics, when set, counts calls by outcome and times them.
+	Metrics *metrics.Metrics
 }
 
 // Headers are what a call may forward: the transport headers of the client's
@@ -245,6 +248,8 @@ type Proxy struct {
 
 	warnMu sync.Mutex
 	warned map[string]struct{}
+
+	metrics *metrics.Metrics
 }
 
 // New validates c, applies the defaults and returns the proxy.
@@ -272,7 +277,7 @@ func New(c Config) (*Proxy, error) {
 	}
 	p := &Proxy{
 		name: c.Name, setting: c.Setting, caFile: c.CAFile, endpoint: u.String(), shown: redactURL(u), timeout: c.Timeout,
-		client: c.Client, log: c.Logger, warned: map[string]struct{}{},
+		client: c.Client, log: c.Logger, warned: map[string]struct{}{}, metrics: c.Metrics,
 		transforms: map[int]StatusTransform{},
 	}
 	if p.name == "" {
@@ -424,7 +429,8 @@ type outcome struct {
 // connect. Exactly one of the result, the error, the disconnect or the
 // reason is non-nil. An empty user in the result is ProxyEmptyUser unless
 // allowAnonymous.
-func (p *Proxy) Connect(ctx context.Context, req *ConnectRequest, h Headers, allowAnonymous bool) (*ConnectResult, *ErrorReply, *DisconnectReply, *auth.Reason) {
+func (p *Proxy) Connect(ctx context.Context, req *ConnectRequest, h Headers, allowAnonymous bool) (_ *ConnectResult, errReply *ErrorReply, disc *DisconnectReply, refused *auth.Reason) {
+	defer p.observe("connect", time.Now(), &errReply, &disc, &refused)
 	d := p.decoder("connect")
 	out, r := p.call(ctx, d, req, h, "")
 	if r != nil {
@@ -462,7 +468,8 @@ func (p *Proxy) Connect(ctx context.Context, req *ConnectRequest, h Headers, all
 // disconnect answers are not honoured for refresh (as in Centrifugo): they
 // are logged and returned as a ProxyBadResponse reason, like any failure,
 // after which the caller retries later.
-func (p *Proxy) Refresh(ctx context.Context, req *RefreshRequest, h Headers) (*RefreshResult, *auth.Reason) {
+func (p *Proxy) Refresh(ctx context.Context, req *RefreshRequest, h Headers) (_ *RefreshResult, refused *auth.Reason) {
+	defer p.observe("refresh", time.Now(), nil, nil, &refused)
 	d := p.decoder("refresh")
 	out, r := p.call(ctx, d, req, h, "")
 	if r != nil {
@@ -485,7 +492,8 @@ func (p *Proxy) Refresh(ctx context.Context, req *RefreshRequest, h Headers) (*R
 }
 
 // Subscribe asks the backend whether a connection may subscribe to a channel.
-func (p *Proxy) Subscribe(ctx context.Context, req *SubscribeRequest, h Headers) (*SubscribeResult, *ErrorReply, *DisconnectReply, *auth.Reason) {
+func (p *Proxy) Subscribe(ctx context.Context, req *SubscribeRequest, h Headers) (_ *SubscribeResult, errReply *ErrorReply, disc *DisconnectReply, refused *auth.Reason) {
+	defer p.observe("subscribe", time.Now(), &errReply, &disc, &refused)
 	d := p.decoder("subscribe")
 	out, r := p.call(ctx, d, req, h, req.Token)
 	if r != nil {
@@ -510,7 +518,8 @@ func (p *Proxy) Subscribe(ctx context.Context, req *SubscribeRequest, h Headers)
 
 // Publish asks the backend whether a connection may publish; its data, when
 // set, replaces the client's.
-func (p *Proxy) Publish(ctx context.Context, req *PublishRequest, h Headers) (*PublishResult, *ErrorReply, *DisconnectReply, *auth.Reason) {
+func (p *Proxy) Publish(ctx context.Context, req *PublishRequest, h Headers) (_ *PublishResult, errReply *ErrorReply, disc *DisconnectReply, refused *auth.Reason) {
+	defer p.observe("publish", time.Now(), &errReply, &disc, &refused)
 	d := p.decoder("publish")
 	out, r := p.call(ctx, d, req, h, "")
 	if r != nil {
@@ -535,7 +544,8 @@ func (p *Proxy) Publish(ctx context.Context, req *PublishRequest, h Headers) (*P
 
 // SubRefresh asks the backend whether a subscription may live on. Error and
 // disconnect answers are not honoured (see Refresh).
-func (p *Proxy) SubRefresh(ctx context.Context, req *SubRefreshRequest, h Headers) (*SubRefreshResult, *auth.Reason) {
+func (p *Proxy) SubRefresh(ctx context.Context, req *SubRefreshRequest, h Headers) (_ *SubRefreshResult, refused *auth.Reason) {
+	defer p.observe("sub_refresh", time.Now(), nil, nil, &refused)
 	d := p.decoder("sub_refresh")
 	out, r := p.call(ctx, d, req, h, "")
 	if r != nil {
@@ -557,7 +567,8 @@ func (p *Proxy) SubRefresh(ctx context.Context, req *SubRefreshRequest, h Header
 }
 
 // RPC passes a client rpc command to the backend.
-func (p *Proxy) RPC(ctx context.Context, req *RPCRequest, h Headers) (*RPCResult, *ErrorReply, *DisconnectReply, *auth.Reason) {
+func (p *Proxy) RPC(ctx context.Context, req *RPCRequest, h Headers) (_ *RPCResult, errReply *ErrorReply, disc *DisconnectReply, refused *auth.Reason) {
+	defer p.observe("rpc", time.Now(), &errReply, &disc, &refused)
 	d := p.decoder("rpc")
 	out, r := p.call(ctx, d, req, h, "")
 	if r != nil {
@@ -597,6 +608,26 @@ func (p *Proxy) resultOnly(d *decoder, out *outcome) *auth.Reason {
 	}
 	d.warnOnce(d.method+" answered "+kind, fmt.Sprintf("%s proxy answered a %s, which is ignored: %s proxies may only answer a result (logged once)", d.method, kind, d.method))
 	return r
+}
+
+// observe counts a call that started at start, by its outcome: ok, the
+// backend's own error or disconnect, or the reason it was refused. Calls
+// refused before reaching the backend (overload, open circuit) are not timed.
+func (p *Proxy) observe(call string, start time.Time, errReply **ErrorReply, disc **DisconnectReply, refused **auth.Reason) {
+	if p.metrics == nil {
+		return
+	}
+	outcome, reached := "ok", true
+	switch {
+	case *refused != nil:
+		code := (*refused).Code
+		outcome, reached = string(code), code != auth.ProxyOverloaded && code != auth.ProxyCircuitOpen
+	case errReply != nil && *errReply != nil:
+		outcome = "error"
+	case disc != nil && *disc != nil:
+		outcome = "disconnect"
+	}
+	p.metrics.ProxyCall(p.name, call, outcome, time.Since(start), reached)
 }
 
 // refuse logs a refusal at debug level (the caller logs it for real) and returns it.

@@ -8,10 +8,11 @@ import (
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/callout"
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/metrics"
 )
 
 // buildCallout creates the signed auth callout, if enabled.
-func buildCallout(cfg *config.Config, nodeID string) (*callout.Caller, error) {
+func buildCallout(cfg *config.Config, nodeID string, m *metrics.Metrics) (*callout.Caller, error) {
 	co := &cfg.Client.Callout
 	if !co.Enabled {
 		return nil, nil
@@ -25,6 +26,6 @@ func buildCallout(cfg *config.Config, nodeID string) (*callout.Caller, error) {
 	return callout.New(callout.Config{
 		Endpoint: co.Endpoint, Timeout: co.Timeout.D(), NodeID: nodeID,
 		SigningSecret: []byte(co.SigningSecret), ResponseKeys: auth.NewKeySet(keys...),
-		IncludeTokens: co.IncludeTokens, Headers: co.HTTPHeaders, Leeway: 5 * time.Second,
+		IncludeTokens: co.IncludeTokens, Headers: co.HTTPHeaders, Leeway: 5 * time.Second, Metrics: m,
 	})
 }

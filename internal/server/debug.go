@@ -26,17 +26,9 @@ func (s *Server) debugHandler() http.Handler {
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	key := auth.NewSharedKey(s.cfg.Admin.Key)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !key.Configured() {
-			writeRefusal(w, http.StatusNotFound, "admin_disabled", "the /debug/ endpoints are off", "set admin.key (HERALD_ADMIN_KEY) to enable them")
-			return
+		if s.checkAdminKey(w, r, key, "the /debug/ endpoints") {
+			mux.ServeHTTP(w, r)
 		}
-		if reason := key.CheckAdminKey(r.Header.Get("X-Admin-Key")); reason != nil {
-			s.verifier.Refusals.Add(reason, "admin", r.RemoteAddr, "")
-			w.Header().Set("WWW-Authenticate", `admin-key realm="herald"`)
-			writeRefusal(w, http.StatusUnauthorized, string(reason.Code), reason.Detail, reason.Hint)
-			return
-		}
-		mux.ServeHTTP(w, r)
 	})
 }
 

@@ -123,14 +123,22 @@ type keyManager struct {
 	mu       sync.Mutex
 	verifier *auth.Verifier
 	log      *slog.Logger
-	cancel   context.CancelFunc // stops the current JWKS providers
+	cancel   context.CancelFunc   // stops the current JWKS providers
+	onFetch  func(outcome string) // counts JWKS fetches; may be nil
+}
+
+// jwksBase returns the options every JWKS provider of the manager starts
+// from: its logger, forgetting cached verifications when keys change, and
+// counting fetches.
+func (m *keyManager) jwksBase() auth.JWKSOptions {
+	return auth.JWKSOptions{Logger: m.log, OnChange: m.verifier.ForgetVerified, OnFetch: m.onFetch}
 }
 
 // buildSet builds a key set: the HMAC secrets of hmac_secret_key and
 // hmac_previous_secret_key (which verify the whole HS256/384/512 family, as
 // Centrifugo's do), the keys of keys (each pinned to its alg), and the JWKS
 // providers, started with ctx.
-func buildSet(ctx context.Context, t *config.Token, log *slog.Logger, onChange func()) (*auth.KeySet, error) {
+func buildSet(ctx context.Context, t *config.Token, base auth.JWKSOptions) (*auth.KeySet, error) {
 	var keys []*auth.Key
 	if t.HMACSecretKey != "" {
 		k, err := auth.NewHMACKey(t.HMACSecretKey)
@@ -151,7 +159,7 @@ func buildSet(ctx context.Context, t *config.Token, log *slog.Logger, onChange f
 		keys = append(keys, k)
 	}
 	static, jwks := keySpecs(t)
-	set, err := assembleSet(ctx, keys, static, jwks, "keys (numbered from 0)", log, onChange)
+	set, err := assembleSet(ctx, keys, static, jwks, "keys (numbered from 0)", base)
 	if err != nil {
 		return nil, err
 	}
@@ -159,8 +167,9 @@ func buildSet(ctx context.Context, t *config.Token, log *slog.Logger, onChange f
 }
 
 // assembleSet makes a key set of keys, the keys loaded from static, and a
-// provider per JWKS endpoint (started with ctx). what names the specs in errors.
-func assembleSet(ctx context.Context, keys []*auth.Key, static []auth.KeySpec, jwks []config.Key, what string, log *slog.Logger, onChange func()) (*auth.KeySet, error) {
+// provider per JWKS endpoint (started with ctx), with base's logger and
+// hooks. what names the specs in errors.
+func assembleSet(ctx context.Context, keys []*auth.Key, static []auth.KeySpec, jwks []config.Key, what string, base auth.JWKSOptions) (*auth.KeySet, error) {
 	if len(static) > 0 {
 		loaded, err := auth.LoadKeys(static, os.LookupEnv)
 		if err != nil {
@@ -171,7 +180,9 @@ func assembleSet(ctx context.Context, keys []*auth.Key, static []auth.KeySpec, j
 	set := auth.NewKeySet(keys...)
 	var providers []auth.KeyProvider
 	for _, k := range jwks {
-		p := auth.NewJWKS(k.JWKSURL, auth.JWKSOptions{RefreshInterval: k.RefreshInterval.D(), MinRefetch: k.MinRefetch.D(), Alg: k.Alg, Logger: log, OnChange: onChange})
+		o := base
+		o.RefreshInterval, o.MinRefetch, o.Alg = k.RefreshInterval.D(), k.MinRefetch.D(), k.Alg
+		p := auth.NewJWKS(k.JWKSURL, o)
 		p.Start(ctx)
 		providers = append(providers, p)
 	}
@@ -185,14 +196,14 @@ func assembleSet(ctx context.Context, keys []*auth.Key, static []auth.KeySpec, j
 // them in. On error the current sets stay.
 func (m *keyManager) apply(cfg *config.Config) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	conn, err := buildSet(ctx, &cfg.Client.Token, m.log, m.verifier.ForgetVerified)
+	conn, err := buildSet(ctx, &cfg.Client.Token, m.jwksBase())
 	if err != nil {
 		cancel()
 		return fmt.Errorf("client.token: %w", err)
 	}
 	var sub *auth.KeySet
 	if st := &cfg.Client.SubscriptionToken; st.Enabled {
-		if sub, err = buildSet(ctx, &st.Token, m.log, m.verifier.ForgetVerified); err != nil {
+		if sub, err = buildSet(ctx, &st.Token, m.jwksBase()); err != nil {
 			cancel()
 			return fmt.Errorf("client.subscription_token: %w", err)
 		}

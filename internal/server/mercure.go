@@ -13,14 +13,14 @@ import (
 
 // mercureSet builds the key set of one Mercure role: its secret pinned to
 // its alg, then its keys (PEM, JWK, JWKS files and URLs), each pinned.
-func mercureSet(ctx context.Context, k *config.MercureKeys, log *slog.Logger, onChange func()) (*auth.KeySet, error) {
+func mercureSet(ctx context.Context, k *config.MercureKeys, base auth.JWKSOptions) (*auth.KeySet, error) {
 	var specs []auth.KeySpec
 	if k.Secret != "" {
 		specs = append(specs, auth.KeySpec{Alg: k.Alg, Secret: k.Secret})
 	}
 	static, jwks := splitKeys(k.Keys)
 	specs = append(specs, static...)
-	set, err := assembleSet(ctx, nil, specs, jwks, "keys (numbered from 0, the secret first when set)", log, onChange)
+	set, err := assembleSet(ctx, nil, specs, jwks, "keys (numbered from 0, the secret first when set)", base)
 	if err != nil {
 		return nil, err
 	}
@@ -31,11 +31,11 @@ func mercureSet(ctx context.Context, k *config.MercureKeys, log *slog.Logger, on
 // on their own (for the CLI tools); stop ends their JWKS providers.
 func NewMercureKeys(cfg *config.Config, log *slog.Logger) (pub, sub *auth.KeySet, stop func(), err error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	if pub, err = mercureSet(ctx, &cfg.Mercure.Publisher, log, func() {}); err != nil {
+	if pub, err = mercureSet(ctx, &cfg.Mercure.Publisher, auth.JWKSOptions{Logger: log}); err != nil {
 		cancel()
 		return nil, nil, nil, fmt.Errorf("mercure.publisher: %w", err)
 	}
-	if sub, err = mercureSet(ctx, &cfg.Mercure.Subscriber, log, func() {}); err != nil {
+	if sub, err = mercureSet(ctx, &cfg.Mercure.Subscriber, auth.JWKSOptions{Logger: log}); err != nil {
 		cancel()
 		return nil, nil, nil, fmt.Errorf("mercure.subscriber: %w", err)
 	}
@@ -54,12 +54,12 @@ func (s *Server) applyMercureKeys(cfg *config.Config) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	pub, err := mercureSet(ctx, &cfg.Mercure.Publisher, s.log, s.verifier.ForgetVerified)
+	pub, err := mercureSet(ctx, &cfg.Mercure.Publisher, s.keys.jwksBase())
 	if err != nil {
 		cancel()
 		return fmt.Errorf("mercure.publisher: %w", err)
 	}
-	sub, err := mercureSet(ctx, &cfg.Mercure.Subscriber, s.log, s.verifier.ForgetVerified)
+	sub, err := mercureSet(ctx, &cfg.Mercure.Subscriber, s.keys.jwksBase())
 	if err != nil {
 		cancel()
 		return fmt.Errorf("mercure.subscriber: %w", err)

@@ -7,11 +7,12 @@ import (
 	"strings"
 
 	"github.com/heraldhub/herald/internal/config"
+	"github.com/heraldhub/herald/internal/metrics"
 	"github.com/heraldhub/herald/internal/proxy"
 )
 
 // buildProxies creates the configured backend proxies.
-func buildProxies(cfg *config.Config, log *slog.Logger) (*proxy.Set, error) {
+func buildProxies(cfg *config.Config, log *slog.Logger, m *metrics.Metrics) (*proxy.Set, error) {
 	out := &proxy.Set{}
 	seen := map[string]bool{}
 	mk := func(name, setting string, c *config.Proxy) (*proxy.Proxy, error) {
@@ -22,6 +23,7 @@ func buildProxies(cfg *config.Config, log *slog.Logger) (*proxy.Set, error) {
 			Name: name, Setting: setting, CAFile: c.CAFile, Endpoint: c.Endpoint, Timeout: c.Timeout.D(),
 			HTTPHeaders: c.HTTPHeaders, EmulatedHeaders: c.EmulatedHeaders, Cookies: c.Cookies,
 			MaxConcurrent: c.MaxConcurrent, BreakerFailures: c.BreakerFailures, BreakerCooldown: c.BreakerCooldown.D(), Logger: log,
+			Metrics: m,
 		}
 		if len(c.StaticHeaders) > 0 {
 			pc.StaticHeaders = map[string]string{}

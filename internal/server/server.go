@@ -24,6 +24,7 @@ import (
 	"github.com/heraldhub/herald/internal/conn"
 	"github.com/heraldhub/herald/internal/hub"
 	"github.com/heraldhub/herald/internal/mercure"
+	"github.com/heraldhub/herald/internal/metrics"
 	"github.com/heraldhub/herald/internal/natscallout"
 )
 
@@ -61,6 +62,13 @@ type Server struct {
 
 	cable     *actioncable.Handler // nil when actioncable.enabled is off
 	cableStop context.CancelFunc   // stops the JWKS providers of AnyCable tokens
+
+	metrics     *metrics.Metrics
+	metricsLn   net.Listener // metrics.listen, when set
+	metricsSrv  *http.Server
+	stopRefusal func() // stops counting refusals
+	admin       interface{ Close() }
+	version     string
 }
 
 // frontDoor is one entry of the table of what the server serves: a path
@@ -74,11 +82,15 @@ type frontDoor struct {
 
 // New builds a server from configuration. The configuration must be valid.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
+	// Metrics are always counted (the cost is measured in bench/); whether
+	// and where /metrics serves them is configuration.
+	m := metrics.New()
+	m.BuildInfo(version)
 	sources := BuildSources(cfg)
 	policy := BuildPolicy(cfg)
 	policy.Sources = sources
 	verifier := auth.NewVerifier(auth.NewKeySet(), policy)
-	keys := &keyManager{verifier: verifier, log: log}
+	keys := &keyManager{verifier: verifier, log: log, onFetch: m.JWKSFetch}
 	if err := keys.apply(cfg); err != nil {
 		return nil, err
 	}
@@ -90,12 +102,12 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	if nodeID == "" {
 		nodeID = uuid.NewString()
 	}
-	proxies, err := buildProxies(cfg, log)
+	proxies, err := buildProxies(cfg, log, m)
 	if err != nil {
 		return nil, err
 	}
 	authorities := proxies.Authorities(verifier.Policy().AllowAnonymous, cfg.Client.Proxy.ConnectMode == "always")
-	co, err := buildCallout(cfg, nodeID)
+	co, err := buildCallout(cfg, nodeID, m)
 	if err != nil {
 		return nil, err
 	}
@@ -118,7 +130,9 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	if err != nil {
 		return nil, fmt.Errorf("broker: %w", err)
 	}
-	h, err := hub.New(hub.Options{Broker: b, Presence: b, Namespaces: ns, Auth: engine, Logger: log,
+	// The hub sees the broker through the metrics, which time its operations.
+	mb, presence := m.Broker(cfg.Broker.Type, b, b)
+	h, err := hub.New(hub.Options{Broker: mb, Presence: presence, Namespaces: ns, Auth: engine, Logger: log, Metrics: m,
 		NodeID: nodeID, NodeName: cfg.NodeName, Version: version, RecoveryLimit: cfg.Client.RecoveryMaxPublicationLimit,
 		Index: index, MatchCacheSize: cfg.Mercure.TopicCacheSize, OnRevocation: applyRevocation(verifier)})
 	if err != nil {
@@ -130,7 +144,10 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, broker: b, keys: keys, sources: sources, args: os.Args,
-		pool: conn.NewPool(max(2, runtime.GOMAXPROCS(0)), cfg.Client.WriteLag.D()), workers: conn.NewWorkers()}
+		pool: conn.NewPool(max(2, runtime.GOMAXPROCS(0)), cfg.Client.WriteLag.D()), workers: conn.NewWorkers(), metrics: m, version: version}
+	s.pool.Instrument(m)
+	s.stopRefusal = verifier.Refusals.Listen(func(r auth.Refusal) { m.Refused(string(r.Code), r.Transport) })
+	s.nodeGauges()
 	s.ws = centrifuge.NewHandler(centrifuge.Options{Config: cfg, Hub: h, Engine: engine, Sources: s.sources, Proxies: proxies,
 		Logger: log, Version: version, Pool: s.pool, Workers: s.workers})
 	// A revocation applies at once to live connections.
@@ -174,6 +191,12 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		{path: "/health", handler: http.HandlerFunc(s.health)},
 		{path: "/auth/ticket", handler: http.HandlerFunc(s.ticket)},
 		{path: "/debug/", handler: s.debugHandler()},
+	}
+	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" {
+		s.doors = append(s.doors, frontDoor{path: "/metrics", handler: s.metricsHandler(true)})
+	}
+	if cfg.Admin.Enabled {
+		s.doors = append(s.doors, s.adminDoors()...)
 	}
 	if s.mercure != nil {
 		s.doors = append(s.doors, frontDoor{path: cfg.Mercure.Path, handler: s.mercure, fast: true})
@@ -263,6 +286,10 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", s.cfg.Listen, err)
 	}
+	if err := s.listenMetrics(); err != nil {
+		_ = ln.Close()
+		return err
+	}
 	s.ln = ln
 	return nil
 }
@@ -283,6 +310,12 @@ func (s *Server) LogStartup() {
 	s.logMercureStartup()
 	warnQuotedSecrets(s.log, s.keySets())
 	s.logCableStartup()
+	if cfg.Metrics.Enabled && cfg.Metrics.Listen == "" && cfg.Dev {
+		s.log.Warn("development mode: /metrics is open to anyone who reaches this listener")
+	}
+	if cfg.Admin.Enabled {
+		s.log.Info("admin page enabled at /admin (log in with admin.key)")
+	}
 	if cfg.Dev {
 		s.log.Warn("development mode: anonymous connections are allowed and every client may subscribe, publish and read history and presence on any channel; tokens are still verified in full")
 	}
@@ -331,6 +364,7 @@ func (s *Server) Serve() error {
 			return err
 		}
 	}
+	s.serveMetrics()
 	s.log.Info("herald listening", slog.String("addr", s.ln.Addr().String()))
 	var routes []fastRoute
 	for _, d := range s.doors {
@@ -374,10 +408,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if err := <-cableErr; err != nil && wsErr == nil {
 		wsErr = err
 	}
+	if s.admin != nil {
+		s.admin.Close() // its live feeds would hold the listener's shutdown
+	}
 	err := s.httpSrv.Shutdown(ctx)
 	if s.natsCallout != nil {
 		s.natsCallout.Close()
 	}
+	if s.metricsSrv != nil {
+		_ = s.metricsSrv.Shutdown(ctx)
+		_ = s.metricsLn.Close() // when Serve never ran
+	}
+	s.stopRefusal()
 	_ = s.hub.Close()
 	s.pool.Stop()
 	s.workers.Stop()

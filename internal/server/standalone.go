@@ -20,13 +20,13 @@ func StandaloneEngine(cfg *config.Config, log *slog.Logger) (*auth.Engine, func(
 	if err := m.apply(cfg); err != nil {
 		return nil, nil, nil, err
 	}
-	proxies, err := buildProxies(cfg, log)
+	proxies, err := buildProxies(cfg, log, nil) // the standalone callout serves no /metrics
 	if err != nil {
 		m.stop()
 		return nil, nil, nil, err
 	}
 	authorities := proxies.Authorities(v.Policy().AllowAnonymous, cfg.Client.Proxy.ConnectMode == "always")
-	co, err := buildCallout(cfg, uuid.NewString())
+	co, err := buildCallout(cfg, uuid.NewString(), nil)
 	if err != nil {
 		m.stop()
 		return nil, nil, nil, err
