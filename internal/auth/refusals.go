@@ -66,13 +66,6 @@ func (l *RefusalLog) Add(r *Reason, transport, remoteAddr, channel string) {
 	}
 }
 
-// Listeners returns the number of listeners.
-func (l *RefusalLog) Listeners() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.listeners)
-}
-
 // Listen calls f with every refusal added from now on, after it is
 // recorded and outside the log's lock, on the goroutine that adds it: f
 // must not block (hand the refusal to a buffered channel, or drop it).

@@ -35,7 +35,7 @@ func (m *Metrics) Broker(name string, b broker.Broker, p broker.PresenceManager)
 			}
 			return 1
 		})
-	m.reg.MustRegister(up)
+	m.register("broker_up", up)
 	return mb, mb
 }
 

@@ -80,13 +80,14 @@ func (d *Door) Wrote(msgs, n int, oldest int64) {
 	}
 }
 
-// WroteDirect counts a write made outside the queue (a control frame, a
-// response head).
+// WroteDirect counts a write made outside the queue: one message (a
+// control frame, a response head).
 func (d *Door) WroteDirect(n int) {
 	if d == nil {
 		return
 	}
 	d.writes.Inc()
+	d.messages.Inc()
 	d.bytes.Add(float64(n))
 }
 

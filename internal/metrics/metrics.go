@@ -48,36 +48,37 @@ type Metrics struct {
 
 	mu    sync.RWMutex
 	doors map[doorKey]*Door
+	names map[string]bool // every herald_ metric registered
 }
 
 // New builds the metrics of one server and registers them, with the Go
 // runtime and process collectors, in a registry of their own.
 func New() *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry(), doors: map[doorKey]*Door{}}
+	m := &Metrics{reg: prometheus.NewRegistry(), doors: map[doorKey]*Door{}, names: map[string]bool{}}
 	dt := []string{"door", "transport"}
 	counter := func(name, help string, labels ...string) *prometheus.CounterVec {
 		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help}, labels)
-		m.reg.MustRegister(v)
+		m.register(name, v)
 		return v
 	}
 	gauge := func(name, help string, labels ...string) *prometheus.GaugeVec {
 		v := prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, labels)
-		m.reg.MustRegister(v)
+		m.register(name, v)
 		return v
 	}
 	plain := func(name, help string) prometheus.Counter {
 		c := prometheus.NewCounter(prometheus.CounterOpts{Namespace: Namespace, Name: name, Help: help})
-		m.reg.MustRegister(c)
+		m.register(name, c)
 		return c
 	}
 	histogram := func(name, help string, buckets []float64, labels ...string) *prometheus.HistogramVec {
 		v := prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: Namespace, Name: name, Help: help, Buckets: buckets}, labels)
-		m.reg.MustRegister(v)
+		m.register(name, v)
 		return v
 	}
 
 	m.writes = counter("writes_total", "Socket writes to clients (one write carries every message queued meanwhile).", dt...)
-	m.messages = counter("messages_written_total", "Messages written to clients: publications, join/leave, replies, pings.", dt...)
+	m.messages = counter("messages_written_total", "Messages written to clients: publications, join/leave, replies, pings, control frames and response heads.", dt...)
 	m.bytes = counter("written_bytes_total", "Bytes written to clients, framing included.", dt...)
 	m.dropped = counter("queue_dropped_messages_total", "Messages dropped from or refused by a closed outgoing queue (a slow, failed or closing connection).", dt...)
 	m.writeErrors = counter("write_errors_total", "Writes to clients that failed (the connection is closed).", dt...)
@@ -101,13 +102,42 @@ func New() *Metrics {
 	m.calloutCalls = counter("callout_calls_total", "Auth callouts, by outcome: ok, cached, or the callout_* reason code.", "outcome")
 	m.calloutDuration = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: Namespace, Name: "callout_call_duration_seconds",
 		Help: "Duration of auth callouts that called the service.", Buckets: callBuckets})
-	m.reg.MustRegister(m.calloutDuration)
+	m.register("callout_call_duration_seconds", m.calloutDuration)
 
 	m.brokerDuration = histogram("broker_operation_duration_seconds", "Broker operations by kind (its _count is the number of operations).", callBuckets, "broker", "op")
 	m.brokerErrors = counter("broker_errors_total", "Failed broker operations: unavailable (its backing service is unreachable) or error.", "broker", "op", "kind")
 
 	m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// register adds c, named name (without the herald_ prefix), to the registry.
+func (m *Metrics) register(name string, c prometheus.Collector) {
+	m.mu.Lock()
+	m.names[Namespace+"_"+name] = true
+	m.mu.Unlock()
+	m.reg.MustRegister(c)
+}
+
+// Names returns the full name of every metric registered (herald_ ones,
+// whether or not they have a series yet, and those the Go runtime and
+// process collectors report), for checks that a dashboard queries only
+// metrics that exist.
+func (m *Metrics) Names() map[string]bool {
+	out := map[string]bool{}
+	if m == nil {
+		return out
+	}
+	m.mu.RLock()
+	for n := range m.names {
+		out[n] = true
+	}
+	m.mu.RUnlock()
+	fams, _ := m.reg.Gather()
+	for _, f := range fams {
+		out[f.GetName()] = true
+	}
+	return out
 }
 
 // Registry returns the registry that /metrics exposes.
@@ -124,7 +154,7 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 	if m == nil {
 		return
 	}
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, f))
+	m.register(name, prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: Namespace, Name: name, Help: help}, f))
 }
 
 // BuildInfo registers herald_build_info{version, go_version} 1.
@@ -139,7 +169,7 @@ func (m *Metrics) BuildInfo(version string) {
 	g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "build_info", Help: "Always 1; its labels name the build.",
 		ConstLabels: prometheus.Labels{"version": Label(version), "go_version": goVersion}})
 	g.Set(1)
-	m.reg.MustRegister(g)
+	m.register("build_info", g)
 }
 
 // Publication counts an accepted publication.

@@ -23,7 +23,6 @@ func (s *Server) nodeGauges() {
 	m.GaugeFunc("channels", "Channels with subscribers on this node.", func() float64 { return float64(h.Stats().NumChannels) })
 	m.GaugeFunc("users", "Distinct users connected to this node.", func() float64 { return float64(h.Stats().NumUsers) })
 	m.GaugeFunc("nodes", "Nodes this node knows of (itself included).", func() float64 { return float64(len(h.Nodes())) })
-	m.GaugeFunc("refusal_log_listeners", "Live refusal feeds open (admin pages).", func() float64 { return float64(s.verifier.Refusals.Listeners()) })
 }
 
 // metricsHandler serves the Prometheus text format. On the main listener
