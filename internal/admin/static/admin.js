@@ -99,7 +99,7 @@ function refusals() {
     const tr = document.createElement('tr');
     tr.dataset.seq = seq;
     tr.className = 'fresh';
-    cell(tr, new Date(r.time).toLocaleTimeString());
+    cell(tr, new Date(r.time).toISOString().slice(11, 19)); // UTC, as the server renders it
     cell(tr, r.code, true);
     cell(tr, r.detail || '');
     cell(tr, r.hint || '');
