@@ -46,6 +46,23 @@ func TestValidate(t *testing.T) {
 		{"listen empty port", func(c *Config) { c.Listen = "localhost:" }, []string{`listen: port "" must be a number from 0 to 65535`}},
 		{"listen negative port", func(c *Config) { c.Listen = ":-1" }, []string{`listen: port "-1" must be a number from 0 to 65535`}},
 
+		// Metrics and the admin page.
+		{"metrics on the main listener with the admin key", func(c *Config) { c.Metrics.Enabled, c.Admin.Key = true, "k" }, nil},
+		{"metrics open in dev", func(c *Config) { c.Metrics.Enabled, c.Dev = true, true }, nil},
+		{"metrics on a listener of their own", func(c *Config) { c.Metrics.Enabled, c.Metrics.Listen = true, "127.0.0.1:9100" }, nil},
+		{"metrics without a key", func(c *Config) { c.Metrics.Enabled = true },
+			[]string{"metrics.enabled: /metrics on the main listener is behind admin.key, which is empty: set admin.key, or metrics.listen for a listener of its own"}},
+		{"metrics.listen without enabled", func(c *Config) { c.Metrics.Listen = "127.0.0.1:9100" },
+			[]string{"metrics.listen: is set but metrics.enabled is false: set metrics.enabled: true to serve /metrics there"}},
+		{"metrics.listen bad", func(c *Config) { c.Metrics.Enabled, c.Metrics.Listen = true, "9100" },
+			[]string{`metrics.listen: must be host:port, like 127.0.0.1:9100 (got "9100")`}},
+		{"metrics.listen is listen", func(c *Config) { c.Metrics.Enabled, c.Metrics.Listen = true, c.Listen },
+			[]string{"metrics.listen: must differ from listen (127.0.0.1:8000); leave it empty to serve /metrics on the main listener"}},
+		{"admin page without a key", func(c *Config) { c.Admin.Enabled = true },
+			[]string{"admin.enabled: the admin page needs admin.key (HERALD_ADMIN_KEY): its login form asks for it"}},
+		{"admin session too short", func(c *Config) { c.Admin.SessionTTL = Duration(time.Second) },
+			[]string{"admin.session_ttl: must be from 1m to 720h (got 1s)"}},
+
 		// Limits.
 		{"channel_limit 1", func(c *Config) { c.Client.ChannelLimit = 1 }, nil},
 		{"channel_limit 0", func(c *Config) { c.Client.ChannelLimit = 0 }, []string{"client.channel_limit: must be at least 1 (got 0)"}},
