@@ -2,7 +2,6 @@ package centrifuge_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -247,14 +246,7 @@ func TestSlowConsumerIsDisconnected(t *testing.T) {
 	c.Connect(testutil.UserToken(t, "slow"))
 	c.Call("subscribe", map[string]any{"channel": "firehose"})
 	// The client stops reading; publish until its queue overflows.
-	data, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", 32<<10)})
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && srv.Hub().NumUserClients("slow") > 0 {
-		for i := 0; i < 50; i++ {
-			_ = srv.HubPublish("firehose", data)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	srv.FloodUntilGone("firehose", "slow")
 	if !strings.Contains(srv.Logs.String(), "client is too slow") {
 		t.Fatalf("slow client not disconnected; log:\n%s", srv.Logs.String())
 	}

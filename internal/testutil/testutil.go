@@ -70,6 +70,20 @@ func (s *Server) HubPublish(channel string, data []byte) error {
 	return nil
 }
 
+// FloodUntilGone publishes 32 KiB publications to channel until none of
+// user's connections is left on the node (a subscriber that stopped reading
+// is dropped as too slow) or 10 seconds pass.
+func (s *Server) FloodUntilGone(channel, user string) {
+	data, _ := json.Marshal(map[string]string{"pad": strings.Repeat("x", 32<<10)})
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && s.Hub().NumUserClients(user) > 0 {
+		for range 50 {
+			_ = s.HubPublish(channel, data)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // Config returns a configuration for tests: fast timings, a secret, an API
 // key, and permissive channels without a namespace plus a "chat" namespace.
 func Config() *config.Config {
