@@ -185,11 +185,13 @@ func (h *Handler) login(w http.ResponseWriter, r *http.Request) {
 	if reason := h.key.CheckAdminKey(r.PostForm.Get("key")); reason != nil {
 		h.limit.failed(r.RemoteAddr)
 		h.o.Verifier.Refusals.Add(reason, "admin", r.RemoteAddr, "")
+		h.o.Logger.LogAttrs(r.Context(), slog.LevelWarn, "admin page login refused", append(reason.LogAttrs(), slog.String("remote_addr", r.RemoteAddr))...)
 		data["Error"] = "wrong admin key"
 		w.WriteHeader(http.StatusUnauthorized)
 		h.render(w, r, "login", data)
 		return
 	}
+	h.o.Logger.Info("admin page login", slog.String("remote_addr", r.RemoteAddr))
 	http.SetCookie(w, &http.Cookie{Name: cookieName, Value: h.sessions.create(), Path: "/admin/", HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: r.TLS != nil, MaxAge: int(h.o.Config.Admin.SessionTTL.D() / time.Second)})
 	http.Redirect(w, r, data["Next"].(string), http.StatusSeeOther)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"sort"
@@ -264,6 +265,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		back("error", herr.Error())
 		return
 	}
+	h.o.Logger.Info("admin page published", slog.String("channel", channel), slog.Int("bytes", b.Len()), slog.String("remote_addr", r.RemoteAddr))
 	back("published", "offset "+strconv.FormatUint(sp.Offset, 10))
 }
 
