@@ -104,11 +104,19 @@ func (p *Pool) run() {
 	p.active++
 	for {
 		for p.n == 0 && !p.stopped {
+			if w.stats.Pending() {
+				// Counts reach the metrics before the writer sleeps.
+				p.mu.Unlock()
+				w.stats.Flush()
+				p.mu.Lock()
+				continue
+			}
 			p.wait()
 		}
 		if p.n == 0 {
 			p.active--
 			p.mu.Unlock()
+			w.stats.Flush()
 			return
 		}
 		e := p.ring[p.head]
@@ -125,6 +133,9 @@ func (p *Pool) run() {
 		}
 		p.mu.Unlock()
 		p.flush(w, e.q)
+		if replaced || rest {
+			w.stats.Flush()
+		}
 		p.mu.Lock()
 		if replaced {
 			p.mu.Unlock()
@@ -156,9 +167,9 @@ func (p *Pool) flush(w *write, q *Queue) {
 	w.timeout = q.timeout
 	err := w.write(&q.fc)
 	if err == nil {
-		// Once per write, not per message: the counters cost nothing
-		// measurable next to the write itself.
-		q.m.Wrote(len(msgs), len(w.buf), oldest)
+		// Once per write, not per message, and added to the shared
+		// counters once per batch of writes.
+		w.stats.Wrote(q.m, len(msgs), len(w.buf), oldest)
 	}
 	if cap(w.buf) > 64<<10 {
 		w.buf = nil // keep no large buffer for the next, likely small, write

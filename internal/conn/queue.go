@@ -217,6 +217,7 @@ type write struct {
 	waited  bool
 	onWait  func() // called once when the write has to wait for the client
 	fn      func(fd uintptr) bool
+	stats   metrics.WriteBatch // the writer's counts, added to the metrics in batches
 }
 
 func newWrite() *write {

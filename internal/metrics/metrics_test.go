@@ -3,6 +3,7 @@ package metrics
 import (
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/heraldhub/herald/internal/broker"
 )
@@ -34,7 +35,9 @@ func TestLabelKeepsValuesBounded(t *testing.T) {
 func TestNilMetricsAreNoOps(t *testing.T) {
 	var m *Metrics
 	d := m.Door("centrifugo", "websocket")
-	d.Wrote(1, 10, 1)
+	var b WriteBatch
+	b.Wrote(d, 1, 10, 1)
+	b.Flush()
 	d.WroteDirect(3)
 	d.Dropped(2)
 	d.QueueFull()
@@ -68,7 +71,12 @@ func TestDoorCountsAndSnapshot(t *testing.T) {
 	d.Connected()
 	d.Connected()
 	d.Subscribed(3)
-	d.Wrote(4, 100, 0)
+	var b WriteBatch
+	b.Wrote(d, 4, 100, 0)
+	if m.Snapshot().Total("writes_total") != 0 || !b.Pending() {
+		t.Fatal("a batch added its counts before Flush")
+	}
+	b.Flush()
 	d.WroteDirect(10)
 	d.Disconnected("")
 	d.Disconnected("3008")
@@ -85,6 +93,39 @@ func TestDoorCountsAndSnapshot(t *testing.T) {
 	}
 	if s.Total("subscriptions") != 3 {
 		t.Errorf("subscriptions %v", s.Total("subscriptions"))
+	}
+}
+
+// A batch is added when full and when the door changes; latencies are
+// observed once each.
+func TestWriteBatch(t *testing.T) {
+	m := New()
+	ws, sse := m.Door("centrifugo", "websocket"), m.Door("mercure", "sse")
+	var b WriteBatch
+	accepted := time.Now().Add(-50 * time.Millisecond).UnixNano()
+	for range batchWrites {
+		b.Wrote(ws, 2, 10, accepted)
+	}
+	if b.Pending() {
+		t.Fatal("a full batch was not added")
+	}
+	b.Wrote(ws, 1, 5, 0)
+	b.Wrote(sse, 1, 7, accepted) // another door: the websocket write is added
+	s := m.Snapshot()
+	if got := s.Values("writes_total", "door"); got["centrifugo"] != batchWrites+1 || got["mercure"] != 0 {
+		t.Fatalf("writes %v", got)
+	}
+	if got := s.Values("publish_latency_seconds", "door"); got["centrifugo"] != batchWrites {
+		t.Fatalf("latency observations %v", got)
+	}
+	b.Flush()
+	s = m.Snapshot()
+	if s.Values("written_bytes_total", "door")["mercure"] != 7 || s.Values("publish_latency_seconds", "door")["mercure"] != 1 {
+		t.Fatalf("after Flush: bytes %v, latency %v", s.Values("written_bytes_total", "door"), s.Values("publish_latency_seconds", "door"))
+	}
+	sum := s[Namespace+"_publish_latency_seconds"].GetMetric()[0].GetHistogram().GetSampleSum()
+	if sum < 0.05*batchWrites || sum > 10 {
+		t.Fatalf("latency sum %v s for %d writes 50 ms after acceptance", sum, batchWrites)
 	}
 }
 
