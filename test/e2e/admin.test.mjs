@@ -166,6 +166,7 @@ test('the publish form reaches a subscriber', async () => {
   // The overview with a live subscriber and some traffic.
   await page.goto(`${base}/admin/`);
   await page.waitForSelector('#doors td:has-text("websocket")');
+  await page.waitForFunction(() => document.querySelector('.rate').textContent !== '–', null, { timeout: 6_000 });
   await shot('overview-traffic');
   client.disconnect();
 });
