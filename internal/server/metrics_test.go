@@ -6,6 +6,7 @@ package server_test
 
 import (
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -340,4 +342,47 @@ func TestMetricsCountBackendCalls(t *testing.T) {
 	waitMetric(t, srv, "proxy call answered 500", equals(1), "herald_proxy_calls_total", append(labels, "outcome", "proxy_http_status")...)
 	waitMetric(t, srv, "proxy calls timed", equals(2), "herald_proxy_call_duration_seconds", labels...)
 	waitMetric(t, srv, "JWKS fetch that failed", atLeast(1), "herald_jwks_fetches_total", "outcome", "error")
+}
+
+// Auth callouts: called, answered from the cache for the same token, and
+// refused, each under its outcome; only calls to the service are timed.
+func TestMetricsCountCallouts(t *testing.T) {
+	const requestSecret, answerSecret = "herald-signs-callout-requests-0123456789", "the-service-signs-answers-0123456789"
+	var deny atomic.Bool
+	cs := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		req := jwt.MapClaims{}
+		if _, err := jwt.ParseWithClaims(string(body), req, func(*jwt.Token) (any, error) { return []byte(requestSecret), nil },
+			jwt.WithValidMethods([]string{"HS256"})); err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		answer := jwt.MapClaims{"aud": req["iss"], "nonce": req["nonce"], "exp": time.Now().Add(time.Minute).Unix(), "user": "cu1"}
+		if deny.Load() {
+			answer = jwt.MapClaims{"aud": req["iss"], "nonce": req["nonce"], "exp": time.Now().Add(time.Minute).Unix(), "deny": "not today"}
+		}
+		s, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, answer).SignedString([]byte(answerSecret))
+		io.WriteString(w, s)
+	}))
+	defer cs.Close()
+	cfg := metricsConfig()
+	cfg.Client.Callout = config.Callout{Enabled: true, Endpoint: cs.URL, Timeout: config.Duration(2 * time.Second),
+		SigningSecret: requestSecret, ResponseKeys: []config.Key{{Alg: "HS256", Secret: answerSecret}}}
+	srv := testutil.Start(t, cfg)
+
+	srv.Dial(t, nil).Connect("session-1")
+	srv.Dial(t, nil).Connect("session-1") // the same token: the cached answer
+	deny.Store(true)
+	c := srv.Dial(t, nil)
+	c.Send(`{"id":1,"connect":{"token":"session-2"}}`)
+	if _, err := c.ReadLine(5 * time.Second); err == nil {
+		// An error reply, or a close: either way the attempt was answered.
+		_, _ = c.ReadLine(time.Second)
+	}
+
+	waitMetric(t, srv, "callout accepted", equals(1), "herald_callout_calls_total", "outcome", "ok")
+	waitMetric(t, srv, "callout answered from the cache", equals(1), "herald_callout_calls_total", "outcome", "cached")
+	waitMetric(t, srv, "callout denied", equals(1), "herald_callout_calls_total", "outcome", "callout_denied")
+	waitMetric(t, srv, "callouts timed", equals(2), "herald_callout_call_duration_seconds")
+	waitMetric(t, srv, "the denial is a refusal", equals(1), "herald_refusals_total", "reason", "callout_denied", "door", "centrifugo")
 }
