@@ -50,6 +50,10 @@ func (h *Handler) feed(w http.ResponseWriter, r *http.Request) {
 	})
 	defer stop()
 	rc := http.NewResponseController(w)
+	// The feed outlives the listener's read and write timeouts (http.*),
+	// which bound ordinary requests: a read deadline passing would end it.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)

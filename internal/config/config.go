@@ -375,7 +375,7 @@ func Default() *Config {
 			IdleTimeout:       Duration(60 * time.Second),
 			MaxPendingConns:   10000,
 		},
-		Admin:           Admin{SessionTTL: Duration(12 * time.Hour)},
+		Admin: Admin{SessionTTL: Duration(12 * time.Hour)},
 		Client: Client{
 			PingInterval:                Duration(25 * time.Second),
 			PongTimeout:                 Duration(8 * time.Second),

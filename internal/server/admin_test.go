@@ -181,7 +181,12 @@ func TestAdminLoginIsRateLimited(t *testing.T) {
 // The live feed sends a refusal within a second of a bad connection
 // attempt: code, detail, hint, door, source and address, and never the token.
 func TestAdminRefusalFeedIsLive(t *testing.T) {
-	srv := testutil.Start(t, adminConfig())
+	cfg := adminConfig()
+	// The feed outlives the timeouts of ordinary requests.
+	cfg.HTTP.ReadHeaderTimeout = config.Duration(300 * time.Millisecond)
+	cfg.HTTP.ReadTimeout = config.Duration(300 * time.Millisecond)
+	cfg.HTTP.WriteTimeout = config.Duration(300 * time.Millisecond)
+	srv := testutil.Start(t, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+srv.Addr+"/admin/api/refusals", nil)
@@ -207,6 +212,7 @@ func TestAdminRefusalFeedIsLive(t *testing.T) {
 			break
 		}
 	}
+	<-time.After(time.Second) // past the read and write timeouts
 	tok := testutil.Token(t, map[string]any{"sub": "bob", "exp": time.Now().Add(-time.Hour).Unix()})
 	start := time.Now()
 	c := srv.Dial(t, nil)
