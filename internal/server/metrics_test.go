@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/common/model"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/broker/brokertest"
 	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
@@ -385,4 +386,33 @@ func TestMetricsCountCallouts(t *testing.T) {
 	waitMetric(t, srv, "callout denied", equals(1), "herald_callout_calls_total", "outcome", "callout_denied")
 	waitMetric(t, srv, "callouts timed", equals(2), "herald_callout_call_duration_seconds")
 	waitMetric(t, srv, "the denial is a refusal", equals(1), "herald_refusals_total", "reason", "callout_denied", "door", "centrifugo")
+}
+
+// With a real Redis broker: herald_broker_up follows Redis going down and
+// coming back, operations are timed under broker="redis", and a publication
+// refused while Redis is down is counted as unavailable.
+func TestMetricsFollowTheBroker(t *testing.T) {
+	rs := brokertest.StartRedis(t)
+	cfg := metricsConfig()
+	cfg.Broker.Type = "redis"
+	cfg.Broker.Redis.Address = rs.Addr()
+	cfg.Broker.Redis.IOTimeout = config.Duration(300 * time.Millisecond)
+	srv := testutil.Start(t, cfg)
+	redis := []string{"broker", "redis"}
+
+	waitMetric(t, srv, "redis up", equals(1), "herald_broker_up", redis...)
+	if st, res := srv.API(t, "publish", map[string]any{"channel": "news", "data": map[string]any{"n": 1}}); st != 200 || res["error"] != nil {
+		t.Fatalf("publish: %d %v", st, res)
+	}
+	waitMetric(t, srv, "a publish through redis", equals(1), "herald_broker_operation_duration_seconds", append(redis, "op", "publish")...)
+
+	rs.Stop()
+	waitMetric(t, srv, "redis down", equals(0), "herald_broker_up", redis...)
+	if st, _ := srv.API(t, "publish", map[string]any{"channel": "news", "data": map[string]any{"n": 2}}); st == 200 {
+		t.Fatal("a publication was acknowledged while Redis was down")
+	}
+	waitMetric(t, srv, "the refused publication", atLeast(1), "herald_broker_errors_total", append(redis, "op", "publish", "kind", "unavailable")...)
+
+	rs.Restart(t)
+	waitMetric(t, srv, "redis back", equals(1), "herald_broker_up", redis...)
 }
