@@ -273,7 +273,7 @@ func keys(args, env []string, stdout, stderr io.Writer) int {
 // keys.
 func cableRules(cfg *config.Config) (*auth.AnyCableRules, func(), error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	set, from, err := server.CableKeys(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	set, from, err := server.CableKeys(ctx, cfg, auth.JWKSOptions{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		cancel()
 		return nil, nil, err

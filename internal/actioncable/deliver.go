@@ -56,13 +56,13 @@ func (s *session) Deliver(hs *hub.Subscription, d *hub.Delivery) {
 	if len(st.ids) == 1 {
 		id := st.ids[0]
 		s.mu.Unlock()
-		s.enqueue(d.EncodedFor(formatJSON, id, encodeDelivery))
+		s.q.EnqueueAt(d.EncodedFor(formatJSON, id, encodeDelivery), d.Accepted())
 		return
 	}
 	ids := append([]string(nil), st.ids...)
 	s.mu.Unlock()
 	for _, id := range ids {
-		s.enqueue(d.EncodedFor(formatJSON, id, encodeDelivery))
+		s.q.EnqueueAt(d.EncodedFor(formatJSON, id, encodeDelivery), d.Accepted())
 	}
 }
 

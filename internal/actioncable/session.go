@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,7 +115,7 @@ func newSession(h *Handler, c *websocket.Conn, r *http.Request, protocol, subTok
 		}
 	}
 	s.q.Init(c.NetConn(), h.pool, conn.QueueOptions{Framer: conn.TextFrames, Owner: s,
-		MaxBytes: h.cfg.Client.QueueMaxSize, WriteTimeout: writeTimeout})
+		MaxBytes: h.cfg.Client.QueueMaxSize, WriteTimeout: writeTimeout, Door: "actioncable", Transport: "websocket"})
 	return s
 }
 
@@ -175,6 +176,9 @@ func (s *session) shown(r *auth.Reason) *auth.Reason {
 
 // ID implements hub.Client.
 func (s *session) ID() string { return s.sid }
+
+// Door implements hub.DoorClient: the metrics count the session under it.
+func (s *session) Door() (door, transport string) { return "actioncable", "websocket" }
 
 // User implements hub.Client.
 func (s *session) User() string { return s.user }
@@ -326,6 +330,11 @@ func (s *session) disconnect(reason string, reconnect bool, r *auth.Reason, code
 		s.kicked.Store(true)
 	}
 	s.q.Close()
+	why := reason // herald_disconnects_total: the Action Cable reason, else the close code
+	if why == "" {
+		why = strconv.Itoa(code)
+	}
+	s.h.hub.Disconnecting(s, why)
 	s.mu.Lock()
 	if s.pingTimer != nil {
 		s.pingTimer.Stop()

@@ -213,7 +213,7 @@ func Label(s string) string {
 var doors = map[string]string{
 	"websocket": "centrifugo", "http_stream": "centrifugo", "sse": "centrifugo", "emulation": "centrifugo",
 	"uni_websocket": "centrifugo", "uni_sse": "centrifugo", "uni_http_stream": "centrifugo", "uni_grpc": "centrifugo",
-	"mercure": "mercure", "actioncable": "actioncable", "api": "api", "admin": "admin", "ticket": "ticket",
+	"mercure": "mercure", "actioncable": "actioncable", "broadcast": "actioncable", "api": "api", "admin": "admin", "ticket": "ticket",
 	"nats": "nats_callout", "nats_callout": "nats_callout",
 }
 

@@ -15,7 +15,8 @@ import (
 // and keys, else actioncable.secret (AnyCable's jwt_secret defaults to its
 // secret); nil when neither is set, and the connection keys verify them.
 // from names the set in hints and logs.
-func CableKeys(ctx context.Context, cfg *config.Config, log *slog.Logger, onChange func()) (set *auth.KeySet, from string, err error) {
+// base gives the JWKS providers their logger and hooks.
+func CableKeys(ctx context.Context, cfg *config.Config, base auth.JWKSOptions) (set *auth.KeySet, from string, err error) {
 	j := &cfg.ActionCable.JWT
 	t := config.Token{HMACSecretKey: j.Secret, HMACPreviousSecretKey: j.PreviousSecret,
 		HMACPreviousSecretKeyValidUntil: j.PreviousSecretValidUntil, Keys: j.Keys}
@@ -26,7 +27,7 @@ func CableKeys(ctx context.Context, cfg *config.Config, log *slog.Logger, onChan
 		}
 		t.HMACSecretKey, from = cfg.ActionCable.Secret, "actioncable.secret"
 	}
-	set, err = buildSet(ctx, &t, log, onChange)
+	set, err = buildSet(ctx, &t, base)
 	return set, from, err
 }
 
@@ -37,7 +38,7 @@ func (s *Server) applyCableKeys(cfg *config.Config) error {
 		return nil
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	set, from, err := CableKeys(ctx, cfg, s.log, s.verifier.ForgetVerified)
+	set, from, err := CableKeys(ctx, cfg, s.keys.jwksBase())
 	if err != nil {
 		cancel()
 		return fmt.Errorf("actioncable.jwt: %w", err)
