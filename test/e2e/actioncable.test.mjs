@@ -5,14 +5,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import net from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
 
 import WebSocket from 'ws';
 
-import { startServer, signHS256, nowSeconds, waitUntil, withTimeout, uniqueName, E2E_DIR } from './harness.mjs';
+import { startServer, signHS256, nowSeconds, waitUntil, withTimeout, uniqueName, E2E_DIR, launchChromium } from './harness.mjs';
 
 const CABLE_SECRET = 'e2e-anycable-secret-0123456789abcdef';
 
@@ -209,7 +208,6 @@ async function pageServer(html) {
 }
 
 test('Turbo Streams in headless Chromium: a signed stream source receives a <turbo-stream> and the DOM changes', async (t) => {
-  const { chromium } = await import('playwright-core');
   const stream = 'Z2lkOi8vYXBwL1Jvb20vMQ:messages';
   let pagePort = 0;
   const server = await startServer({
@@ -233,23 +231,8 @@ test('Turbo Streams in headless Chromium: a signed stream source receives a <tur
   t.after(() => pages.close());
   pagePort = pages.address().port;
 
-  const profile = await mkdtemp(path.join(tmpdir(), 'herald-chromium-'));
-  t.after(() => rm(profile, { recursive: true, force: true }));
-  const browser = await chromium.launchPersistentContext(profile, {
-    executablePath: '/usr/bin/chromium',
-    headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-  t.after(() => browser.close());
+  const { context: browser, close } = await launchChromium();
+  t.after(close);
   const page = await browser.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(String(err)));

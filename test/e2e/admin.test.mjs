@@ -7,56 +7,35 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 
-import { chromium } from 'playwright-core';
 import WebSocket from 'ws';
 
-import { E2E_DIR, startServer, connect, subscribe, waitEvent, nowSeconds, uniqueName } from './harness.mjs';
+import { E2E_DIR, startServer, connect, subscribe, waitEvent, nowSeconds, uniqueName, launchChromium } from './harness.mjs';
 
 const ADMIN_KEY = 'e2e-admin-key-0123456789abcdef';
 const OUTPUT = path.join(E2E_DIR, '.output', 'admin');
-const CHROMIUM = '/usr/bin/chromium';
-const ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let server;
+let browser;
 let context;
 let page;
-let profile;
 let base;
 
 before(async () => {
   server = await startServer({ admin: { key: ADMIN_KEY, enabled: true }, metrics: { enabled: true } });
   base = `http://127.0.0.1:${server.port}`;
   await mkdir(OUTPUT, { recursive: true });
-  // A fresh profile (--user-data-dir) for every run.
-  profile = await mkdtemp(path.join(tmpdir(), 'herald-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1280, height: 860 },
-    timeout: 30_000,
-  });
+  browser = await launchChromium({ viewport: { width: 1280, height: 860 } });
+  context = browser.context;
   page = context.pages()[0] ?? (await context.newPage());
   page.setDefaultTimeout(10_000);
 });
 
 after(async () => {
-  await context?.close();
+  await browser?.close();
   await server?.stop();
-  if (profile) await rm(profile, { recursive: true, force: true });
 });
 
 const shot = (name) => page.screenshot({ path: path.join(OUTPUT, `${name}.png`), fullPage: true });

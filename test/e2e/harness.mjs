@@ -496,3 +496,40 @@ export async function mercurePost(server, fields, token = signHS256({ mercure: {
   }
   return text;
 }
+
+// ---------------------------------------------------------------------------
+// Headless Chromium
+
+/** Flags of the browser tests' Chromium: headless, no sandbox (CI runs as root), nothing fetched of its own. */
+export const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+/**
+ * Launches Debian's chromium (/usr/bin/chromium; no browser is downloaded)
+ * through playwright-core with a fresh profile (--user-data-dir). Resolves to
+ * the browser context and close(), which ends it and removes the profile.
+ */
+export async function launchChromium(options = {}) {
+  const { chromium } = await import('playwright-core');
+  const profile = await mkdtemp(path.join(tmpdir(), 'herald-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30_000,
+    ...options,
+  });
+  const close = async () => {
+    await context.close();
+    await rm(profile, { recursive: true, force: true });
+  };
+  return { context, close };
+}
