@@ -208,7 +208,10 @@ func TestTLSFailureIsUnreachable(t *testing.T) {
 	s.Config.ErrorLog = log.New(io.Discard, "", 0) // the refused handshakes are expected
 	s.StartTLS()
 	defer s.Close()
-	p, _ := newProxy(t, Config{Endpoint: s.URL})
+	// A generous timeout: on a loaded machine (and under -race) a TLS
+	// handshake can take longer than the default second, which would make
+	// this a timeout instead of the TLS failure under test.
+	p, _ := newProxy(t, Config{Endpoint: s.URL, Timeout: 15 * time.Second})
 	_, _, _, r := p.Connect(tctx(t), &ConnectRequest{Base: base()}, Headers{}, false)
 	wantReason(t, r, auth.ProxyUnreachable, "unreachable: TLS:", "unknown authority")
 
