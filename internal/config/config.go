@@ -44,6 +44,9 @@ type Config struct {
 	Broker      Broker      `yaml:"broker"`
 	// ActionCable is the Action Cable / AnyCable front door.
 	ActionCable ActionCable `yaml:"actioncable"`
+	// Transports are the Centrifugo transports beside the WebSocket
+	// (http_stream, sse, emulation, uni_*), as top-level keys.
+	Transports `yaml:",inline"`
 }
 
 // HTTP holds the timeouts and limits of HTTP connections before they are
@@ -284,13 +287,14 @@ type NamespaceOptions struct {
 	AllowPresenceForSubscriber bool `yaml:"allow_presence_for_subscriber" doc:"subscribers may read presence"`
 	AllowPresenceForAnonymous  bool `yaml:"allow_presence_for_anonymous" doc:"anonymous connections may read presence too"`
 
-	AllowUserLimitedChannels bool   `yaml:"allow_user_limited_channels" doc:"allow #user-limited channels"`
-	SubscribeProxyEnabled    bool   `yaml:"subscribe_proxy_enabled" doc:"ask channel.proxy.subscribe about subscriptions without a token"`
-	PublishProxyEnabled      bool   `yaml:"publish_proxy_enabled" doc:"ask channel.proxy.publish about client publications (its answer decides)"`
-	SubRefreshProxyEnabled   bool   `yaml:"sub_refresh_proxy_enabled" doc:"let channel.proxy.sub_refresh extend expiring subscriptions server-side"`
-	SubscribeProxyName       string `yaml:"subscribe_proxy_name" doc:"ask this named proxy (top-level proxies) about subscriptions instead of channel.proxy.subscribe"`
-	PublishProxyName         string `yaml:"publish_proxy_name" doc:"ask this named proxy about client publications instead of channel.proxy.publish"`
-	ChannelRegex             string `yaml:"channel_regex" doc:"regular expression the channel name (after ns:) must match"`
+	AllowUserLimitedChannels bool     `yaml:"allow_user_limited_channels" doc:"allow #user-limited channels"`
+	SubscribeProxyEnabled    bool     `yaml:"subscribe_proxy_enabled" doc:"ask channel.proxy.subscribe about subscriptions without a token"`
+	PublishProxyEnabled      bool     `yaml:"publish_proxy_enabled" doc:"ask channel.proxy.publish about client publications (its answer decides)"`
+	SubRefreshProxyEnabled   bool     `yaml:"sub_refresh_proxy_enabled" doc:"let channel.proxy.sub_refresh extend expiring subscriptions server-side"`
+	SubscribeProxyName       string   `yaml:"subscribe_proxy_name" doc:"ask this named proxy (top-level proxies) about subscriptions instead of channel.proxy.subscribe"`
+	PublishProxyName         string   `yaml:"publish_proxy_name" doc:"ask this named proxy about client publications instead of channel.proxy.publish"`
+	ChannelRegex             string   `yaml:"channel_regex" doc:"regular expression the channel name (after ns:) must match"`
+	AllowedDeltaTypes        []string `yaml:"allowed_delta_types" doc:"delta compression subscribers may ask for: [fossil] lets them receive publications after the first as fossil deltas"`
 }
 
 // FullReasons reports whether clients see a refusal's detail and hint, or
@@ -410,6 +414,7 @@ func Default() *Config {
 		NATSCallout: defaultNATSCallout(),
 		Broker:      defaultBroker(),
 		ActionCable: defaultActionCable(),
+		Transports:  defaultTransports(),
 	}
 }
 
@@ -430,4 +435,5 @@ func (c *Config) ApplyDevDefaults() {
 	}
 	c.applyMercureDevDefaults()
 	c.applyActionCableDevDefaults()
+	c.applyTransportDevDefaults()
 }

@@ -92,6 +92,7 @@ func (c *Config) Validate() Problems {
 	if c.ActionCable.Enabled {
 		ps = append(ps, c.ActionCable.validate(c)...)
 	}
+	ps = append(ps, c.Transports.validate()...)
 	ps = append(ps, cl.Proxy.Connect.validate("client.proxy.connect")...)
 	ps = append(ps, cl.Proxy.Refresh.validate("client.proxy.refresh")...)
 	if co := &cl.Callout; co.Enabled {
@@ -241,6 +242,11 @@ func (o *NamespaceOptions) validate(path string) Problems {
 	}
 	if o.ForcePushJoinLeave && !o.JoinLeave {
 		add("force_push_join_leave", "has no effect without join_leave: true")
+	}
+	for _, d := range o.AllowedDeltaTypes {
+		if d != "fossil" {
+			add("allowed_delta_types", "%q is not a delta type Herald knows (fossil is the only one)", d)
+		}
 	}
 	if o.ChannelRegex != "" {
 		if _, err := regexp.Compile(o.ChannelRegex); err != nil {

@@ -55,7 +55,12 @@ type Delivery struct {
 	Pub     *broker.Publication // KindPublication
 	Info    *broker.ClientInfo  // KindJoin, KindLeave
 	Epoch   string              // stream epoch of Pub, when the channel keeps history
-	enc     [MaxFormats]encoded
+	// Prev is the channel's publication delivered on this node before Pub,
+	// set only while the channel has subscriptions that asked for it
+	// (SubscribeRequest.Delta), and nil for the first one: front doors that
+	// send deltas compute them against Prev, once per delivery.
+	Prev *broker.Publication
+	enc  [MaxFormats]encoded
 
 	// Encodings that vary per subscription as well as per format (see EncodedFor).
 	kmu    sync.Mutex
@@ -128,6 +133,11 @@ func (d *Delivery) EncodedFor(f Format, key string, build func(*Delivery, string
 func (h *Hub) fanout(d *Delivery) {
 	sh := h.shard(d.Channel)
 	sh.mu.RLock()
+	if d.Kind == KindPublication && len(sh.prev) > 0 {
+		if slot := sh.prev[d.Channel]; slot != nil {
+			d.Prev = slot.pub.Swap(d.Pub)
+		}
+	}
 	subs := sh.subs[d.Channel]
 	for s := range subs {
 		s.deliver(d)

@@ -54,6 +54,16 @@ const hubShards = 64
 type channelShard struct {
 	mu   sync.RWMutex
 	subs map[string]map[*Subscription]struct{}
+	// prev holds the previous publication of channels that have delta
+	// subscribers (Delivery.Prev); other channels have no entry.
+	prev map[string]*prevSlot
+}
+
+// prevSlot is a channel's previous publication on this node, kept while
+// the channel has subscribers that receive deltas.
+type prevSlot struct {
+	pub atomic.Pointer[broker.Publication]
+	n   int // delta subscriptions; guarded by the shard's mu
 }
 
 // clientEntry is a registered connection and its subscriptions.
@@ -115,6 +125,7 @@ func New(o Options) (*Hub, error) {
 		stopNodes: make(chan struct{})}
 	for i := range h.shards {
 		h.shards[i].subs = map[string]map[*Subscription]struct{}{}
+		h.shards[i].prev = map[string]*prevSlot{}
 	}
 	h.sel.init()
 	h.controls = map[string]func(string, json.RawMessage){}

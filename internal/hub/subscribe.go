@@ -29,6 +29,7 @@ type Subscription struct {
 	pushJoinLeave bool // this client receives join/leave pushes
 	positioned    bool
 	recoverable   bool
+	delta         bool // deliveries carry Prev
 	sel           *selectorSub
 
 	mu       sync.Mutex
@@ -107,6 +108,9 @@ type SubscribeRequest struct {
 	ChannelLimit int
 	// OptionalNamespace resolves Channel leniently (see Namespaces.ResolveOptional).
 	OptionalNamespace bool
+	// Delta asks for Delivery.Prev on the channel's publications, for a
+	// front door that sends deltas against the previous publication.
+	Delta bool
 }
 
 // SubscribeResult is what the front door needs to answer.
@@ -184,7 +188,7 @@ func (h *Hub) newSubscription(req *SubscribeRequest, ns *Namespace, g *auth.Chan
 	if g.Override != nil {
 		ov = *g.Override
 	}
-	s := &Subscription{Channel: req.Channel, ServerSide: req.ServerSide, client: req.Client, entry: e, ns: ns,
+	s := &Subscription{Channel: req.Channel, ServerSide: req.ServerSide, client: req.Client, entry: e, ns: ns, delta: req.Delta,
 		presence:  boolOr(ov.Presence, ns.Presence),
 		joinLeave: boolOr(ov.JoinLeave, ns.JoinLeave),
 		info:      &broker.ClientInfo{User: req.Client.User(), Client: req.Client.ID(), ConnInfo: req.ConnInfo, ChanInfo: g.Info},
@@ -232,6 +236,14 @@ func (h *Hub) register(s *Subscription) *Error {
 		sh.subs[s.Channel] = m
 	}
 	m[s] = struct{}{}
+	if s.delta {
+		slot := sh.prev[s.Channel]
+		if slot == nil {
+			slot = &prevSlot{}
+			sh.prev[s.Channel] = slot
+		}
+		slot.n++
+	}
 	sh.mu.Unlock()
 	h.numSubs.Add(1)
 	e.m.Subscribed(1)
@@ -353,6 +365,11 @@ func (h *Hub) drop(s *Subscription) bool {
 		if len(m) == 0 {
 			delete(sh.subs, s.Channel)
 			last = true
+		}
+	}
+	if slot := sh.prev[s.Channel]; s.delta && slot != nil {
+		if slot.n--; slot.n <= 0 {
+			delete(sh.prev, s.Channel)
 		}
 	}
 	sh.mu.Unlock()
