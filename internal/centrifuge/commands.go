@@ -2,9 +2,11 @@ package centrifuge
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 
 	"github.com/heraldhub/herald/internal/auth"
+	"github.com/heraldhub/herald/internal/broker"
 	"github.com/heraldhub/herald/internal/hub"
 	"github.com/heraldhub/herald/internal/proxy"
 )
@@ -55,13 +57,28 @@ func (s *session) connState() (*auth.Conn, []byte) {
 }
 
 func (s *session) handlePublish(id uint32, req *PublishRequest) *Disconnect {
-	data, err := hub.NormalizeData(req.Data)
-	if err != nil {
-		s.replyError(id, ErrBadRequest.With(err.Error()))
-		return nil
+	var data []byte
+	enc := broker.EncodingJSON
+	if req.raw {
+		// A Protobuf client's data goes on byte for byte: JSON when it is
+		// JSON (JSON subscribers get it as JSON), binary otherwise.
+		data = req.Data
+		if len(data) == 0 {
+			s.replyError(id, ErrBadRequest.With("publication data is empty"))
+			return nil
+		}
+		if !json.Valid(data) {
+			enc = broker.EncodingBinary
+		}
+	} else {
+		var err error
+		if data, err = hub.NormalizeData(req.Data); err != nil {
+			s.replyError(id, ErrBadRequest.With(err.Error()))
+			return nil
+		}
 	}
 	c, info := s.connState()
-	if _, herr := s.h.hub.Publish(context.Background(), &hub.PublishRequest{Channel: req.Channel, Data: data,
+	if _, herr := s.h.hub.Publish(context.Background(), &hub.PublishRequest{Channel: req.Channel, Data: data, Encoding: enc,
 		Client: s, Conn: c, ConnInfo: info}); herr != nil {
 		return s.refusedOp(id, "publication", req.Channel, herr)
 	}
@@ -101,7 +118,7 @@ func (s *session) handleHistory(id uint32, req *HistoryRequest) *Disconnect {
 	}
 	res := &HistoryResult{Epoch: top.Epoch, Offset: top.Offset}
 	for _, p := range pubs {
-		res.Publications = append(res.Publications, wirePub(p))
+		res.Publications = append(res.Publications, wirePub(p, false))
 	}
 	s.reply(&Reply{ID: id, History: res})
 	return nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/heraldhub/herald/internal/auth"
 	"github.com/heraldhub/herald/internal/broker"
+	"github.com/heraldhub/herald/internal/cfcodes"
 	"github.com/heraldhub/herald/internal/hub"
 	"github.com/heraldhub/herald/internal/proxy"
 )
@@ -20,9 +21,9 @@ import (
 func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	h := s.h
 	creq := &auth.ConnectRequest{
-		Request: auth.Request{Transport: "websocket", Tokens: h.sources.WithConnect(s.httpTokens, req.Token),
+		Request: auth.Request{Transport: s.tr.name, Tokens: h.sources.WithConnect(s.httpTokens, req.Token),
 			Origin: s.origin, RemoteAddr: s.remoteAddr},
-		Protocol: "json", Encoding: "json", Name: req.Name, Version: req.Version, Data: req.Data,
+		Protocol: s.protocolName(), Encoding: "json", Name: req.Name, Version: req.Version, Data: req.Data,
 		Headers: s.upgradeHeaders, Emulated: req.Headers,
 	}
 	for ch := range req.Subs {
@@ -91,7 +92,7 @@ func (s *session) accept(id uint32, req *ConnectRequest, ident *auth.Identity) *
 	s.info = ident.Info
 	s.jti, s.issuedAt = ident.JTI, ident.IssuedAt
 	s.expireAt = ident.ExpireAt
-	s.authConn = &auth.Conn{Client: s.clientID, User: ident.User, Transport: "websocket", Protocol: "json", Encoding: "json",
+	s.authConn = &auth.Conn{Client: s.clientID, User: ident.User, Transport: s.tr.name, Protocol: s.protocolName(), Encoding: "json",
 		Meta: ident.Meta, Grants: ident.Grants, Headers: s.upgradeHeaders}
 	s.mu.Unlock()
 	if err := h.hub.AddClient(s, limit); err != nil {
@@ -119,7 +120,13 @@ func (s *session) accept(id uint32, req *ConnectRequest, ident *auth.Identity) *
 		if res.Ping == 0 {
 			res.Ping = 1
 		}
-		res.Pong = true
+		res.Pong = !s.tr.uni // unidirectional clients cannot answer
+	}
+	if s.tr.emulation || s.tr.uni {
+		res.Session = s.id
+	}
+	if s.tr.emulation {
+		res.Node = h.hub.NodeID()
 	}
 	// Server-side subscriptions: their results go into the connect reply, and
 	// their deliveries are held back until that reply is queued.
@@ -142,7 +149,11 @@ func (s *session) accept(id uint32, req *ConnectRequest, ident *auth.Identity) *
 		res.Subs[ch] = result
 		pending = append(pending, sub)
 	}
-	s.enqueue(encodeReply(&Reply{ID: id, Connect: res}))
+	if s.tr.uni {
+		s.push(&Push{Connect: res})
+	} else {
+		s.reply(&Reply{ID: id, Connect: res})
+	}
 	for _, sub := range pending {
 		s.activate(sub)
 	}
@@ -160,8 +171,38 @@ func (s *session) connectFailed(id uint32, e *Error) *Disconnect {
 	s.state = stateConnectFailed
 	s.mu.Unlock()
 	s.log().Info("connect refused", slog.Int("code", int(e.Code)), slog.String("message", e.Message))
+	if s.tr.uni {
+		// A unidirectional client gets no error replies: a disconnect.
+		d := uniConnectDisconnect(e)
+		return &d
+	}
 	s.replyError(id, e)
 	return nil
+}
+
+// uniConnectDisconnect maps a connect error to the disconnect a
+// unidirectional client gets instead (the reference's default mapping).
+func uniConnectDisconnect(e *Error) Disconnect {
+	var d Disconnect
+	switch e.Code {
+	case ErrTokenExpired.Code, ErrExpired.Code:
+		d = DisconnectExpired
+	case ErrTooManyRequests.Code:
+		d = cfcodes.DisconnectTooManyRequests
+	case ErrPermissionDenied.Code:
+		d = DisconnectPermissionDenied
+	default:
+		d = DisconnectServerError
+	}
+	return Disconnect{Code: d.Code, Reason: auth.Truncate(e.Message, maxCloseReason)}
+}
+
+// protocolName is the session's encoding as proxies and logs name it.
+func (s *session) protocolName() string {
+	if s.proto {
+		return "protobuf"
+	}
+	return "json"
 }
 
 func ttlUntil(t, now time.Time) uint32 {

@@ -12,15 +12,10 @@ import (
 // once for every JSON client.
 var formatJSON = hub.RegisterFormat("centrifuge-json")
 
-// --- delivery and control (hub.Client) ---
-
-// Deliver implements hub.Client. It never blocks: it queues the encoded push.
-func (s *session) Deliver(_ *hub.Subscription, d *hub.Delivery) {
-	s.q.EnqueueAt(d.Encoded(formatJSON, encodeDelivery), d.Accepted())
-}
+// --- control (hub.Client) ---
 
 // Door implements hub.DoorClient: the metrics count the session under it.
-func (s *session) Door() (door, transport string) { return "centrifugo", "websocket" }
+func (s *session) Door() (door, transport string) { return "centrifugo", s.tr.name }
 
 // Control implements hub.Client: it applies an intent of the server.
 func (s *session) Control(in hub.Intent) {
@@ -40,13 +35,13 @@ func (s *session) Control(in hub.Intent) {
 			return
 		}
 		s.removeSub(sub)
-		s.enqueue(encodeReply(&Reply{Push: &Push{Channel: in.Channel, Unsubscribe: &UnsubscribePush{Code: UnsubscribeServer, Reason: "server unsubscribe"}}}))
+		s.push(&Push{Channel: in.Channel, Unsubscribe: &UnsubscribePush{Code: UnsubscribeServer, Reason: "server unsubscribe"}})
 	case hub.IntentSubscribe:
 		s.serverSubscribe(in.Channel, in.Subscribe)
 	case hub.IntentRefresh:
 		s.serverRefresh(in.Refresh)
 	case hub.IntentSend:
-		s.enqueue(encodeReply(&Reply{Push: &Push{Message: &MessagePush{Data: in.Data}}}))
+		s.push(&Push{Message: &MessagePush{Data: in.Data}})
 	case hub.IntentCheckRevoked:
 		s.checkRevoked()
 	}
@@ -72,7 +67,7 @@ func (s *session) serverSubscribe(channel string, o *hub.ServerSubscription) {
 		}
 		return
 	}
-	s.enqueue(encodeReply(&Reply{Push: &Push{Channel: channel, Subscribe: res}}))
+	s.push(&Push{Channel: channel, Subscribe: res})
 	s.activate(sub)
 }
 
@@ -110,6 +105,10 @@ func (s *session) serverRefresh(r *hub.ServerRefresh) {
 		s.info = r.Info
 	}
 	s.mu.Unlock()
+	if s.tr.uni && !r.ExpireAt.IsZero() {
+		// Unidirectional clients cannot refresh: they are told the new expiry.
+		s.push(&Push{Refresh: &RefreshResult{Expires: true, TTL: ttlUntil(r.ExpireAt, time.Now())}})
+	}
 }
 
 // --- teardown ---
@@ -123,6 +122,8 @@ func (s *session) cleanup() {
 	registered := s.registered
 	s.registered = false
 	s.subs = map[string]*subscription{}
+	s.deltaSubs = nil
+	s.deltas.Store(0)
 	s.mu.Unlock()
 	if registered {
 		// The hub ends every subscription: presence and leave included.

@@ -287,7 +287,7 @@ func fastEncodeReply(r *Reply) (b []byte, ok bool) {
 	switch {
 	case r.Connect != nil && r.Subscribe == nil:
 		c := r.Connect
-		if c.Data != nil || c.Subs != nil || !plainString(c.Client) || !plainString(c.Version) {
+		if c.Data != nil || c.Subs != nil || c.Session != "" || c.Node != "" || !plainString(c.Client) || !plainString(c.Version) {
 			return nil, false
 		}
 		sep()
@@ -310,7 +310,7 @@ func fastEncodeReply(r *Reply) (b []byte, ok bool) {
 		b = append(b, '}')
 	case r.Subscribe != nil && r.Connect == nil:
 		s := r.Subscribe
-		if s.Publications != nil || s.Data != nil || !plainString(s.Epoch) {
+		if s.Publications != nil || s.Data != nil || s.Delta || !plainString(s.Epoch) {
 			return nil, false
 		}
 		sep()

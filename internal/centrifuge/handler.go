@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldhub/herald/internal/auth"
@@ -49,6 +50,7 @@ type Handler struct {
 
 	mu       sync.Mutex
 	sessions map[*session]struct{}
+	emu      map[string]*session // emulation sessions by id
 	closing  bool
 	wg       sync.WaitGroup
 }
@@ -60,7 +62,7 @@ func NewHandler(o Options) *Handler {
 		proxies = &proxy.Set{}
 	}
 	h := &Handler{cfg: o.Config, hub: o.Hub, engine: o.Engine, sources: o.Sources, proxies: proxies, log: o.Logger, version: o.Version,
-		sessions: map[*session]struct{}{}, workers: o.Workers, pool: o.Pool}
+		sessions: map[*session]struct{}{}, emu: map[string]*session{}, workers: o.Workers, pool: o.Pool}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.
@@ -68,10 +70,11 @@ func NewHandler(o Options) *Handler {
 		ReadBufferSize:  256,
 		WriteBufferSize: 4096,
 		WriteBufferPool: &sync.Pool{},
-		Subprotocols:    []string{"centrifuge-json"},
+		Subprotocols:    []string{"centrifuge-json", "centrifuge-protobuf"},
 		// Origins are checked in ServeHTTP, where the refusal can be explained.
 		CheckOrigin: func(*http.Request) bool { return true },
 	}
+	h.hub.HandleControlKind(controlEmulation, h.handleEmulationControl)
 	return h
 }
 
@@ -95,7 +98,7 @@ func (s *session) refused(msg string, r *auth.Reason, channel string) {
 		attrs = append(attrs, slog.String("channel", channel))
 	}
 	s.log().LogAttrs(context.Background(), slog.LevelInfo, msg, attrs...)
-	s.h.engine.Verifier().Refusals.Add(r, "websocket", s.remoteAddr, channel)
+	s.h.engine.Verifier().Refusals.Add(r, s.tr.name, s.remoteAddr, channel)
 }
 
 // deniedText is what a client sees of a channel_not_permitted refusal: the
@@ -118,78 +121,111 @@ func (h *Handler) originAllowed(origin string) bool {
 	return false
 }
 
-func wantsProtobuf(r *http.Request) bool {
-	q := r.URL.Query()
-	if q.Get("format") == "protobuf" || q.Get("cf_protocol") == "protobuf" {
+// wantsProtobuf reports whether a WebSocket client asks for Protobuf: the
+// subprotocol the upgrade agreed on decides, then the query.
+func wantsProtobuf(r *http.Request, agreed string) bool {
+	switch agreed {
+	case "centrifuge-protobuf":
 		return true
+	case "centrifuge-json":
+		return false
 	}
-	for _, p := range websocket.Subprotocols(r) {
-		if p == "centrifuge-protobuf" {
-			return true
-		}
-	}
-	return false
+	q := r.URL.Query()
+	return q.Get("format") == "protobuf" || q.Get("cf_protocol") == "protobuf"
 }
 
 // ServeHTTP upgrades the request and runs the session until it ends.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if origin := r.Header.Get("Origin"); origin != "" && !h.originAllowed(origin) {
-		hint := "add it to client.allowed_origins (glob patterns such as https://*.example.com)"
-		if len(h.cfg.Client.AllowedOrigins) == 0 {
-			hint = "client.allowed_origins is empty, which refuses every browser; " + hint
-		}
-		h.log.Info("connection refused: request Origin is not authorized",
-			slog.String("reason", string(auth.OriginNotAllowed)), slog.String("origin", origin),
-			slog.Any("allowed_origins", h.cfg.Client.AllowedOrigins), slog.String("hint", hint),
-			slog.String("remote_addr", r.RemoteAddr))
-		writeHTTPRefusal(w, http.StatusForbidden, string(auth.OriginNotAllowed),
-			fmt.Sprintf("origin %q is not allowed", origin), hint)
-		return
-	}
-	if wantsProtobuf(r) {
-		writeHTTPRefusal(w, http.StatusBadRequest, "protocol_not_supported",
-			"the Protobuf encoding is not supported yet", "use the JSON encoding (the SDK default)")
-		return
-	}
+	h.serveWebSocket(w, r, trWebSocket, nil)
+}
+
+// admit counts a new connection, or answers 503 when the server is closing.
+func (h *Handler) admit(w http.ResponseWriter) bool {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	if h.closing {
-		h.mu.Unlock()
 		writeHTTPRefusal(w, http.StatusServiceUnavailable, "shutting_down", "server is shutting down", "reconnect to another node")
-		return
+		return false
 	}
 	h.wg.Add(1)
-	h.mu.Unlock()
+	return true
+}
 
-	conn, err := h.upgrader.Upgrade(w, r, nil)
+// register adds a session to those Shutdown ends; false when closing.
+func (h *Handler) register(s *session) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return false
+	}
+	h.sessions[s] = struct{}{}
+	if s.tr.emulation {
+		h.emu[s.id] = s
+	}
+	return true
+}
+
+func (h *Handler) unregister(s *session) {
+	h.mu.Lock()
+	delete(h.sessions, s)
+	if s.tr.emulation && h.emu[s.id] == s {
+		delete(h.emu, s.id)
+	}
+	h.mu.Unlock()
+}
+
+// serveWebSocket upgrades a request of the websocket or uni_websocket
+// transport; connect is a uni_websocket connect request from cf_connect.
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, tr *transport, connect *ConnectRequest) {
+	if !h.checkOrigin(w, r) || !h.admit(w) {
+		return
+	}
+	// The upgrade response carries no CORS headers.
+	for _, k := range []string{"Access-Control-Allow-Origin", "Access-Control-Allow-Credentials", "Access-Control-Allow-Headers", "Vary"} {
+		w.Header().Del(k)
+	}
+	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered with an HTTP error.
 		h.wg.Done()
 		h.log.Debug("websocket upgrade failed", slog.String("error", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		return
 	}
-	s := newSession(h, conn, r)
+	proto := tr == trWebSocket && wantsProtobuf(r, ws.Subprotocol())
+	s := newSession(h, tr, proto, r)
+	s.conn = ws
+	framer := conn.TextFrameLines
+	switch {
+	case proto:
+		framer = conn.BinaryFrame
+	case tr.uni && !h.cfg.UniWebSocket.JoinPushMessages:
+		framer = conn.TextFrames
+	}
+	s.attach(ws.NetConn(), framer)
+	if tr.uni {
+		s.id = uuid.NewString()
+	}
 	// Tokens on the upgrade request are collected now: a ticket works once.
 	s.httpTokens = h.sources.FromHTTP(r, "")
 	s.upgradeHeaders = h.proxies.KeepHeaders(r)
-	h.mu.Lock()
-	if h.closing {
-		h.mu.Unlock()
+	if !h.register(s) {
 		s.closeWith(DisconnectShutdown)
-		_ = conn.Close()
+		_ = ws.Close()
 		h.wg.Done()
 		return
 	}
-	h.sessions[s] = struct{}{}
-	h.mu.Unlock()
 	// The session runs on its own goroutine and ServeHTTP returns, so
 	// net/http's per-request buffers and objects (about 10 KiB) are freed
 	// for the whole life of the connection.
 	go func() {
 		defer h.wg.Done()
+		if connect != nil {
+			if d := conn.Do(h.workers, make(chan *Disconnect, 1), func() *Disconnect { return s.uniConnect(connect) }); d != nil {
+				s.closeWith(*d)
+			}
+		}
 		s.run()
-		h.mu.Lock()
-		delete(h.sessions, s)
-		h.mu.Unlock()
+		h.unregister(s)
 	}()
 }
 
@@ -220,14 +256,14 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		h.mu.Lock()
 		for s := range h.sessions {
-			_ = s.conn.Close()
+			_ = s.nc.Close()
 		}
 		h.mu.Unlock()
 		return ctx.Err()
 	}
 }
 
-// NumSessions returns the number of open WebSocket sessions.
+// NumSessions returns the number of open sessions, of every transport.
 func (h *Handler) NumSessions() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()

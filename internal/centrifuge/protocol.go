@@ -52,6 +52,7 @@ type SubscribeRequest struct {
 	Positioned  bool            `json:"positioned"`
 	Recoverable bool            `json:"recoverable"`
 	JoinLeave   bool            `json:"join_leave"`
+	Delta       string          `json:"delta"`
 	Flag        int64           `json:"flag"`
 }
 
@@ -67,6 +68,8 @@ type UnsubscribeRequest struct {
 type PublishRequest struct {
 	Channel string          `json:"channel"`
 	Data    json.RawMessage `json:"data"`
+	// raw: Data is any bytes, as a Protobuf client published them.
+	raw bool
 }
 
 // ChannelRequest is the presence and presence_stats command.
@@ -132,6 +135,10 @@ type ConnectResult struct {
 	Subs    map[string]*SubscribeResult `json:"subs,omitempty"`
 	Ping    uint32                      `json:"ping,omitempty"`
 	Pong    bool                        `json:"pong,omitempty"`
+	// Session and Node identify an emulation session (/emulation); uni
+	// transports get Session only.
+	Session string `json:"session,omitempty"`
+	Node    string `json:"node,omitempty"`
 }
 
 // SubscribeResult is the reply to subscribe (and a connect.subs entry).
@@ -146,6 +153,7 @@ type SubscribeResult struct {
 	Positioned    bool            `json:"positioned,omitempty"`
 	Data          json.RawMessage `json:"data,omitempty"`
 	WasRecovering bool            `json:"was_recovering,omitempty"`
+	Delta         bool            `json:"delta,omitempty"`
 }
 
 // PresenceResult is the reply to presence.
@@ -180,6 +188,17 @@ type Push struct {
 	Unsubscribe *UnsubscribePush `json:"unsubscribe,omitempty"`
 	Subscribe   *SubscribeResult `json:"subscribe,omitempty"`
 	Message     *MessagePush     `json:"message,omitempty"`
+	// Connect, Disconnect and Refresh are pushes of the streaming and
+	// unidirectional transports.
+	Connect    *ConnectResult  `json:"connect,omitempty"`
+	Disconnect *DisconnectPush `json:"disconnect,omitempty"`
+	Refresh    *RefreshResult  `json:"refresh,omitempty"`
+}
+
+// DisconnectPush tells a client on a stream why it ends.
+type DisconnectPush struct {
+	Code   uint32 `json:"code"`
+	Reason string `json:"reason,omitempty"`
 }
 
 // InfoPush is a join or leave push.
@@ -207,10 +226,19 @@ type Publication struct {
 	Data   json.RawMessage   `json:"data,omitempty"`
 	Info   *ClientInfo       `json:"info,omitempty"`
 	Tags   map[string]string `json:"tags,omitempty"`
+	Delta  bool              `json:"delta,omitempty"`
+	// raw is the data as published: what Protobuf clients receive.
+	raw []byte
 }
 
-func wirePub(p *broker.Publication) *Publication {
-	return &Publication{Offset: p.Offset, Data: hub.JSONData(p), Info: p.Info, Tags: p.Tags}
+// wirePub is a publication for a reply. escaped: the data goes as a JSON
+// string of its JSON text (JSON subscriptions with delta compression).
+func wirePub(p *broker.Publication, escaped bool) *Publication {
+	data := hub.JSONData(p)
+	if escaped {
+		data, _ = json.Marshal(string(data))
+	}
+	return &Publication{Offset: p.Offset, Data: data, Info: p.Info, Tags: p.Tags, raw: p.Data}
 }
 
 var errEmptyFrame = errors.New("empty frame")
@@ -266,7 +294,7 @@ var pingFrame = []byte("{}")
 func encodeDelivery(d *hub.Delivery) []byte {
 	switch d.Kind {
 	case hub.KindPublication:
-		return encodePubPush(d.Channel, d.Pub)
+		return encodePubPush(d.Channel, d.Pub, hub.JSONData(d.Pub), false)
 	case hub.KindJoin:
 		return encodeReply(&Reply{Push: &Push{Channel: d.Channel, Join: &InfoPush{Info: d.Info}}})
 	case hub.KindLeave:
@@ -275,10 +303,11 @@ func encodeDelivery(d *hub.Delivery) []byte {
 	return nil
 }
 
-func encodePubPush(channel string, p *broker.Publication) []byte {
+// encodePubPush writes a publication push around data, its data on this
+// wire; delta marks data as a delta against the previous publication.
+func encodePubPush(channel string, p *broker.Publication, data json.RawMessage, delta bool) []byte {
 	ch, _ := json.Marshal(channel)
-	data := hub.JSONData(p)
-	b := make([]byte, 0, 40+len(ch)+len(data))
+	b := make([]byte, 0, 52+len(ch)+len(data))
 	b = append(b, `{"push":{"channel":`...)
 	b = append(b, ch...)
 	b = append(b, `,"pub":{`...)
@@ -309,6 +338,10 @@ func encodePubPush(channel string, p *broker.Publication) []byte {
 		tags, _ := json.Marshal(p.Tags)
 		field("tags")
 		b = append(b, tags...)
+	}
+	if delta {
+		field("delta")
+		b = append(b, "true"...)
 	}
 	b = append(b, "}}}"...)
 	return b

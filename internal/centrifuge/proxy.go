@@ -20,7 +20,7 @@ func (s *session) metaLocked() json.RawMessage {
 }
 
 func (s *session) proxyBase() proxy.Base {
-	return proxy.Base{Client: s.clientID, Transport: "websocket", Protocol: "json", Encoding: "json"}
+	return proxy.Base{Client: s.clientID, Transport: s.tr.name, Protocol: s.protocolName(), Encoding: "json"}
 }
 
 func (s *session) proxyHeaders(emulated map[string]string) proxy.Headers {

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -32,12 +33,26 @@ const (
 // frame in this time is disconnected.
 const writeTimeout = 5 * time.Second
 
-// session is one WebSocket connection: the protocol's state machine. The
-// reader runs on its own goroutine and applies commands in order, on pooled
-// workers; the hub owns the channels and subscriptions.
+// session is one client connection: the protocol's state machine, over
+// any of the transports (transport.go) and in either encoding (codec.go).
+// Commands are applied in order, on pooled workers (WebSocket) or on the
+// goroutine of the HTTP request that carried them (emulation); the hub owns
+// the channels and subscriptions.
 type session struct {
-	h    *Handler
+	h  *Handler
+	tr *transport
+	// proto: the session speaks Protobuf (binary frames, varint-delimited).
+	proto bool
+	// conn is the WebSocket of websocket and uni_websocket sessions; nc is
+	// the network connection of every session.
 	conn *websocket.Conn
+	nc   net.Conn
+	// framer frames one write of the session's messages (the queue's own).
+	framer conn.Framer
+	// streamEnd ends an HTTP response body (the last chunk), when it has one.
+	streamEnd []byte
+	// id identifies the session of an emulation or unidirectional transport.
+	id string
 	// Only what the session needs of the upgrade request is kept, so the
 	// request and net/http's buffers are freed when ServeHTTP returns.
 	remoteAddr string
@@ -54,6 +69,7 @@ type session struct {
 	info        json.RawMessage
 	expireAt    time.Time
 	subs        map[string]*subscription
+	deltaSubs   map[*hub.Subscription]*deltaState
 	pingOut     bool // a ping was sent and its pong has not arrived
 	staleTimer  *time.Timer
 	pingTimer   *time.Timer
@@ -69,9 +85,17 @@ type session struct {
 	httpTokens     []auth.Candidate // tokens found on the upgrade request
 	framePing      bool             // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
 
-	// Command rate limit (token bucket), used only by the reader goroutine.
-	rateTokens float64
-	rateLast   time.Time
+	// deltas counts the subscriptions with delta compression, so that
+	// other sessions' deliveries need no lock.
+	deltas atomic.Int32
+	// frameMu orders the frames of an emulation session, which arrive on
+	// several requests. Command rate limit (token bucket), used only by
+	// the goroutine that holds the frame.
+	frameMu      sync.Mutex
+	inbox        [][]byte // frames other nodes forwarded, in order (guarded by mu)
+	inboxRunning bool
+	rateTokens   float64
+	rateLast     time.Time
 
 	q         conn.Queue
 	closeSent atomic.Bool
@@ -86,13 +110,19 @@ type subscription struct {
 	timer      *time.Timer
 }
 
-func newSession(h *Handler, c *websocket.Conn, r *http.Request) *session {
-	s := &session{h: h, conn: c, remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
-		framePing:  r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
+// newSession prepares a session of transport tr for request r; attach
+// gives it its connection.
+func newSession(h *Handler, tr *transport, proto bool, r *http.Request) *session {
+	return &session{h: h, tr: tr, proto: proto, remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
+		framePing:  tr == trWebSocket && r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
 		rateTokens: float64(h.cfg.Client.CommandBurst), rateLast: time.Now()}
-	s.q.Init(c.NetConn(), h.pool, conn.QueueOptions{Framer: conn.TextFrameLines, Owner: s,
-		MaxBytes: h.cfg.Client.QueueMaxSize, WriteTimeout: writeTimeout, Door: "centrifugo", Transport: "websocket"})
-	return s
+}
+
+// attach sets the session's connection and the framing of its writes.
+func (s *session) attach(nc net.Conn, framer conn.Framer) {
+	s.nc, s.framer = nc, framer
+	s.q.Init(nc, s.h.pool, conn.QueueOptions{Framer: framer, Owner: s,
+		MaxBytes: s.h.cfg.Client.QueueMaxSize, WriteTimeout: writeTimeout, Door: "centrifugo", Transport: s.tr.name})
 }
 
 // sessionLog writes log lines with the session's remote address, client and
@@ -131,15 +161,26 @@ func (s *session) ID() string { return s.clientID }
 // User implements hub.Client.
 func (s *session) User() string { return s.user }
 
+// run reads a WebSocket session's messages until the connection ends.
 func (s *session) run() {
 	cfg := &s.h.cfg.Client
-	s.conn.SetReadLimit(int64(cfg.MessageSizeLimit))
+	limit := cfg.MessageSizeLimit
+	if s.tr.uni {
+		limit = s.h.cfg.UniWebSocket.MessageSizeLimit
+	}
+	s.conn.SetReadLimit(int64(limit))
 	// Pongs go through Herald's frame writer like every other frame.
 	s.conn.SetPingHandler(func(data string) error {
 		_ = s.q.WriteNow(conn.ControlFrame(conn.OpPong, []byte(data)), writeTimeout)
 		return nil
 	})
-	if s.framePing {
+	switch {
+	case s.tr.uni:
+		// The client need not send anything after its connect request; a
+		// pong to a ping frame shows it is there.
+		s.conn.SetPongHandler(func(string) error { s.extendUniDeadline(); return nil })
+		s.extendUniDeadline()
+	case s.framePing:
 		// Tools such as wscat and Postman answer WebSocket ping frames but not {}.
 		s.conn.SetPongHandler(func(string) error {
 			s.mu.Lock()
@@ -151,6 +192,41 @@ func (s *session) run() {
 			return nil
 		})
 	}
+	s.armStale()
+	var done chan *Disconnect
+	for {
+		_, data, err := s.conn.ReadMessage()
+		if err != nil {
+			if errors.Is(err, websocket.ErrReadLimit) {
+				// The library has sent close 1009. Drain what the client is still
+				// sending, briefly, so that it reads the close frame instead of a
+				// connection reset.
+				s.log().Info("disconnect: message too big", slog.Int("code", 1009), slog.Int("message_size_limit", limit))
+				_ = s.nc.SetReadDeadline(time.Now().Add(closeGrace))
+				_, _ = io.Copy(io.Discard, io.LimitReader(s.nc, int64(limit)*4))
+			}
+			break
+		}
+		if done == nil {
+			done = make(chan *Disconnect, 1)
+		}
+		handle := s.handleFrame
+		if s.tr.uni {
+			handle = s.handleUniMessage
+		}
+		if d := conn.Do(s.h.workers, done, func() *Disconnect { return handle(data) }); d != nil {
+			s.closeWith(*d)
+			// Keep reading until the client answers the close frame or the
+			// read deadline set by closeWith passes.
+		}
+	}
+	s.cleanup()
+	_ = s.conn.Close()
+}
+
+// armStale closes a session that has not connected in time with 3502.
+func (s *session) armStale() {
+	cfg := &s.h.cfg.Client
 	s.mu.Lock()
 	s.staleTimer = time.AfterFunc(cfg.StaleCloseDelay.D(), func() {
 		s.mu.Lock()
@@ -161,40 +237,16 @@ func (s *session) run() {
 		}
 	})
 	s.mu.Unlock()
-	var done chan *Disconnect
-	for {
-		_, data, err := s.conn.ReadMessage()
-		if err != nil {
-			if errors.Is(err, websocket.ErrReadLimit) {
-				// The library has sent close 1009. Drain what the client is still
-				// sending, briefly, so that it reads the close frame instead of a
-				// connection reset.
-				s.log().Info("disconnect: message too big", slog.Int("code", 1009), slog.Int("message_size_limit", cfg.MessageSizeLimit))
-				nc := s.conn.NetConn()
-				_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
-				_, _ = io.Copy(io.Discard, io.LimitReader(nc, int64(cfg.MessageSizeLimit)*4))
-			}
-			break
-		}
-		if done == nil {
-			done = make(chan *Disconnect, 1)
-		}
-		if d := conn.Do(s.h.workers, done, func() *Disconnect { return s.handleFrame(data) }); d != nil {
-			s.closeWith(*d)
-			// Keep reading until the client answers the close frame or the
-			// read deadline set by closeWith passes.
-		}
-	}
-	s.cleanup()
-	_ = s.conn.Close()
 }
 
 // handleFrame applies every command of a frame in order.
 func (s *session) handleFrame(data []byte) *Disconnect {
+	s.frameMu.Lock()
+	defer s.frameMu.Unlock()
 	if s.closeSent.Load() {
 		return nil
 	}
-	cmds, err := decodeFrame(data)
+	cmds, err := s.decode(data)
 	if err != nil {
 		d := DisconnectBadRequest.With("undecodable frame: " + err.Error())
 		if errors.Is(err, errEmptyFrame) {
@@ -209,10 +261,6 @@ func (s *session) handleFrame(data []byte) *Disconnect {
 	}
 	return nil
 }
-
-func (s *session) reply(r *Reply) { s.enqueue(encodeReply(r)) }
-
-func (s *session) replyError(id uint32, e *Error) { s.reply(&Reply{ID: id, Error: e}) }
 
 func (s *session) handleCommand(cmd *Command) *Disconnect {
 	s.mu.Lock()
@@ -325,6 +373,18 @@ func (s *session) sendPing() {
 		s.mu.Unlock()
 		return
 	}
+	if s.tr.uni {
+		// Unidirectional clients send no pongs: {} keeps proxies and the
+		// client's own timeout content, and a WebSocket also gets a ping
+		// frame, whose pong extends its read deadline.
+		s.schedulePing(false)
+		s.mu.Unlock()
+		if s.conn != nil {
+			_ = s.q.WriteNow(conn.ControlFrame(conn.OpPing, nil), writeTimeout)
+		}
+		s.enqueue(s.pingMsg())
+		return
+	}
 	s.pingOut = true
 	timeout := s.h.cfg.Client.PongTimeout.D()
 	if s.pongTimer != nil {
@@ -345,7 +405,7 @@ func (s *session) sendPing() {
 		_ = s.q.WriteNow(conn.ControlFrame(conn.OpPing, nil), writeTimeout)
 		return
 	}
-	s.enqueue(pingFrame)
+	s.enqueue(s.pingMsg())
 }
 
 func (s *session) handlePong() *Disconnect {

@@ -245,12 +245,8 @@ func TestAllowedOrigins(t *testing.T) {
 	}
 }
 
-func TestProtobufIsRefusedClearly(t *testing.T) {
+func TestVersionFlagIsIgnored(t *testing.T) {
 	srv := testutil.Start(t, nil)
-	_, resp, err := websocket.DefaultDialer.Dial(srv.WSURL()+"?format=protobuf", nil)
-	if err == nil || resp.StatusCode != http.StatusBadRequest {
-		t.Fatalf("protobuf request must be refused with 400, got %v", err)
-	}
 	// The migration flag of older clients is ignored, not rejected.
 	d := websocket.Dialer{}
 	conn, _, err := d.Dial(srv.WSURL()+"?cf_protocol_version=v2", http.Header{"Sec-WebSocket-Protocol": {"centrifuge-json"}})

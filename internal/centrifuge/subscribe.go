@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/heraldhub/herald/internal/auth"
@@ -23,7 +24,8 @@ func (s *session) handleSubscribe(id uint32, req *SubscribeRequest) *Disconnect 
 	}
 	hreq := &hub.SubscribeRequest{Channel: req.Channel, Token: req.Token, Data: req.Data,
 		Positioned: req.Positioned, Recoverable: req.Recoverable, JoinLeave: req.JoinLeave,
-		RejectUnrecovered: req.Flag&flagRejectUnrecovered != 0, ChannelLimit: s.h.cfg.Client.ChannelLimit}
+		RejectUnrecovered: req.Flag&flagRejectUnrecovered != 0, ChannelLimit: s.h.cfg.Client.ChannelLimit,
+		Delta: s.deltaAllowed(req)}
 	if req.Recover {
 		hreq.Recover = &broker.StreamPosition{Offset: req.Offset, Epoch: req.Epoch}
 	}
@@ -31,9 +33,28 @@ func (s *session) handleSubscribe(id uint32, req *SubscribeRequest) *Disconnect 
 	if herr != nil {
 		return s.subscribeRefused(id, req.Channel, herr)
 	}
-	s.enqueue(encodeReply(&Reply{ID: id, Subscribe: result}))
+	s.reply(&Reply{ID: id, Subscribe: result})
 	s.activate(sub)
 	return nil
+}
+
+// deltaAllowed reports whether a subscription gets delta compression: the
+// client asks for fossil and the channel's namespace allows it. Otherwise
+// the subscribe result says delta is off and publications come whole.
+func (s *session) deltaAllowed(req *SubscribeRequest) bool {
+	if req.Delta == "" {
+		return false
+	}
+	ns, err := s.h.hub.Namespaces().Resolve(req.Channel)
+	if err != nil {
+		return false // the hub refuses the channel
+	}
+	if req.Delta != "fossil" || !slices.Contains(ns.AllowedDeltaTypes, req.Delta) {
+		s.log().Debug("delta compression not negotiated", slog.String("channel", req.Channel), slog.String("delta", req.Delta),
+			slog.String("hint", "allowed_delta_types: [fossil] in "+ns.Label()+" allows it"))
+		return false
+	}
+	return true
 }
 
 // subscribeRefused answers a refused subscription.
@@ -83,7 +104,11 @@ func (s *session) subscribeHub(req *hub.SubscribeRequest) (*subscription, *Subsc
 	}
 	s.subs[req.Channel] = sub
 	s.mu.Unlock()
-	res := &SubscribeResult{Data: hres.Grant.Data}
+	res := &SubscribeResult{Data: hres.Grant.Data, Delta: req.Delta}
+	if req.Delta {
+		// Deliveries wait for Activate, so the state is in place before any.
+		s.startDelta(hres.Sub, hres.Publications, hres.Position.Epoch)
+	}
 	if !sub.expireAt.IsZero() && !s.subRefreshedByProxy(sub) {
 		res.Expires = true
 		res.TTL = ttlUntil(sub.expireAt, time.Now())
@@ -93,7 +118,7 @@ func (s *session) subscribeHub(req *hub.SubscribeRequest) (*subscription, *Subsc
 		res.Epoch, res.Offset = hres.Position.Epoch, hres.Position.Offset
 		res.WasRecovering, res.Recovered = hres.WasRecovering, hres.Recovered
 		for _, p := range hres.Publications {
-			res.Publications = append(res.Publications, wirePub(p))
+			res.Publications = append(res.Publications, wirePub(p, req.Delta && !s.proto))
 		}
 	}
 	return sub, res, nil
@@ -127,6 +152,7 @@ func (s *session) removeSub(sub *subscription) {
 		return
 	}
 	delete(s.subs, sub.channel)
+	s.stopDeltaLocked(sub.hs)
 	if sub.timer != nil {
 		sub.timer.Stop()
 	}
@@ -143,7 +169,7 @@ func (s *session) endSub(sub *subscription, code uint32, reason string, serverSi
 		return
 	}
 	s.removeSub(sub)
-	s.enqueue(encodeReply(&Reply{Push: &Push{Channel: sub.channel, Unsubscribe: &UnsubscribePush{Code: code, Reason: reason}}}))
+	s.push(&Push{Channel: sub.channel, Unsubscribe: &UnsubscribePush{Code: code, Reason: reason}})
 }
 
 func (s *session) armSubExpiryLocked(sub *subscription) {

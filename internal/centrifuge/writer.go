@@ -33,9 +33,10 @@ func (s *session) WriteFailed(err error) {
 	go s.closeWith(DisconnectWriteError)
 }
 
-// closeWith sends a close frame with the disconnect code and reason and
-// makes the reader stop soon. Safe to call more than once and from any
-// goroutine; the first call wins.
+// closeWith ends the connection with a disconnect code and reason: a
+// WebSocket close frame (after a disconnect push on uni_websocket), or a
+// disconnect push and the end of an HTTP response. Safe to call more than
+// once and from any goroutine; the first call wins.
 func (s *session) closeWith(d Disconnect) {
 	if !s.closeSent.CompareAndSwap(false, true) {
 		return
@@ -50,7 +51,18 @@ func (s *session) closeWith(d Disconnect) {
 		level = slog.LevelDebug
 	}
 	s.log().LogAttrs(context.Background(), level, "disconnect", slog.Int("code", int(d.Code)), slog.String("reason", d.Reason))
-	_ = s.q.WriteNow(conn.ControlFrame(conn.OpClose, websocket.FormatCloseMessage(int(d.Code), d.Reason)), closeGrace)
+	var b []byte
+	if s.conn == nil || (s.tr.uni && !s.h.cfg.UniWebSocket.DisableDisconnectPush) {
+		b = s.framer(nil, [][]byte{s.encodePush(&Push{Disconnect: &DisconnectPush{Code: d.Code, Reason: d.Reason}})})
+	}
+	if s.conn == nil {
+		// The push, then the end of the response.
+		_ = s.q.WriteNow(append(b, s.streamEnd...), closeGrace)
+		_ = s.nc.Close()
+		return
+	}
+	b = append(b, conn.ControlFrame(conn.OpClose, websocket.FormatCloseMessage(int(d.Code), d.Reason))...)
+	_ = s.q.WriteNow(b, closeGrace)
 	// The reader waits for the client's close frame; do not wait forever.
 	_ = s.conn.SetReadDeadline(time.Now().Add(closeGrace))
 }

@@ -103,3 +103,39 @@ func Raw(dst []byte, msgs [][]byte) []byte {
 	}
 	return dst
 }
+
+// ChunkedEach returns the Framer of HTTP/1.1 streams whose messages are
+// each written between prefix and suffix (a line of JSON, an SSE event),
+// together as one chunk.
+func ChunkedEach(prefix, suffix string) Framer {
+	return func(dst []byte, msgs [][]byte) []byte {
+		n := len(msgs) * (len(prefix) + len(suffix))
+		for _, m := range msgs {
+			n += len(m)
+		}
+		if n == 0 {
+			return dst
+		}
+		dst = strconv.AppendInt(dst, int64(n), 16)
+		dst = append(dst, "\r\n"...)
+		dst = appendEach(dst, msgs, prefix, suffix)
+		return append(dst, "\r\n"...)
+	}
+}
+
+// RawEach is ChunkedEach for streams that end when the connection closes.
+func RawEach(prefix, suffix string) Framer {
+	return func(dst []byte, msgs [][]byte) []byte { return appendEach(dst, msgs, prefix, suffix) }
+}
+
+func appendEach(dst []byte, msgs [][]byte, prefix, suffix string) []byte {
+	for _, m := range msgs {
+		dst = append(dst, prefix...)
+		dst = append(dst, m...)
+		dst = append(dst, suffix...)
+	}
+	return dst
+}
+
+// LastChunk ends a chunked HTTP/1.1 body.
+const LastChunk = "0\r\n\r\n"

@@ -78,6 +78,9 @@ type frontDoor struct {
 	path    string
 	handler http.Handler
 	fast    bool
+	// fastPost: the listener serves its POST requests too (streams whose
+	// connect request is the body).
+	fastPost bool
 }
 
 // New builds a server from configuration. The configuration must be valid.
@@ -186,6 +189,12 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 
 	s.doors = []frontDoor{
 		{path: wsPath, handler: s.ws, fast: true},
+		{path: "/connection/http_stream", handler: s.ws.HTTPStream(), fastPost: true},
+		{path: "/connection/sse", handler: s.ws.SSE(), fast: true, fastPost: true},
+		{path: "/emulation", handler: s.ws.Emulation()},
+		{path: "/connection/uni_websocket", handler: s.ws.UniWebSocket(), fast: true},
+		{path: "/connection/uni_sse", handler: s.ws.UniSSE(), fast: true, fastPost: true},
+		{path: "/connection/uni_http_stream", handler: s.ws.UniHTTPStream(), fastPost: true},
 		{path: "/api", handler: s.api},
 		{path: "/api/", handler: s.api},
 		{path: "/health", handler: http.HandlerFunc(s.health)},
@@ -369,7 +378,10 @@ func (s *Server) Serve() error {
 	var routes []fastRoute
 	for _, d := range s.doors {
 		if d.fast {
-			routes = append(routes, fastRoute{d.path, d.handler})
+			routes = append(routes, fastRoute{http.MethodGet, d.path, d.handler})
+		}
+		if d.fastPost {
+			routes = append(routes, fastRoute{http.MethodPost, d.path, d.handler})
 		}
 	}
 	ln := newUpgradeListener(s.ln, routes, s.httpSrv.ReadHeaderTimeout, s.httpSrv.MaxHeaderBytes, s.pending)

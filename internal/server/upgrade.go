@@ -31,8 +31,9 @@ import (
 // -transport sse). Every other connection goes to net/http unchanged, with
 // the bytes already read put back in front of it.
 
-// fastRoute is a path whose GET requests the listener serves itself.
+// fastRoute is a method and path whose requests the listener serves itself.
 type fastRoute struct {
+	method  string
 	path    string
 	handler http.Handler
 }
@@ -195,7 +196,7 @@ func (l *upgradeListener) route(c net.Conn) {
 	}
 }
 
-// matchRoute returns the route whose "GET <path>" the connection starts
+// matchRoute returns the route whose "<method> <path>" the connection starts
 // with, followed by a space or '?', or nil. It reads no more than it needs to
 // decide, so a short request to another path does not wait for bytes that
 // never come.
@@ -204,7 +205,7 @@ func matchRoute(br *bufio.Reader, routes []fastRoute) (*fastRoute, error) {
 		p, _ := br.Peek(br.Buffered()) // no I/O
 		undecided := false
 		for i := range routes {
-			want := "GET " + routes[i].path
+			want := routes[i].method + " " + routes[i].path
 			k := min(len(p), len(want))
 			if string(p[:k]) != want[:k] {
 				continue

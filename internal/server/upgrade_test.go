@@ -49,7 +49,8 @@ func TestListenerRouting(t *testing.T) {
 		{"longer path with the same start", "GET /connection/websocketx HTTP/1.1\r\nHost: x\r\n\r\n", 404, "404 page not found"},
 		{"WebSocket path without an upgrade", "GET /connection/websocket HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Bad Request"},
 		{"WebSocket path with a query, no upgrade", "GET /connection/websocket?format=json HTTP/1.1\r\nHost: x\r\n\r\n", 400, "Bad Request"},
-		{"protobuf refused with a reason", "GET /connection/websocket?format=protobuf HTTP/1.1\r\nHost: x\r\n\r\n", 400, "protocol_not_supported"},
+		{"a transport that is off names its setting", "POST /connection/http_stream HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 404, "http_stream.enabled"},
+		{"POST served by the listener reads its body", "POST /connection/uni_sse HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n{x}", 404, "uni_sse.enabled"},
 		{"POST to the WebSocket path", "POST /connection/websocket HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", 400, "Bad Request"},
 		{"malformed request line on the WebSocket path", "GET /connection/websocket\r\n\r\n", 400, ""},
 	}
