@@ -104,7 +104,9 @@ func (s *session) accept(id uint32, req *ConnectRequest, ident *auth.Identity) *
 	s.mu.Lock()
 	s.state = stateConnected
 	s.registered = true
-	s.staleTimer.Stop()
+	if s.staleTimer != nil {
+		s.staleTimer.Stop()
+	}
 	s.who.Store(&[2]string{s.clientID, s.user})
 	s.mu.Unlock()
 

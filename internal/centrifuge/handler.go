@@ -219,6 +219,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, tr *tra
 	// for the whole life of the connection.
 	go func() {
 		defer h.wg.Done()
+		s.armStale()
 		if connect != nil {
 			if d := conn.Do(h.workers, make(chan *Disconnect, 1), func() *Disconnect { return s.uniConnect(connect) }); d != nil {
 				s.closeWith(*d)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/centrifugal/protocol"
 
@@ -221,7 +222,7 @@ func toProtoPush(p *Push) *protocol.Push {
 	case p.Leave != nil:
 		out.Leave = &protocol.Leave{Info: toProtoInfo(p.Leave.Info)}
 	case p.Unsubscribe != nil:
-		out.Unsubscribe = &protocol.Unsubscribe{Code: p.Unsubscribe.Code, Reason: p.Unsubscribe.Reason}
+		out.Unsubscribe = &protocol.Unsubscribe{Code: p.Unsubscribe.Code, Reason: strings.ToValidUTF8(p.Unsubscribe.Reason, "?")}
 	case p.Subscribe != nil:
 		s := p.Subscribe
 		out.Subscribe = &protocol.Subscribe{Recoverable: s.Recoverable, Epoch: s.Epoch, Offset: s.Offset, Positioned: s.Positioned, Data: protocol.Raw(s.Data)}
@@ -232,7 +233,7 @@ func toProtoPush(p *Push) *protocol.Push {
 		out.Connect = &protocol.Connect{Client: c.Client, Version: c.Version, Data: protocol.Raw(c.Data), Expires: c.Expires, Ttl: c.TTL,
 			Ping: c.Ping, Pong: c.Pong, Session: c.Session, Node: c.Node, Subs: toProtoConnect(c).Subs}
 	case p.Disconnect != nil:
-		out.Disconnect = &protocol.Disconnect{Code: p.Disconnect.Code, Reason: p.Disconnect.Reason}
+		out.Disconnect = &protocol.Disconnect{Code: p.Disconnect.Code, Reason: strings.ToValidUTF8(p.Disconnect.Reason, "?")}
 	case p.Refresh != nil:
 		out.Refresh = &protocol.Refresh{Expires: p.Refresh.Expires, Ttl: p.Refresh.TTL}
 	}
@@ -244,7 +245,7 @@ func toProtoReply(r *Reply) *protocol.Reply {
 	out := &protocol.Reply{Id: r.ID}
 	switch {
 	case r.Error != nil:
-		out.Error = &protocol.Error{Code: r.Error.Code, Message: r.Error.Message, Temporary: r.Error.Temporary}
+		out.Error = &protocol.Error{Code: r.Error.Code, Message: strings.ToValidUTF8(r.Error.Message, "?"), Temporary: r.Error.Temporary}
 	case r.Connect != nil:
 		out.Connect = toProtoConnect(r.Connect)
 	case r.Subscribe != nil:

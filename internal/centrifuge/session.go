@@ -192,7 +192,6 @@ func (s *session) run() {
 			return nil
 		})
 	}
-	s.armStale()
 	var done chan *Disconnect
 	for {
 		_, data, err := s.conn.ReadMessage()

@@ -287,3 +287,21 @@ func TestDisabledTransportsNameTheirSetting(t *testing.T) {
 		t.Fatalf("log lacks the info line:\n%s", logs)
 	}
 }
+
+// An emulation request that reached another node arrives at the session's
+// node as a control message of the broker; the commands apply there in
+// the order they were forwarded.
+func TestEmulationForwardedByControl(t *testing.T) {
+	srv := testutil.Start(t, transportsConfig())
+	st := openStream(t, srv, http.MethodPost, "/connection/http_stream", "application/json", connectFrame(t, "fwd"))
+	session := st.nextWith("connect")["connect"].(map[string]any)["session"].(string)
+	for i, frame := range []string{`{"id":2,"subscribe":{"channel":"f"}}`, `{"id":3,"presence":{"channel":"f"}}`} {
+		if err := srv.Hub().SendControl(srv.Hub().NodeID(), "centrifuge_emulation",
+			map[string]any{"session": session, "data": []byte(frame)}); err != nil {
+			t.Fatal(err)
+		}
+		if r := st.nextWith("id"); r["id"].(float64) != float64(i+2) {
+			t.Fatalf("reply %v", r)
+		}
+	}
+}
