@@ -11,6 +11,7 @@
 #                                             # run, and write the comparison (B/A) beside
 #
 # Scenarios: conns-1000 conns-5000 fanout-1000 fanout-1000-rate10 fanout-5000,
+# the same in Protobuf over WebSocket: pb-conns-5000 pb-fanout-1000 pb-fanout-1000-rate10,
 # the same over Mercure (SSE): sse-conns-5000 sse-fanout-1000 sse-fanout-1000-rate10,
 # over Action Cable: cable-conns-5000 cable-fanout-1000 cable-fanout-1000-rate10,
 # and NATS logins through herald nats-callout: callout callout-xkey.
@@ -84,6 +85,9 @@ args_for() {
 	fanout-1000) echo "fanout -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
 	fanout-1000-rate10) echo "fanout -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;
 	fanout-5000) echo "fanout -n 5000 -m $FLAT_M_5000 -publishers 8" ;;
+	pb-conns-5000) echo "conns -transport pb -n 5000" ;;
+	pb-fanout-1000) echo "fanout -transport pb -n 1000 -m $FLAT_M_1000 -publishers 8" ;;
+	pb-fanout-1000-rate10) echo "fanout -transport pb -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;
 	sse-conns-5000) echo "conns -transport sse -n 5000" ;;
 	sse-fanout-1000) echo "fanout -transport sse -n 1000 -m $SSE_FLAT_M -publishers 8" ;;
 	sse-fanout-1000-rate10) echo "fanout -transport sse -n 1000 -m $RATE_M -rate 10 -publishers 8" ;;

@@ -192,7 +192,10 @@ func encodeProtoDelta(d *hub.Delivery) []byte {
 func (s *session) deltaOf(hs *hub.Subscription) *deltaState {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.deltaSubs[hs]
+	if s.x == nil {
+		return nil
+	}
+	return s.x.deltaSubs[hs]
 }
 
 // startDelta turns delta compression on for a subscription whose reply
@@ -203,20 +206,26 @@ func (s *session) startDelta(hs *hub.Subscription, pubs []*broker.Publication, e
 		st.offset, st.epoch = pubs[n-1].Offset, epoch
 	}
 	s.mu.Lock()
-	if s.deltaSubs == nil {
-		s.deltaSubs = map[*hub.Subscription]*deltaState{}
+	if s.x == nil {
+		s.x = &sessionExt{} // a WebSocket session: x is read under mu only
 	}
-	if _, ok := s.deltaSubs[hs]; !ok {
+	if s.x.deltaSubs == nil {
+		s.x.deltaSubs = map[*hub.Subscription]*deltaState{}
+	}
+	if _, ok := s.x.deltaSubs[hs]; !ok {
 		s.deltas.Add(1)
 	}
-	s.deltaSubs[hs] = st
+	s.x.deltaSubs[hs] = st
 	s.mu.Unlock()
 }
 
 // stopDeltaLocked forgets a subscription's delta state. Called with s.mu held.
 func (s *session) stopDeltaLocked(hs *hub.Subscription) {
-	if _, ok := s.deltaSubs[hs]; ok {
-		delete(s.deltaSubs, hs)
+	if s.x == nil {
+		return
+	}
+	if _, ok := s.x.deltaSubs[hs]; ok {
+		delete(s.x.deltaSubs, hs)
 		s.deltas.Add(-1)
 	}
 }

@@ -125,7 +125,7 @@ func (s *session) accept(id uint32, req *ConnectRequest, ident *auth.Identity) *
 		res.Pong = !s.tr.uni // unidirectional clients cannot answer
 	}
 	if s.tr.emulation || s.tr.uni {
-		res.Session = s.id
+		res.Session = s.id()
 	}
 	if s.tr.emulation {
 		res.Node = h.hub.NodeID()

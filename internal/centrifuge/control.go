@@ -122,7 +122,9 @@ func (s *session) cleanup() {
 	registered := s.registered
 	s.registered = false
 	s.subs = map[string]*subscription{}
-	s.deltaSubs = nil
+	if s.x != nil {
+		s.x.deltaSubs = nil
+	}
 	s.deltas.Store(0)
 	s.mu.Unlock()
 	if registered {

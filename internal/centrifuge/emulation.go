@@ -151,9 +151,9 @@ func (h *Handler) handleEmulationControl(from string, payload json.RawMessage) {
 		return
 	}
 	s.mu.Lock()
-	s.inbox = append(s.inbox, m.Data)
-	start := !s.inboxRunning
-	s.inboxRunning = true
+	s.x.inbox = append(s.x.inbox, m.Data)
+	start := !s.x.inboxRunning
+	s.x.inboxRunning = true
 	s.mu.Unlock()
 	if start {
 		go s.drainInbox()
@@ -164,13 +164,13 @@ func (h *Handler) handleEmulationControl(from string, payload json.RawMessage) {
 func (s *session) drainInbox() {
 	for {
 		s.mu.Lock()
-		if len(s.inbox) == 0 {
-			s.inboxRunning = false
+		if len(s.x.inbox) == 0 {
+			s.x.inboxRunning = false
 			s.mu.Unlock()
 			return
 		}
-		frame := s.inbox[0]
-		s.inbox = s.inbox[1:]
+		frame := s.x.inbox[0]
+		s.x.inbox = s.x.inbox[1:]
 		s.mu.Unlock()
 		if d := s.handleFrame(frame); d != nil {
 			s.closeWith(*d)

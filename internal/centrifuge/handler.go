@@ -9,7 +9,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldhub/herald/internal/auth"
@@ -160,7 +159,7 @@ func (h *Handler) register(s *session) bool {
 	}
 	h.sessions[s] = struct{}{}
 	if s.tr.emulation {
-		h.emu[s.id] = s
+		h.emu[s.id()] = s
 	}
 	return true
 }
@@ -168,8 +167,8 @@ func (h *Handler) register(s *session) bool {
 func (h *Handler) unregister(s *session) {
 	h.mu.Lock()
 	delete(h.sessions, s)
-	if s.tr.emulation && h.emu[s.id] == s {
-		delete(h.emu, s.id)
+	if s.tr.emulation && h.emu[s.id()] == s {
+		delete(h.emu, s.id())
 	}
 	h.mu.Unlock()
 }
@@ -202,9 +201,6 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, tr *tra
 		framer = conn.TextFrames
 	}
 	s.attach(ws.NetConn(), framer)
-	if tr.uni {
-		s.id = uuid.NewString()
-	}
 	// Tokens on the upgrade request are collected now: a ticket works once.
 	s.httpTokens = h.sources.FromHTTP(r, "")
 	s.upgradeHeaders = h.proxies.KeepHeaders(r)
@@ -257,7 +253,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		h.mu.Lock()
 		for s := range h.sessions {
-			_ = s.nc.Close()
+			_ = s.netConn().Close()
 		}
 		h.mu.Unlock()
 		return ctx.Err()

@@ -5,8 +5,6 @@ import (
 	"net"
 	"net/http"
 
-	"github.com/google/uuid"
-
 	"github.com/heraldhub/herald/internal/conn"
 )
 
@@ -102,7 +100,6 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, tr *transp
 	chunked := r.ProtoAtLeast(1, 1)
 	sse := tr == trSSE || tr == trUniSSE
 	s := newSession(h, tr, proto, r)
-	s.id = uuid.NewString()
 	s.httpTokens = h.sources.FromHTTP(r, "")
 	s.upgradeHeaders = h.proxies.KeepHeaders(r)
 	s.attach(nc, streamFramer(sse, proto, chunked))
@@ -120,7 +117,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, tr *transp
 		}
 	}
 	if chunked {
-		s.streamEnd = []byte(conn.LastChunk)
+		s.x.streamEnd = []byte(conn.LastChunk)
 	}
 	if err := s.q.WriteNow(head, writeTimeout); err != nil || !h.register(s) {
 		s.q.Close()

@@ -97,8 +97,8 @@ func (h *Handler) uniStream(tr *transport, limit int, setting string, get bool) 
 
 // uniConnect connects a unidirectional session.
 func (s *session) uniConnect(req *ConnectRequest) *Disconnect {
-	s.frameMu.Lock()
-	defer s.frameMu.Unlock()
+	s.x.frameMu.Lock()
+	defer s.x.frameMu.Unlock()
 	if s.closeSent.Load() {
 		return nil
 	}
@@ -138,5 +138,5 @@ func (s *session) extendUniDeadline() {
 	if pong <= 0 {
 		pong = 10 * time.Second
 	}
-	_ = s.nc.SetReadDeadline(time.Now().Add(interval + pong))
+	_ = s.conn.NetConn().SetReadDeadline(time.Now().Add(interval + pong))
 }

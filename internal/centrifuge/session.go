@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/gorilla/websocket"
 
 	"github.com/heraldhub/herald/internal/auth"
@@ -41,18 +42,12 @@ const writeTimeout = 5 * time.Second
 type session struct {
 	h  *Handler
 	tr *transport
-	// proto: the session speaks Protobuf (binary frames, varint-delimited).
-	proto bool
-	// conn is the WebSocket of websocket and uni_websocket sessions; nc is
-	// the network connection of every session.
+	// conn is the WebSocket of websocket and uni_websocket sessions.
 	conn *websocket.Conn
-	nc   net.Conn
-	// framer frames one write of the session's messages (the queue's own).
-	framer conn.Framer
-	// streamEnd ends an HTTP response body (the last chunk), when it has one.
-	streamEnd []byte
-	// id identifies the session of an emulation or unidirectional transport.
-	id string
+	// x holds what only some sessions need: set at creation for streams
+	// and unidirectional transports, later (under mu) for delta compression.
+	// An idle WebSocket's memory is what limits how many one node holds.
+	x *sessionExt
 	// Only what the session needs of the upgrade request is kept, so the
 	// request and net/http's buffers are freed when ServeHTTP returns.
 	remoteAddr string
@@ -62,14 +57,18 @@ type session struct {
 
 	// mu guards the session state and subscriptions. It is never held while
 	// calling into the hub, which calls back into Deliver and Control.
-	mu          sync.Mutex
-	state       sessionState
+	mu    sync.Mutex
+	state sessionState
+	// proto: the session speaks Protobuf (binary frames, varint-delimited).
+	proto bool
+	// deltas counts the subscriptions with delta compression, so that
+	// other sessions' deliveries need no lock.
+	deltas      atomic.Int32
 	clientID    string
 	user        string
 	info        json.RawMessage
 	expireAt    time.Time
 	subs        map[string]*subscription
-	deltaSubs   map[*hub.Subscription]*deltaState
 	pingOut     bool // a ping was sent and its pong has not arrived
 	staleTimer  *time.Timer
 	pingTimer   *time.Timer
@@ -85,20 +84,50 @@ type session struct {
 	httpTokens     []auth.Candidate // tokens found on the upgrade request
 	framePing      bool             // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
 
-	// deltas counts the subscriptions with delta compression, so that
-	// other sessions' deliveries need no lock.
-	deltas atomic.Int32
-	// frameMu orders the frames of an emulation session, which arrive on
-	// several requests. Command rate limit (token bucket), used only by
-	// the goroutine that holds the frame.
-	frameMu      sync.Mutex
-	inbox        [][]byte // frames other nodes forwarded, in order (guarded by mu)
-	inboxRunning bool
-	rateTokens   float64
-	rateLast     time.Time
+	// Command rate limit (token bucket), used only by the goroutine that
+	// handles a frame.
+	rateTokens float64
+	rateLast   time.Time
 
 	q         conn.Queue
 	closeSent atomic.Bool
+}
+
+// sessionExt is the state of sessions other than a plain WebSocket.
+type sessionExt struct {
+	nc net.Conn // the connection of a stream
+	// framer frames one write of the session's messages (the queue's own).
+	framer conn.Framer
+	// streamEnd ends an HTTP response body (the last chunk), when it has one.
+	streamEnd []byte
+	// id identifies the session of an emulation or unidirectional transport.
+	id string
+	// frameMu orders the frames of a session whose commands arrive on
+	// several requests (emulation) or before its reader starts (uni).
+	frameMu sync.Mutex
+	// inbox holds frames other nodes forwarded, applied in order (guarded
+	// by the session's mu).
+	inbox        [][]byte
+	inboxRunning bool
+	// deltaSubs is the delta compression state of subscriptions (guarded
+	// by the session's mu).
+	deltaSubs map[*hub.Subscription]*deltaState
+}
+
+// netConn is the session's network connection.
+func (s *session) netConn() net.Conn {
+	if s.conn != nil {
+		return s.conn.NetConn()
+	}
+	return s.x.nc
+}
+
+// id is the session id of an emulation or unidirectional session.
+func (s *session) id() string {
+	if s.x == nil {
+		return ""
+	}
+	return s.x.id
 }
 
 // subscription is the protocol's state of one hub subscription.
@@ -113,14 +142,20 @@ type subscription struct {
 // newSession prepares a session of transport tr for request r; attach
 // gives it its connection.
 func newSession(h *Handler, tr *transport, proto bool, r *http.Request) *session {
-	return &session{h: h, tr: tr, proto: proto, remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
+	s := &session{h: h, tr: tr, proto: proto, remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
 		framePing:  tr == trWebSocket && r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
 		rateTokens: float64(h.cfg.Client.CommandBurst), rateLast: time.Now()}
+	if tr != trWebSocket {
+		s.x = &sessionExt{id: uuid.NewString()}
+	}
+	return s
 }
 
 // attach sets the session's connection and the framing of its writes.
 func (s *session) attach(nc net.Conn, framer conn.Framer) {
-	s.nc, s.framer = nc, framer
+	if s.x != nil {
+		s.x.nc, s.x.framer = nc, framer
+	}
 	s.q.Init(nc, s.h.pool, conn.QueueOptions{Framer: framer, Owner: s,
 		MaxBytes: s.h.cfg.Client.QueueMaxSize, WriteTimeout: writeTimeout, Door: "centrifugo", Transport: s.tr.name})
 }
@@ -201,8 +236,9 @@ func (s *session) run() {
 				// sending, briefly, so that it reads the close frame instead of a
 				// connection reset.
 				s.log().Info("disconnect: message too big", slog.Int("code", 1009), slog.Int("message_size_limit", limit))
-				_ = s.nc.SetReadDeadline(time.Now().Add(closeGrace))
-				_, _ = io.Copy(io.Discard, io.LimitReader(s.nc, int64(limit)*4))
+				nc := s.conn.NetConn()
+				_ = nc.SetReadDeadline(time.Now().Add(closeGrace))
+				_, _ = io.Copy(io.Discard, io.LimitReader(nc, int64(limit)*4))
 			}
 			break
 		}
@@ -240,8 +276,12 @@ func (s *session) armStale() {
 
 // handleFrame applies every command of a frame in order.
 func (s *session) handleFrame(data []byte) *Disconnect {
-	s.frameMu.Lock()
-	defer s.frameMu.Unlock()
+	if s.x != nil {
+		// A WebSocket's reader hands over one frame at a time; the frames
+		// of an emulation session come on concurrent requests.
+		s.x.frameMu.Lock()
+		defer s.x.frameMu.Unlock()
+	}
 	if s.closeSent.Load() {
 		return nil
 	}

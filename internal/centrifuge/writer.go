@@ -53,12 +53,12 @@ func (s *session) closeWith(d Disconnect) {
 	s.log().LogAttrs(context.Background(), level, "disconnect", slog.Int("code", int(d.Code)), slog.String("reason", d.Reason))
 	var b []byte
 	if s.conn == nil || (s.tr.uni && !s.h.cfg.UniWebSocket.DisableDisconnectPush) {
-		b = s.framer(nil, [][]byte{s.encodePush(&Push{Disconnect: &DisconnectPush{Code: d.Code, Reason: d.Reason}})})
+		b = s.x.framer(nil, [][]byte{s.encodePush(&Push{Disconnect: &DisconnectPush{Code: d.Code, Reason: d.Reason}})})
 	}
 	if s.conn == nil {
 		// The push, then the end of the response.
-		_ = s.q.WriteNow(append(b, s.streamEnd...), closeGrace)
-		_ = s.nc.Close()
+		_ = s.q.WriteNow(append(b, s.x.streamEnd...), closeGrace)
+		_ = s.x.nc.Close()
 		return
 	}
 	b = append(b, conn.ControlFrame(conn.OpClose, websocket.FormatCloseMessage(int(d.Code), d.Reason))...)

@@ -59,6 +59,7 @@ type client struct {
 	idx int
 	ws  *websocket.Conn // WebSocket transport
 	sse *sseConn        // SSE (Mercure) transport
+	pb  bool            // the WebSocket speaks Protobuf
 	// cable: the WebSocket speaks Action Cable (one message per frame).
 	cable bool
 	buf   []byte
@@ -187,6 +188,10 @@ func (c *client) readFrame() ([]byte, error) {
 func (c *client) readLoop() {
 	if c.sse != nil {
 		c.readSSE()
+		return
+	}
+	if c.pb {
+		c.readPB()
 		return
 	}
 	defer close(c.done)

@@ -37,7 +37,7 @@ func TestHarnessAgainstServer(t *testing.T) {
 	os.Stdout = devnull
 	defer func() { os.Stdout = stdout; devnull.Close() }()
 	for _, tc := range []struct{ mode, transport string }{
-		{"conns", "ws"}, {"fanout", "ws"}, {"conns", "sse"}, {"fanout", "sse"},
+		{"conns", "ws"}, {"fanout", "ws"}, {"conns", "pb"}, {"fanout", "pb"}, {"conns", "sse"}, {"fanout", "sse"},
 	} {
 		args := []string{"-url", url, "-pid", pid, "-transport", tc.transport, "-n", "20", "-m", "30",
 			"-warmup", "2", "-settle", "100ms", "-drain", "3s", "-timeout", "1m"}

@@ -201,7 +201,7 @@ func runBench(mode string, args []string) error {
 	fs.DurationVar(&o.timeout, "timeout", 5*time.Minute, "hard limit for the whole run")
 	fs.DurationVar(&o.pingInterval, "ping-interval", 25*time.Second, "client.ping_interval of the started server (0 disables pings)")
 	fs.StringVar(&o.channel, "channel", "bench", "channel (Mercure topic) every connection subscribes to")
-	fs.StringVar(&o.transport, "transport", "ws", "ws: Centrifugo protocol over WebSocket, publishing through /api/publish; sse: Mercure subscribers, publishing with Mercure POSTs; actioncable: Action Cable clients (actioncable-v1-json at /cable), publishing through /api/publish")
+	fs.StringVar(&o.transport, "transport", "ws", "ws: Centrifugo protocol over WebSocket, publishing through /api/publish; pb: the same in Protobuf; sse: Mercure subscribers, publishing with Mercure POSTs; actioncable: Action Cable clients (actioncable-v1-json at /cable), publishing through /api/publish")
 	fs.StringVar(&o.serverEnv, "server-env", "", "extra environment for the started server, comma-separated (e.g. GODEBUG=gctrace=1)")
 	fs.StringVar(&o.serverStderr, "server-stderr", "", "copy the started server's stderr to this file")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "save a CPU profile of the server taken during the window (fanout) or the connect phase (conns)")
@@ -217,8 +217,8 @@ func runBench(mode string, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if o.transport != "ws" && o.transport != "sse" && o.transport != "actioncable" {
-		return fmt.Errorf("-transport must be ws, sse or actioncable, got %q", o.transport)
+	if o.transport != "ws" && o.transport != "pb" && o.transport != "sse" && o.transport != "actioncable" {
+		return fmt.Errorf("-transport must be ws, pb, sse or actioncable, got %q", o.transport)
 	}
 	if o.n <= 0 || o.m <= 0 || o.publishers <= 0 || o.dialConc <= 0 {
 		return errors.New("-n, -m, -publishers and -dial-concurrency must be positive")
@@ -352,6 +352,8 @@ func openClients(t *target, o *options, tokens []string, rs *runState) ([]*clien
 					c, err = connectSSE(t.base, tokens[i], o.channel, i, rs)
 				case "actioncable":
 					c, err = connectCable(t.base, tokens[i], o.channelOf(i), i, rs)
+				case "pb":
+					c, err = connectPB(t.ws, tokens[i], o.channel, i, rs)
 				default:
 					c, err = connectClient(t.ws, tokens[i], o.channelOf(i), i, rs)
 				}
