@@ -3,6 +3,9 @@ module github.com/heraldhub/herald
 go 1.26.0
 
 require (
+	github.com/centrifugal/centrifuge-go v0.12.1
+	github.com/centrifugal/fdelta v0.0.3
+	github.com/centrifugal/protocol v0.23.1
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/uuid v1.6.0
 	github.com/gorilla/websocket v1.5.3

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -45,17 +46,26 @@ func (a *Handler) publishOne(ctx context.Context, channel string, req *PublishRe
 	if _, e := a.resolve(channel); e != nil {
 		return nil, e
 	}
-	if req.B64Data != "" && len(req.Data) == 0 {
-		return nil, errBadRequest("b64data is not supported: JSON clients cannot receive binary data; send JSON in data")
-	}
-	if len(req.Data) == 0 || string(req.Data) == "null" {
+	var data []byte
+	enc := broker.EncodingJSON
+	switch {
+	case req.B64Data != "" && len(req.Data) == 0:
+		// Binary data: Protobuf clients receive its bytes, JSON clients a
+		// JSON string of its base64.
+		var err error
+		if data, err = base64.StdEncoding.DecodeString(req.B64Data); err != nil {
+			return nil, errBadRequest("b64data is not standard base64: " + err.Error())
+		}
+		enc = broker.EncodingBinary
+	case len(req.Data) == 0 || string(req.Data) == "null":
 		return nil, errBadRequest("data is required")
+	default:
+		var err error
+		if data, err = hub.NormalizeData(req.Data); err != nil {
+			return nil, errBadRequest(err.Error())
+		}
 	}
-	data, err := hub.NormalizeData(req.Data)
-	if err != nil {
-		return nil, errBadRequest(err.Error())
-	}
-	sp, herr := a.hub.Publish(ctx, &hub.PublishRequest{Channel: channel, Data: data, Tags: req.Tags, SkipHistory: req.SkipHistory})
+	sp, herr := a.hub.Publish(ctx, &hub.PublishRequest{Channel: channel, Data: data, Encoding: enc, Tags: req.Tags, SkipHistory: req.SkipHistory})
 	if herr != nil {
 		return nil, hubError(herr)
 	}

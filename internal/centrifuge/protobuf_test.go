@@ -61,9 +61,20 @@ func TestProtobufOverWebSocket(t *testing.T) {
 		t.Fatalf("JSON subscriber got %v, want the base64 string", pub["data"])
 	}
 
+	// Binary data through the API (b64data) likewise.
+	if status, _ := srv.API(t, "publish", map[string]any{"channel": "news", "b64data": base64.StdEncoding.EncodeToString(bin)}); status != 200 {
+		t.Fatalf("api b64data publish %d", status)
+	}
+	if p := c.push(); !bytes.Equal(p.Pub.Data, bin) {
+		t.Fatalf("b64data push %+v", p)
+	}
+	if jp := js.WaitPush(5 * time.Second); jp["pub"].(map[string]any)["data"] != base64.StdEncoding.EncodeToString(bin) {
+		t.Fatalf("JSON subscriber got %v for b64data", jp)
+	}
+
 	// History, presence and presence_stats.
 	r := c.call(&protocol.Command{History: &protocol.HistoryRequest{Channel: "news", Limit: -1}})
-	if r.History == nil || len(r.History.Publications) != 2 || !bytes.Equal(r.History.Publications[1].Data, bin) || r.History.Epoch == "" {
+	if r.History == nil || len(r.History.Publications) != 3 || !bytes.Equal(r.History.Publications[1].Data, bin) || r.History.Epoch == "" {
 		t.Fatalf("history %+v", r)
 	}
 	r = c.call(&protocol.Command{Presence: &protocol.PresenceRequest{Channel: "news"}})

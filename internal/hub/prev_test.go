@@ -4,9 +4,6 @@ import (
 	"context"
 	"sync"
 	"testing"
-
-	"github.com/heraldhub/herald/internal/broker"
-	"github.com/heraldhub/herald/internal/config"
 )
 
 type recordingClient struct {
@@ -30,22 +27,7 @@ func (c *recordingClient) deliveries() []*Delivery {
 	return append([]*Delivery(nil), c.ds...)
 }
 
-func newTestHub(t *testing.T) *Hub {
-	t.Helper()
-	ns, err := NewNamespaces(&config.Channel{MaxLength: 255}, config.NamespaceOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mem := broker.NewMemory()
-	h, err := New(Options{Broker: mem, Presence: mem, Namespaces: ns, NodeID: "n1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = h.Close() })
-	return h
-}
-
-func subscribe(t *testing.T, h *Hub, c Client, channel string, delta bool) *Subscription {
+func subscribeDelta(t *testing.T, h *Hub, c Client, channel string, delta bool) *Subscription {
 	t.Helper()
 	if err := h.AddClient(c, 0); err != nil {
 		t.Fatal(err)
@@ -62,18 +44,14 @@ func subscribe(t *testing.T, h *Hub, c Client, channel string, delta bool) *Subs
 // publication, the same for every subscriber; the first has none, and a
 // channel whose last delta subscriber left starts over.
 func TestDeliveryPrevIsTheChannelsPreviousPublication(t *testing.T) {
-	h := newTestHub(t)
+	h := newTestHub(t, nil)
 	plainOnly := &recordingClient{id: "plain"}
-	subscribe(t, h, plainOnly, "other", false)
+	subscribeDelta(t, h, plainOnly, "other", false)
 	deltaA, plainB := &recordingClient{id: "a"}, &recordingClient{id: "b"}
-	sa := subscribe(t, h, deltaA, "chat", true)
-	subscribe(t, h, plainB, "chat", false)
+	sa := subscribeDelta(t, h, deltaA, "chat", true)
+	subscribeDelta(t, h, plainB, "chat", false)
 
-	publish := func(ch, data string) {
-		if _, herr := h.Publish(context.Background(), &PublishRequest{Channel: ch, Data: []byte(data)}); herr != nil {
-			t.Fatal(herr)
-		}
-	}
+	publish := func(ch, data string) { publish(t, h, ch, data) }
 	publish("chat", `{"n":1}`)
 	publish("chat", `{"n":2}`)
 	publish("other", `{"n":3}`)
@@ -98,7 +76,7 @@ func TestDeliveryPrevIsTheChannelsPreviousPublication(t *testing.T) {
 	h.Unsubscribe(sa)
 	publish("chat", `{"n":4}`)
 	deltaC := &recordingClient{id: "c"}
-	subscribe(t, h, deltaC, "chat", true)
+	subscribeDelta(t, h, deltaC, "chat", true)
 	publish("chat", `{"n":5}`)
 	if d := deltaC.deliveries(); len(d) != 1 || d[0].Prev != nil {
 		t.Fatalf("after the last delta subscriber left, the channel starts over: %+v", d)
