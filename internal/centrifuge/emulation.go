@@ -151,6 +151,11 @@ func (h *Handler) handleEmulationControl(from string, payload json.RawMessage) {
 		return
 	}
 	s.mu.Lock()
+	if len(s.x.inbox) >= maxInbox {
+		s.mu.Unlock()
+		go s.closeWith(DisconnectSlow.With(fmt.Sprintf("more than %d forwarded command frames waiting", maxInbox)))
+		return
+	}
 	s.x.inbox = append(s.x.inbox, m.Data)
 	start := !s.x.inboxRunning
 	s.x.inboxRunning = true
@@ -159,6 +164,9 @@ func (h *Handler) handleEmulationControl(from string, payload json.RawMessage) {
 		go s.drainInbox()
 	}
 }
+
+// maxInbox bounds the forwarded frames waiting for one session.
+const maxInbox = 256
 
 // drainInbox applies forwarded frames in order until none is left.
 func (s *session) drainInbox() {

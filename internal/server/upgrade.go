@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -28,8 +29,11 @@ import (
 // hijacks the connection for the event stream, which on net/http kept both
 // buffers, the connection's state and a background reader for the
 // subscription's whole life (36 KiB per subscriber; heraldbench conns
-// -transport sse). Every other connection goes to net/http unchanged, with
-// the bytes already read put back in front of it.
+// -transport sse). The Centrifugo streams (http_stream, sse and the
+// unidirectional transports) are served the same way, their POSTs too: the
+// handler reads the connect request from the body and then hijacks the
+// connection. Every other connection goes to net/http unchanged, with the
+// bytes already read put back in front of it.
 
 // fastRoute is a method and path whose requests the listener serves itself.
 type fastRoute struct {
@@ -188,6 +192,10 @@ func (l *upgradeListener) route(c net.Conn) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 	req.RemoteAddr = c.RemoteAddr().String()
+	if req.Method == http.MethodPost && strings.EqualFold(req.Header.Get("Expect"), "100-continue") && req.ContentLength != 0 {
+		// As net/http does when a handler reads the body: the client waits for it.
+		_, _ = io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
+	}
 	w := &upgradeResponse{conn: c, rw: bufio.NewReadWriter(b.br, b.bw), header: http.Header{}}
 	route.handler.ServeHTTP(w, req)
 	if !w.hijacked {

@@ -169,3 +169,29 @@ func TestListenerStreamEndsWhenClientLeaves(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+// A stream's POST served by the listener that waits for 100 Continue gets
+// it before its body is read, as net/http would send it.
+func TestListenerExpectContinue(t *testing.T) {
+	cfg := testutil.Config()
+	cfg.UniHTTPStream.Enabled = true
+	srv := testutil.Start(t, cfg)
+	c, err := net.Dial("tcp", srv.Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(3 * time.Second))
+	_, _ = io.WriteString(c, "POST /connection/uni_http_stream HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nExpect: 100-continue\r\n\r\n")
+	br := bufio.NewReader(c)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "HTTP/1.1 100 Continue\r\n" {
+		t.Fatalf("first line %q %v", line, err)
+	}
+	_, _ = br.ReadString('\n')
+	_, _ = io.WriteString(c, "{")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusBadRequest {
+		t.Fatalf("response %v %v", resp, err)
+	}
+}
