@@ -31,7 +31,12 @@ var (
 const pushWrapper = `{"push":`
 
 // bare returns the bare push inside an encoded {"push":...} reply.
-func bare(b []byte) []byte { return b[len(pushWrapper) : len(b)-1] }
+func bare(b []byte) []byte {
+	if len(b) <= len(pushWrapper) || string(b[:len(pushWrapper)]) != pushWrapper {
+		return b // an error reply in place of the push (encodeReply's fallback)
+	}
+	return b[len(pushWrapper) : len(b)-1]
+}
 
 // encode encodes a reply in the session's encoding.
 func (s *session) encode(r *Reply) []byte {
