@@ -79,7 +79,7 @@ func (s *session) decode(frame []byte) ([]*Command, error) {
 
 // Deliver implements hub.Client. It never blocks: it queues the encoded push.
 func (s *session) Deliver(hs *hub.Subscription, d *hub.Delivery) {
-	if !s.proto && !s.tr.uni && s.deltas.Load() == 0 {
+	if s.plain && s.deltas.Load() == 0 {
 		s.enqueue(d.Encoded(formatJSON, encodeDelivery)) // the common case
 		return
 	}

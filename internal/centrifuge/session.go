@@ -40,6 +40,27 @@ const writeTimeout = 5 * time.Second
 // goroutine of the HTTP request that carried them (emulation); the hub owns
 // the channels and subscriptions.
 type session struct {
+	// q and the fields Deliver reads come first and together: a delivery
+	// to a plain WebSocket session touches only their cache lines (with
+	// thousands of sessions, every other line read is a cache miss).
+	q conn.Queue
+	// plain: JSON over a bidirectional transport, the common case, whose
+	// deliveries need nothing but the shared JSON encoding.
+	plain bool
+	// proto: the session speaks Protobuf (binary frames, varint-delimited).
+	proto bool
+	// framePing: cf_ws_frame_ping_pong, WebSocket ping frames instead of {} pings.
+	framePing bool
+	// deltas counts the subscriptions with delta compression, so that
+	// other sessions' deliveries need no lock.
+	deltas    atomic.Int32
+	closeSent atomic.Bool
+	// The flags of the state below, guarded by mu, packed here.
+	state      sessionState
+	pingOut    bool // a ping was sent and its pong has not arrived
+	registered bool // added to the hub
+	closed     bool // cleanup has run: no new subscriptions
+
 	h  *Handler
 	tr *transport
 	// conn is the WebSocket of websocket and uni_websocket sessions.
@@ -57,40 +78,27 @@ type session struct {
 
 	// mu guards the session state and subscriptions. It is never held while
 	// calling into the hub, which calls back into Deliver and Control.
-	mu    sync.Mutex
-	state sessionState
-	// proto: the session speaks Protobuf (binary frames, varint-delimited).
-	proto bool
-	// deltas counts the subscriptions with delta compression, so that
-	// other sessions' deliveries need no lock.
-	deltas      atomic.Int32
+	mu          sync.Mutex
 	clientID    string
 	user        string
 	info        json.RawMessage
 	expireAt    time.Time
 	subs        map[string]*subscription
-	pingOut     bool // a ping was sent and its pong has not arrived
 	staleTimer  *time.Timer
 	pingTimer   *time.Timer
 	pongTimer   *time.Timer
 	expireTimer *time.Timer
-	registered  bool // added to the hub
-	closed      bool // cleanup has run: no new subscriptions
 	authConn    *auth.Conn
 	jti         string
 	issuedAt    time.Time
 	// upgradeHeaders are the upgrade request's headers that proxies forward.
 	upgradeHeaders http.Header
 	httpTokens     []auth.Candidate // tokens found on the upgrade request
-	framePing      bool             // cf_ws_frame_ping_pong: WebSocket ping frames instead of {} pings
 
 	// Command rate limit (token bucket), used only by the goroutine that
 	// handles a frame.
 	rateTokens float64
 	rateLast   time.Time
-
-	q         conn.Queue
-	closeSent atomic.Bool
 }
 
 // sessionExt is the state of sessions other than a plain WebSocket.
@@ -142,7 +150,7 @@ type subscription struct {
 // newSession prepares a session of transport tr for request r; attach
 // gives it its connection.
 func newSession(h *Handler, tr *transport, proto bool, r *http.Request) *session {
-	s := &session{h: h, tr: tr, proto: proto, remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
+	s := &session{h: h, tr: tr, proto: proto, plain: !proto && !tr.uni, remoteAddr: r.RemoteAddr, origin: r.Header.Get("Origin"), subs: map[string]*subscription{},
 		framePing:  tr == trWebSocket && r.URL.Query().Get("cf_ws_frame_ping_pong") == "true",
 		rateTokens: float64(h.cfg.Client.CommandBurst), rateLast: time.Now()}
 	if tr != trWebSocket {
