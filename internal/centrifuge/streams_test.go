@@ -190,7 +190,7 @@ func TestEmulationBadRequests(t *testing.T) {
 	req, _ := http.NewRequest(http.MethodOptions, "http://"+srv.Addr+"/emulation", nil)
 	req.Header.Set("Origin", "http://app.example")
 	req.Header.Set("Access-Control-Request-Headers", "content-type")
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestEmulationBadRequests(t *testing.T) {
 		t.Fatalf("preflight %d %v", resp.StatusCode, resp.Header)
 	}
 	for _, path := range []string{"/emulation", "/connection/http_stream"} {
-		resp, err = http.Get("http://" + srv.Addr + path)
+		resp, err = httpClient.Get("http://" + srv.Addr + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +212,7 @@ func TestEmulationBadRequests(t *testing.T) {
 	}
 	req, _ = http.NewRequest(http.MethodPost, "http://"+srv.Addr+"/connection/http_stream", strings.NewReader("{}"))
 	req.Header.Set("Origin", "http://evil.example")
-	resp, err = http.DefaultClient.Do(req)
+	resp, err = httpClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,7 +229,7 @@ func TestSSERequests(t *testing.T) {
 	srv := testutil.Start(t, cfg)
 	get := func(method, path string, body io.Reader) (int, string) {
 		req, _ := http.NewRequest(method, "http://"+srv.Addr+path, body)
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -253,7 +253,7 @@ func TestSSERequests(t *testing.T) {
 	}
 	st.ended(5 * time.Second)
 	// The body starts with an empty line.
-	resp, err := http.Get("http://" + srv.Addr + "/connection/sse?cf_connect=" + url.QueryEscape(string(connectFrame(t, "eve"))))
+	resp, err := httpClient.Get("http://" + srv.Addr + "/connection/sse?cf_connect=" + url.QueryEscape(string(connectFrame(t, "eve"))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestDisabledTransportsNameTheirSetting(t *testing.T) {
 		"/connection/uni_websocket": "uni_websocket.enabled", "/connection/uni_sse": "uni_sse.enabled",
 		"/connection/uni_http_stream": "uni_http_stream.enabled", "/emulation": "http_stream.enabled or sse.enabled",
 	} {
-		resp, err := http.Post("http://"+srv.Addr+path, "application/json", strings.NewReader("{}"))
+		resp, err := httpClient.Post("http://"+srv.Addr+path, "application/json", strings.NewReader("{}"))
 		if err != nil {
 			t.Fatal(err)
 		}

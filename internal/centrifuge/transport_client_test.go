@@ -22,6 +22,10 @@ import (
 // Clients of the transports besides JSON over WebSocket (testutil.Client),
 // over real sockets.
 
+// httpClient keeps no idle connections: test servers come and go on
+// random ports, and a pooled connection to a stopped one fails a POST.
+var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
+
 // transportsConfig is the test configuration with every transport on.
 func transportsConfig() *config.Config {
 	cfg := testutil.Config()
@@ -203,7 +207,7 @@ func openStream(t testing.TB, srv *testutil.Server, method, path, contentType st
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)
 	}
@@ -329,7 +333,7 @@ func emulate(t testing.TB, srv *testutil.Server, contentType string, body []byte
 	if contentType != "" {
 		req.Header.Set("Content-Type", contentType)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := httpClient.Do(req)
 	if err != nil {
 		t.Fatalf("/emulation: %v", err)
 	}

@@ -156,7 +156,7 @@ func TestUnidirectionalConnectRefusals(t *testing.T) {
 		{http.MethodGet, "/connection/uni_websocket?cf_connect=%7B", ""},
 	} {
 		req, _ := http.NewRequest(tc.method, "http://"+srv.Addr+tc.path, strings.NewReader(tc.body))
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := httpClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
