@@ -257,6 +257,8 @@ func writeReport(w io.Writer, title, command string, first Result, runs []map[st
 	table("conns", connsColumns, func(string) string { return "" })
 	table("fanout", fanoutColumns, withM)
 	table("channels", fanoutColumns, withM)
+	table("pb conns", connsColumns, func(string) string { return "" })
+	table("pb fanout", fanoutColumns, withM)
 	table("sse conns", connsColumns, func(string) string { return "" })
 	table("sse fanout", fanoutColumns, withM)
 	table("callout", calloutColumns, func(string) string { return "" })
