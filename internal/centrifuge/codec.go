@@ -77,26 +77,29 @@ func (s *session) decode(frame []byte) ([]*Command, error) {
 	return decodeFrame(frame)
 }
 
-// Deliver implements hub.Client. It never blocks: it queues the encoded push.
+// Deliver implements hub.Client. It never blocks: it queues the encoded
+// push, with the publication's time for the latency metric.
 func (s *session) Deliver(hs *hub.Subscription, d *hub.Delivery) {
 	if s.plain && s.deltas.Load() == 0 {
-		s.enqueue(d.Encoded(formatJSON, encodeDelivery)) // the common case
+		s.q.EnqueueAt(d.Encoded(formatJSON, encodeDelivery), d.Accepted()) // the common case
 		return
 	}
+	var b []byte
+	var st *deltaState
 	if d.Kind == hub.KindPublication && s.deltas.Load() > 0 {
-		if st := s.deltaOf(hs); st != nil {
-			s.enqueue(st.encoded(d, s.proto))
-			return
-		}
+		st = s.deltaOf(hs)
 	}
 	switch {
+	case st != nil:
+		b = st.encoded(d, s.proto)
 	case s.proto:
-		s.enqueue(d.Encoded(formatProtobuf, encodeProtoDelivery))
+		b = d.Encoded(formatProtobuf, encodeProtoDelivery)
 	case s.tr.uni:
-		s.enqueue(bare(d.Encoded(formatJSON, encodeDelivery)))
+		b = bare(d.Encoded(formatJSON, encodeDelivery))
 	default:
-		s.enqueue(d.Encoded(formatJSON, encodeDelivery))
+		b = d.Encoded(formatJSON, encodeDelivery)
 	}
+	s.q.EnqueueAt(b, d.Accepted())
 }
 
 // encodeProtoDelivery encodes a delivery as a Protobuf push. Publication
