@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
 # Runs every Herald test: go vet, the Go tests (unit and integration tests
-# over real sockets) and the end-to-end tests with the npm centrifuge client.
-# Needs Go; Node.js and npm for the end-to-end tests; gcc enables -race.
+# over real sockets, with real Redis and NATS servers) and the end-to-end
+# tests with the real npm clients and headless Chromium. Needs Go; what else
+# the tests need (gcc, Node.js, redis-server, Chromium) is installed by
+# scripts/deps.sh when it is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+./scripts/deps.sh
 
 echo "== go vet"
 go vet ./...
@@ -15,7 +19,7 @@ fi
 echo "== go test ${race[*]:-}"
 go test "${race[@]}" -count=1 -timeout 10m ./...
 
-echo "== end-to-end (npm centrifuge client)"
+echo "== end-to-end (npm clients, headless Chromium)"
 cd test/e2e
 npm ci --no-audit --no-fund --loglevel=error
 npm test
