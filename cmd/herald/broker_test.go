@@ -75,10 +75,8 @@ func TestServeBrokerFlags(t *testing.T) {
 
 	p := start(t, bin, nil, "serve", "--config", file, "--broker", "redis", "--redis-address", srv.Addr())
 	addr := waitListening(t, p)
-	resp, err := http.Get("http://" + addr + "/health")
-	if err != nil || resp.StatusCode != 200 {
-		t.Fatalf("health with redis up: %v %v", err, resp)
-	}
+	waitHealth(t, addr, http.StatusOK, 10*time.Second)
+	waitLog(t, p, `"msg":"broker reachable"`, 5*time.Second)
 	// The node subscribed to its control channel in this Redis.
 	brokertest.Eventually(t, 5*time.Second, func() error {
 		n, err := srv.Do("PUBSUB", "NUMPAT")
@@ -91,17 +89,19 @@ func TestServeBrokerFlags(t *testing.T) {
 		return nil
 	})
 	srv.Stop()
-	brokertest.Eventually(t, 10*time.Second, func() error {
-		resp, err := http.Get("http://" + addr + "/health")
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusServiceUnavailable {
-			return errorf("health %d with redis down", resp.StatusCode)
-		}
-		return nil
-	})
+	waitHealth(t, addr, http.StatusServiceUnavailable, 10*time.Second)
+	waitLog(t, p, `"msg":"broker unavailable`, 5*time.Second)
+
+	// broker.at_start wait (the default): the node serves at once, /health
+	// says it is not ready, a line every 5 s says it waits, and it becomes
+	// ready when the broker answers.
+	p3 := start(t, bin, nil, "serve", "--config", file, "--broker", "redis", "--redis-address", srv.Addr())
+	addr3 := waitListening(t, p3)
+	waitHealth(t, addr3, http.StatusServiceUnavailable, 5*time.Second)
+	waitLog(t, p3, `"msg":"broker unreachable; waiting`, 10*time.Second)
+	srv.Restart(t)
+	waitHealth(t, addr3, http.StatusOK, 10*time.Second)
+	waitLog(t, p3, `"msg":"broker reachable"`, 5*time.Second)
 
 	// broker.at_start exit: an unreachable broker stops the start.
 	down := closedPort(t)
@@ -117,3 +117,28 @@ func TestServeBrokerFlags(t *testing.T) {
 }
 
 func errorf(format string, args ...any) error { return fmt.Errorf(format, args...) }
+
+func waitHealth(t *testing.T, addr string, status int, timeout time.Duration) {
+	t.Helper()
+	brokertest.Eventually(t, timeout, func() error {
+		resp, err := http.Get("http://" + addr + "/health")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != status {
+			return errorf("/health answers %d, want %d", resp.StatusCode, status)
+		}
+		return nil
+	})
+}
+
+func waitLog(t *testing.T, p *proc, text string, timeout time.Duration) {
+	t.Helper()
+	brokertest.Eventually(t, timeout, func() error {
+		if !strings.Contains(p.stderr.String(), text) {
+			return errorf("no %s in the log:\n%s", text, p.stderr.String())
+		}
+		return nil
+	})
+}

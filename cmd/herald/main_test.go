@@ -333,7 +333,7 @@ func TestServePrecedenceAndRefusals(t *testing.T) {
 
 func waitListening(t *testing.T, p *proc) string {
 	t.Helper()
-	re := regexp.MustCompile(`"msg":"herald listening","addr":"([^"]+)"`)
+	re := regexp.MustCompile(`"msg":"herald listening".*?"addr":"([^"]+)"`)
 	deadline := time.Now().Add(10 * time.Second)
 	for time.Now().Before(deadline) {
 		if m := re.FindStringSubmatch(p.stderr.String()); m != nil {

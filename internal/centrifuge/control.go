@@ -30,8 +30,12 @@ func (s *session) Control(in hub.Intent) {
 			return
 		}
 		if in.Why == hub.WhyInsufficientState {
-			// The client reconnects and recovers from its stored positions.
-			go s.closeWith(DisconnectInsufficientState.With(in.Reason))
+			// The subscription missed publications. The SDK resubscribes a
+			// client-side subscription at once and recovers from its
+			// position (unsubscribe 2500); a server-side one, which the
+			// client cannot resubscribe, by reconnecting (3010). The hub
+			// calls this with the subscription locked: end it apart.
+			go s.endSub(sub, UnsubscribeInsufficientState, in.Reason, DisconnectInsufficientState.With(in.Reason))
 			return
 		}
 		s.removeSub(sub)

@@ -406,13 +406,30 @@ func TestFramePingPong(t *testing.T) {
 func TestEpochChangeIsInsufficientState(t *testing.T) {
 	cfg := testutil.Config()
 	cfg.Channel.WithoutNamespace.HistoryMetaTTL = config.Duration(200 * time.Millisecond)
+	cfg.Channel.WithoutNamespace.ForcePositioning = true
 	srv := testutil.Start(t, cfg)
 	c := srv.Dial(t, nil)
 	c.Connect(testutil.UserToken(t, "u"))
-	c.Call("subscribe", map[string]any{"channel": "pos", "positioned": true})
+	c.Call("subscribe", map[string]any{"channel": "pos"})
 	time.Sleep(300 * time.Millisecond) // the stream's metadata expires: a new epoch begins
 	publishN(t, srv, "pos", 1, 1)
-	if code, reason := c.ExpectClose(wait); code != 3010 || !strings.Contains(reason, "epoch") {
+	// A client-side subscription: unsubscribe 2500, and the SDK resubscribes.
+	push := c.WaitPush(wait)
+	unsub, _ := push["unsubscribe"].(map[string]any)
+	if push["channel"] != "pos" || unsub["code"] != float64(2500) || !strings.Contains(fmt.Sprint(unsub["reason"]), "epoch") {
+		t.Fatalf("push %v, want unsubscribe 2500 insufficient state", push)
+	}
+	if r := c.Call("subscribe", map[string]any{"channel": "pos"}); r["error"] != nil {
+		t.Fatalf("resubscribe: %v", r)
+	}
+	// A server-side subscription, which the client cannot resubscribe:
+	// disconnect 3010, and the client reconnects.
+	tok := testutil.Token(t, map[string]any{"sub": "u", "channels": []string{"spos"}})
+	s := srv.Dial(t, nil)
+	s.Connect(tok)
+	time.Sleep(300 * time.Millisecond)
+	publishN(t, srv, "spos", 1, 1)
+	if code, reason := s.ExpectClose(wait); code != 3010 || !strings.Contains(reason, "epoch") {
 		t.Fatalf("close %d %q, want 3010 insufficient state", code, reason)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/heraldhub/herald/internal/broker"
@@ -65,34 +66,21 @@ func describeBroker(cfg *config.Config) string {
 	return "memory"
 }
 
-// waitBroker waits until a broker with a backing service answers: with
-// broker.at_start wait, for ever, with a log line every 5 s; with exit, for
-// a few seconds, then it returns why it could not connect.
-func waitBroker(ctx context.Context, b broker.Broker, cfg *config.Config, log *slog.Logger) error {
+// waitBroker waits a few seconds for a broker with a backing service to
+// answer (broker.at_start: exit) and returns why it could not connect.
+func waitBroker(ctx context.Context, b broker.Broker, cfg *config.Config) error {
 	hc, ok := b.(broker.HealthChecker)
 	if !ok {
 		return nil
 	}
-	start := time.Now()
-	giveUp := 2*cfg.Broker.Redis.ConnectTimeout.D() + 3*time.Second
-	nextLog := start.Add(5 * time.Second)
+	giveUp := time.Now().Add(2*cfg.Broker.Redis.ConnectTimeout.D() + 3*time.Second)
 	for {
 		err := hc.Health()
 		if err == nil {
-			if time.Since(start) > time.Second {
-				log.Info("broker reachable", slog.String("broker", describeBroker(cfg)), slog.Duration("waited", time.Since(start).Round(time.Second)))
-			}
 			return nil
 		}
-		now := time.Now()
-		if cfg.Broker.AtStart == "exit" && now.Sub(start) > giveUp {
+		if time.Now().After(giveUp) {
 			return fmt.Errorf("broker %s is unreachable (broker.at_start is exit): %v", describeBroker(cfg), err)
-		}
-		if now.After(nextLog) {
-			log.Warn("broker unreachable; waiting (set broker.at_start: exit to stop instead)",
-				slog.String("broker", describeBroker(cfg)), slog.String("error", err.Error()),
-				slog.Duration("waited", now.Sub(start).Round(time.Second)))
-			nextLog = now.Add(5 * time.Second)
 		}
 		select {
 		case <-ctx.Done():
@@ -100,6 +88,86 @@ func waitBroker(ctx context.Context, b broker.Broker, cfg *config.Config, log *s
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// brokerWatch is what monitorBroker last saw, for /debug/vars.
+type brokerWatch struct {
+	mu     sync.Mutex
+	err    error     // nil while the broker is reachable
+	since  time.Time // when err changed last
+	losses int       // times the broker was lost after having been reachable
+}
+
+// monitorBroker follows the health of a broker with a backing service
+// until ctx ends, and logs each change: while the node waits for the broker
+// at start, a line every 5 s; then one line when the broker is lost
+// (publications are refused meanwhile) and one when it is back.
+func (s *Server) monitorBroker(ctx context.Context) {
+	hc, ok := s.broker.(broker.HealthChecker)
+	if !ok {
+		return
+	}
+	what := describeBroker(s.cfg)
+	start := time.Now()
+	reached := false
+	nextLog := start.Add(5 * time.Second)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		err := hc.Health()
+		now := time.Now()
+		s.watch.mu.Lock()
+		prev, since := s.watch.err, s.watch.since
+		changed := (err == nil) != (prev == nil) || since.IsZero()
+		if changed {
+			s.watch.err, s.watch.since = err, now
+			if err != nil && reached {
+				s.watch.losses++
+			}
+		} else if err != nil {
+			s.watch.err = err // the latest reason
+		}
+		s.watch.mu.Unlock()
+		switch {
+		case !reached && err == nil:
+			reached = true
+			s.log.Info("broker reachable", slog.String("broker", what), slog.Duration("waited", now.Sub(start).Round(time.Millisecond)))
+		case !reached && now.After(nextLog):
+			s.log.Warn("broker unreachable; waiting (set broker.at_start: exit to stop instead); /health answers 503 and publications are refused meanwhile",
+				slog.String("broker", what), slog.String("error", err.Error()), slog.Duration("waited", now.Sub(start).Round(time.Second)))
+			nextLog = now.Add(5 * time.Second)
+		case reached && changed && err != nil:
+			s.log.Warn("broker unavailable: publications are refused (503, client error 100) and /health answers 503 until it is back",
+				slog.String("broker", what), slog.String("error", err.Error()))
+		case reached && changed && err == nil:
+			s.log.Info("broker available again; subscriptions restored", slog.String("broker", what),
+				slog.Duration("down_for", now.Sub(since).Round(time.Millisecond)))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
+}
+
+// brokerVars adds the broker's state to /debug/vars.
+func (s *Server) brokerVars(vars map[string]any) {
+	vars["broker"] = s.cfg.Broker.Type
+	if _, ok := s.broker.(broker.HealthChecker); !ok {
+		vars["broker_up"] = true
+		return
+	}
+	s.watch.mu.Lock()
+	defer s.watch.mu.Unlock()
+	vars["broker_up"] = s.watch.err == nil && !s.watch.since.IsZero()
+	if s.watch.err != nil {
+		vars["broker_error"] = s.watch.err.Error()
+	}
+	if !s.watch.since.IsZero() {
+		vars["broker_state_since"] = s.watch.since.UTC().Format(time.RFC3339Nano)
+	}
+	vars["broker_losses"] = s.watch.losses
 }
 
 // CheckBroker connects to the configured broker as a node would and says

@@ -124,6 +124,7 @@ func (s *Server) debugVars(w http.ResponseWriter, r *http.Request) {
 		vars["mercure_subscribers_connected"] = s.mercure.NumSubscribers()
 	}
 	vars["num_selector_subs"] = st.NumSelectors
+	s.brokerVars(vars)
 	s.natsCalloutVars(vars)
 	_ = json.NewEncoder(w).Encode(vars)
 }

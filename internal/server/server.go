@@ -69,6 +69,8 @@ type Server struct {
 	stopRefusal func() // stops counting refusals
 	admin       interface{ Close() }
 	version     string
+
+	watch brokerWatch // the broker's health, as monitorBroker last saw it
 }
 
 // frontDoor is one entry of the table of what the server serves: a path
@@ -85,6 +87,14 @@ type frontDoor struct {
 
 // New builds a server from configuration. The configuration must be valid.
 func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) {
+	nodeID := cfg.NodeID
+	if nodeID == "" {
+		nodeID = uuid.NewString()
+	}
+	if cfg.Broker.Type != "memory" {
+		// Several nodes log to one place: every line says which node wrote it.
+		log = log.With(slog.String("node", nodeID))
+	}
 	// Metrics are always counted (the cost is measured in bench/); whether
 	// and where /metrics serves them is configuration.
 	m := metrics.New()
@@ -100,10 +110,6 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	ns, err := hub.NewNamespaces(&cfg.Channel, config.NamespaceOptions{})
 	if err != nil {
 		return nil, err
-	}
-	nodeID := cfg.NodeID
-	if nodeID == "" {
-		nodeID = uuid.NewString()
 	}
 	proxies, err := buildProxies(cfg, log, m)
 	if err != nil {
@@ -142,9 +148,15 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 		_ = b.Close()
 		return nil, err
 	}
-	if err := waitBroker(context.Background(), b, cfg, log); err != nil {
-		_ = b.Close()
-		return nil, err
+	if cfg.Broker.AtStart == "exit" {
+		// Stop here, before serving anything, when the broker does not
+		// answer within a few seconds. With wait, the node serves at once:
+		// /health says it is not ready and publications are refused until
+		// the broker answers (monitorBroker logs the wait).
+		if err := waitBroker(context.Background(), b, cfg); err != nil {
+			_ = h.Close()
+			return nil, err
+		}
 	}
 	s := &Server{cfg: cfg, log: log, verifier: verifier, engine: engine, hub: h, broker: b, keys: keys, sources: sources, args: os.Args,
 		pool: conn.NewPool(max(2, runtime.GOMAXPROCS(0)), cfg.Client.WriteLag.D()), workers: conn.NewWorkers(), metrics: m, version: version}
@@ -177,6 +189,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	watchCtx, cancel := context.WithCancel(context.Background())
 	s.stopWatch = cancel
 	s.watchKeyFiles(watchCtx)
+	go s.monitorBroker(watchCtx)
 	s.api = api.New(cfg, h, verifier.Refusals, log, version)
 	if err := s.startNATSCallout(); err != nil {
 		cancel()
@@ -374,7 +387,8 @@ func (s *Server) Serve() error {
 		}
 	}
 	s.serveMetrics()
-	s.log.Info("herald listening", slog.String("addr", s.ln.Addr().String()))
+	s.log.Info("herald listening", slog.String("addr", s.ln.Addr().String()), slog.String("node_id", s.hub.NodeID()),
+		slog.String("broker", describeBroker(s.cfg)))
 	var routes []fastRoute
 	for _, d := range s.doors {
 		if d.fast {

@@ -59,6 +59,7 @@ type Server struct {
 	Logs *LogBuffer
 	t    testing.TB
 	done chan error
+	stop sync.Once
 }
 
 // HubPublish publishes JSON data to a channel through the hub, as the
@@ -131,19 +132,27 @@ func Start(t testing.TB, cfg *config.Config) *Server {
 	s := &Server{Server: srv, Addr: srv.Addr(), Cfg: cfg, Logs: logs, t: t, done: make(chan error, 1)}
 	go func() { s.done <- srv.Serve() }()
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		select {
-		case <-s.done:
-		case <-time.After(5 * time.Second):
-			t.Errorf("server did not stop")
-		}
+		s.Stop()
 		if t.Failed() {
-			t.Logf("server log:\n%s", logs.String())
+			t.Logf("server %s (node %s) log:\n%s", s.Addr, srv.Hub().NodeID(), logs.String())
 		}
 	})
 	return s
+}
+
+// Stop shuts the server down (clients are told, as on SIGTERM) and waits
+// for it; it is called at test end too.
+func (s *Server) Stop() {
+	s.stop.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+		select {
+		case <-s.done:
+		case <-time.After(5 * time.Second):
+			s.t.Errorf("server %s did not stop", s.Addr)
+		}
+	})
 }
 
 // Done is closed with Serve's result when the server stops.

@@ -75,6 +75,7 @@ func (c *psConn) sub(cl rueidis.Client, dc rueidis.DedicatedClient, unsub bool, 
 func (c *psConn) run() {
 	defer c.b.wg.Done()
 	delay := 50 * time.Millisecond
+	failures := 0 // failed attempts since the connection was last up
 	for {
 		cl := c.b.waitClient()
 		if cl == nil {
@@ -87,8 +88,13 @@ func (c *psConn) run() {
 		if err != nil {
 			dc.Close()
 			cancelDC()
-			c.b.markLost()
-			c.b.log.Warn("redis: PUB/SUB connection could not subscribe; retrying", slog.String("connection", c.name()),
+			// One line per outage, not one per connection and attempt.
+			level := slog.LevelDebug
+			if c.b.markLost() {
+				level = slog.LevelWarn
+			}
+			failures++
+			c.b.log.Log(c.b.ctx, level, "redis: PUB/SUB connection could not subscribe; retrying", slog.String("connection", c.name()),
 				slog.String("error", err.Error()), slog.Duration("retry_in", delay))
 			select {
 			case <-c.b.ctx.Done():
@@ -98,7 +104,10 @@ func (c *psConn) run() {
 			delay = min(2*delay, 2*time.Second)
 			continue
 		}
-		delay = 50 * time.Millisecond
+		if failures > 0 {
+			c.b.log.Debug("redis: PUB/SUB connection subscribed again", slog.String("connection", c.name()), slog.Int("attempts", failures+1))
+		}
+		delay, failures = 50*time.Millisecond, 0
 		c.b.connUp()
 		var why string
 		select {
@@ -115,8 +124,11 @@ func (c *psConn) run() {
 		c.down()
 		dc.Close()
 		cancelDC()
-		c.b.markLost()
-		c.b.log.Warn("redis: PUB/SUB connection lost; reconnecting", slog.String("connection", c.name()), slog.String("reason", why))
+		level := slog.LevelDebug
+		if c.b.markLost() {
+			level = slog.LevelWarn
+		}
+		c.b.log.Log(c.b.ctx, level, "redis: PUB/SUB connection lost; reconnecting", slog.String("connection", c.name()), slog.String("reason", why))
 	}
 }
 
@@ -144,6 +156,16 @@ func (c *psConn) subscribeAll(cl rueidis.Client, dc rueidis.DedicatedClient) err
 		}
 		for ch := range c.channels {
 			names = append(names, k.pubsub(c.part, ch))
+		}
+	}
+	if len(names) == 0 {
+		// Nothing to subscribe yet: check that the connection works, so
+		// that a dead Redis is not taken for a live connection.
+		ctx, cancel := c.b.timeout()
+		err := dc.Do(ctx, cl.B().Ping().Build()).Error()
+		cancel()
+		if err != nil {
+			return err
 		}
 	}
 	const batch = 512
@@ -424,11 +446,14 @@ func (b *Broker) refreshAllFlags(cl rueidis.Client) {
 	}
 }
 
-// markLost records that publications may have been missed.
-func (b *Broker) markLost() {
+// markLost records that publications may have been missed; it reports
+// whether this starts a loss (none was recorded since the last resync).
+func (b *Broker) markLost() bool {
 	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	first := !b.lost
 	b.lost = true
-	b.rmu.Unlock()
+	return first
 }
 
 // connUp is called when a connection is subscribed again: once every

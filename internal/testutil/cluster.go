@@ -1,0 +1,131 @@
+package testutil
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/heraldhub/herald/internal/broker/brokertest"
+	"github.com/heraldhub/herald/internal/config"
+)
+
+// Cluster is several Herald nodes sharing one Redis broker, each a real
+// server on its own loopback port, as behind a load balancer.
+type Cluster struct {
+	// Redis is the private redis-server of StartCluster (nil for
+	// StartClusterAt).
+	Redis *brokertest.RedisServer
+	// Address is the broker.redis.address every node uses.
+	Address string
+	Nodes   []*Server
+
+	t         testing.TB
+	configure func(i int, cfg *config.Config)
+}
+
+// StartCluster starts a private redis-server and n nodes that use it as
+// their broker; configure (may be nil) adjusts node i's configuration
+// (Config() with broker.type redis). Each node is ready (/health 200) when
+// it returns. Everything stops at test end.
+func StartCluster(t testing.TB, n int, configure func(i int, cfg *config.Config)) *Cluster {
+	t.Helper()
+	r := brokertest.StartRedis(t)
+	c := StartClusterAt(t, r.Addr(), n, configure)
+	c.Redis = r
+	return c
+}
+
+// StartClusterAt starts n nodes whose broker is the Redis at address (any
+// form broker.redis.address accepts, Sentinel included).
+func StartClusterAt(t testing.TB, address string, n int, configure func(i int, cfg *config.Config)) *Cluster {
+	t.Helper()
+	c := &Cluster{Address: address, t: t, configure: configure}
+	for range n {
+		c.AddNode(t)
+	}
+	return c
+}
+
+// NodeConfig returns the configuration of node i: Config() with the
+// cluster's broker, node id "node-<i+1>", and fast node announcements.
+func (c *Cluster) NodeConfig(i int) *config.Config {
+	cfg := Config()
+	cfg.NodeID = fmt.Sprintf("node-%d", i+1)
+	cfg.NodeName = cfg.NodeID
+	cfg.Broker.Type = "redis"
+	cfg.Broker.Redis.Address = c.Address
+	if c.configure != nil {
+		c.configure(i, cfg)
+	}
+	return cfg
+}
+
+// AddNode starts one more node (a node that joins later) and waits until
+// it is ready.
+func (c *Cluster) AddNode(t testing.TB) *Server {
+	t.Helper()
+	s := Start(t, c.NodeConfig(len(c.Nodes)))
+	s.WaitHealth(t, http.StatusOK, 10*time.Second)
+	c.Nodes = append(c.Nodes, s)
+	return s
+}
+
+// Restart stops node i (its clients are told to reconnect, as on SIGTERM)
+// and starts it again with the same configuration and node id, on a new
+// port.
+func (c *Cluster) Restart(t testing.TB, i int) *Server {
+	t.Helper()
+	c.Nodes[i].Stop()
+	s := Start(t, c.NodeConfig(i))
+	s.WaitHealth(t, http.StatusOK, 10*time.Second)
+	c.Nodes[i] = s
+	return s
+}
+
+// Health returns the status and body of GET /health.
+func (s *Server) Health() (int, string, error) {
+	resp, err := http.Get("http://" + s.Addr + "/health")
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), nil
+}
+
+// WaitHealth waits until /health answers status and returns the body.
+func (s *Server) WaitHealth(t testing.TB, status int, timeout time.Duration) string {
+	t.Helper()
+	var body string
+	Eventually(t, timeout, func() error {
+		st, b, err := s.Health()
+		if err != nil {
+			return err
+		}
+		body = b
+		if st != status {
+			return fmt.Errorf("%s: /health answers %d %s, want %d", s.Addr, st, b, status)
+		}
+		return nil
+	})
+	return body
+}
+
+// Eventually calls f every 20 ms until it returns nil, and fails the test
+// with f's last error after timeout.
+func Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := f()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after %s: %v", timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
