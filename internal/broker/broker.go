@@ -180,6 +180,17 @@ type PresenceManager interface {
 	PresenceStats(channel string) (PresenceStats, error)
 }
 
+// SharedRecords is a store that every node of a cluster reads: small
+// records, each kept until its expiry, that a node starting later must know
+// (token revocations). Brokers with a shared store (Redis) provide it.
+type SharedRecords interface {
+	// PutRecord keeps data in set until the given time; putting the same
+	// data again keeps one record with the later expiry.
+	PutRecord(set string, data []byte, until time.Time) error
+	// Records returns the set's records that have not expired.
+	Records(set string) ([][]byte, error)
+}
+
 // HealthChecker is implemented by brokers with a backing service: Health
 // returns nil while it is reachable.
 type HealthChecker interface {

@@ -28,14 +28,6 @@ type intentMsg struct {
 	Intent Intent   `json:"intent"`
 }
 
-// Revocation is a token revocation made on some node, applied on every one.
-type Revocation struct {
-	JTI          string    `json:"jti,omitempty"`
-	User         string    `json:"user,omitempty"`
-	IssuedBefore time.Time `json:"issued_before,omitzero"`
-	Until        time.Time `json:"until"`
-}
-
 // NodeInfo describes a live node, as the server API's info method lists it.
 type NodeInfo struct {
 	ID          string `json:"uid"`
@@ -59,9 +51,6 @@ type nodeRegistry struct {
 func (h *Hub) Control(user, client string, except []string, in Intent) error {
 	return h.SendControl("", "intent", intentMsg{User: user, Client: client, Except: except, Intent: in})
 }
-
-// Revoke applies a revocation on every node.
-func (h *Hub) Revoke(r Revocation) error { return h.SendControl("", "revoke", r) }
 
 // HandleControlKind registers f for control messages of kind, sent by any
 // node with SendControl. Register before the hub serves traffic.
@@ -118,19 +107,18 @@ func (h *Hub) registerBuiltinControls() {
 			}
 		}
 	}
-	h.controls["revoke"] = func(_ string, p json.RawMessage) {
-		var r Revocation
-		if err := json.Unmarshal(p, &r); err != nil {
-			h.log.Warn("undecodable revocation", slog.String("error", err.Error()))
-			return
-		}
-		if h.o.OnRevocation != nil {
-			h.o.OnRevocation(r)
-		}
-	}
+	h.registerRevocationControls()
 	h.controls["node"] = func(from string, p json.RawMessage) {
 		var n NodeInfo
 		if err := json.Unmarshal(p, &n); err != nil {
+			return
+		}
+		if n.ID == h.o.NodeID {
+			// This node hears itself: its control subscription is live, so
+			// nothing sent from now on is missed; catch up on what was.
+			if h.heardSelf.CompareAndSwap(false, true) {
+				h.kickRevocations()
+			}
 			return
 		}
 		n.seen = time.Now()
@@ -138,7 +126,18 @@ func (h *Hub) registerBuiltinControls() {
 		if h.nodes.nodes == nil {
 			h.nodes.nodes = map[string]NodeInfo{}
 		}
+		_, known := h.nodes.nodes[n.ID]
 		h.nodes.nodes[n.ID] = n
+		h.nodes.mu.Unlock()
+		if !known {
+			// A node that joins hears from every other one at once, not
+			// after their next announcement. Not from the broker's reader.
+			go func() { _ = h.SendControl(n.ID, "node", h.selfInfo()) }()
+		}
+	}
+	h.controls["leave"] = func(from string, _ json.RawMessage) {
+		h.nodes.mu.Lock()
+		delete(h.nodes.nodes, from)
 		h.nodes.mu.Unlock()
 	}
 }
@@ -149,18 +148,24 @@ func (h *Hub) selfInfo() NodeInfo {
 		NumChannels: st.NumChannels, NumSubs: st.NumSubs, Uptime: int64(st.Uptime / time.Second)}
 }
 
-// startNodeInfo announces this node every NodeInfoInterval.
+// startNodeInfo announces this node every NodeInfoInterval, and every
+// 250 ms until it hears its own announcement (the broker connects in the
+// background).
 func (h *Hub) startNodeInfo() {
 	go func() {
-		t := time.NewTicker(h.o.NodeInfoInterval)
+		t := time.NewTimer(0)
 		defer t.Stop()
 		for {
-			_ = h.SendControl("", "node", h.selfInfo())
 			select {
 			case <-t.C:
 			case <-h.stopNodes:
 				return
 			}
+			next := h.o.NodeInfoInterval
+			if err := h.SendControl("", "node", h.selfInfo()); err != nil || !h.heardSelf.Load() {
+				next = 250 * time.Millisecond
+			}
+			t.Reset(next)
 		}
 	}()
 }

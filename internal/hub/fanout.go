@@ -188,6 +188,8 @@ func (h *Hub) HandleResync() {
 		sh.mu.RUnlock()
 	}
 	hit = append(hit, h.sel.all()...)
+	// Revocations sent while the connection was down were missed too.
+	h.kickRevocations()
 	for _, s := range hit {
 		s.mu.Lock()
 		if !s.ended {

@@ -41,6 +41,9 @@ type Options struct {
 	// OnRevocation applies a revocation made on any node to this node's
 	// auth engine; live connections are then checked.
 	OnRevocation func(Revocation)
+	// Records, when the broker has a store every node shares, keeps the
+	// revocations until they expire, for nodes that start later.
+	Records broker.SharedRecords
 	// NodeInfoInterval is how often the node announces itself to the others
 	// (default 5s); a node not heard from for three intervals is gone.
 	NodeInfoInterval time.Duration
@@ -104,8 +107,12 @@ type Hub struct {
 	controlMu sync.RWMutex // the node announcements run while front doors register their kinds
 	controls  map[string]func(node string, payload json.RawMessage)
 	nodes     nodeRegistry
+	heardSelf atomic.Bool // this node received its own announcement
 	stopNodes chan struct{}
 	stopOnce  sync.Once
+
+	revs    revocations
+	revKick chan struct{}
 }
 
 // New returns a hub and starts delivery from the broker.
@@ -122,7 +129,7 @@ func New(o Options) (*Hub, error) {
 	h := &Hub{o: o, broker: o.Broker, presence: o.Presence, ns: o.Namespaces, auth: o.Auth, log: o.Logger,
 		seed: maphash.MakeSeed(), started: time.Now(), matcher: NewMatcher(o.MatchCacheSize),
 		clients: map[string]*clientEntry{}, users: map[string]map[string]*clientEntry{},
-		stopNodes: make(chan struct{})}
+		stopNodes: make(chan struct{}), revKick: make(chan struct{}, 1)}
 	for i := range h.shards {
 		h.shards[i].subs = map[string]map[*Subscription]struct{}{}
 		h.shards[i].prev = map[string]*prevSlot{}
@@ -134,6 +141,7 @@ func New(o Options) (*Hub, error) {
 		return nil, err
 	}
 	h.startNodeInfo()
+	go h.keepRevocations()
 	return h, nil
 }
 
@@ -146,9 +154,13 @@ func (h *Hub) Namespaces() *Namespaces { return h.ns }
 // Matcher returns the topic selector matcher.
 func (h *Hub) Matcher() *Matcher { return h.matcher }
 
-// Close stops the node's announcements and the broker.
+// Close tells the other nodes that this one leaves, and stops its
+// announcements and the broker.
 func (h *Hub) Close() error {
-	h.stopOnce.Do(func() { close(h.stopNodes) })
+	h.stopOnce.Do(func() {
+		close(h.stopNodes)
+		_ = h.SendControl("", "leave", struct{}{})
+	})
 	return h.broker.Close()
 }
 

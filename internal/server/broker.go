@@ -42,6 +42,18 @@ func BuildBroker(cfg *config.Config, log *slog.Logger) (nodeBroker, error) {
 	return broker.NewMemory(), nil
 }
 
+// sharedRecords returns the store every node of the cluster reads, or nil
+// when there is none (memory, NATS with a store per node).
+func sharedRecords(b nodeBroker) broker.SharedRecords {
+	switch b := b.(type) {
+	case *redisbroker.Broker:
+		return b
+	case *natsbroker.Broker:
+		return b.Records()
+	}
+	return nil
+}
+
 func redisOptions(r *config.RedisBroker) redisbroker.Options {
 	return redisbroker.Options{Address: r.Address, User: r.User, Password: r.Password, DB: r.DB,
 		TLS: r.TLS, TLSCAFile: r.TLSCAFile, TLSServerName: r.TLSServerName, TLSSkipVerify: r.TLSSkipVerify,

@@ -143,7 +143,7 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	mb, presence := m.Broker(cfg.Broker.Type, b, b)
 	h, err := hub.New(hub.Options{Broker: mb, Presence: presence, Namespaces: ns, Auth: engine, Logger: log, Metrics: m,
 		NodeID: nodeID, NodeName: cfg.NodeName, Version: version, RecoveryLimit: cfg.Client.RecoveryMaxPublicationLimit,
-		Index: index, MatchCacheSize: cfg.Mercure.TopicCacheSize, OnRevocation: applyRevocation(verifier)})
+		Index: index, MatchCacheSize: cfg.Mercure.TopicCacheSize, OnRevocation: applyRevocation(verifier), Records: sharedRecords(b)})
 	if err != nil {
 		_ = b.Close()
 		return nil, err

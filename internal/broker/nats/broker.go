@@ -189,6 +189,15 @@ func (b *Broker) Run(nodeID string, h broker.Handler) error {
 	return nil
 }
 
+// Records returns the store every node shares (the Redis of
+// broker.nats.store: redis), or nil when each node keeps its own.
+func (b *Broker) Records() broker.SharedRecords {
+	if b.redis == nil {
+		return nil
+	}
+	return b.redis
+}
+
 // Close implements broker.Broker.
 func (b *Broker) Close() error {
 	if !b.closed.CompareAndSwap(false, true) {

@@ -21,6 +21,7 @@ import (
 //	<p>.all.{t}                   PUB/SUB: every publication of the partition
 //	<p>.control.{m}, <p>.node.{m}.<id>, <p>.index.{m}   PUB/SUB
 //	<p>.index.stream.{m}, .index.meta.{m}, .index.ids.{m} (id -> its seqs)
+//	<p>.records.{m}.<set>         zset: shared records (revocations) -> expiry (ms)
 type keyspace struct {
 	prefix string
 	tags   []string // per partition, with braces
@@ -95,6 +96,7 @@ func (k *keyspace) allFlag(p int) string             { return k.prefix + ".allfl
 func (k *keyspace) control() string                  { return k.prefix + ".control." + k.mtag }
 func (k *keyspace) node(id string) string            { return k.prefix + ".node." + k.mtag + "." + id }
 func (k *keyspace) indexChannel() string             { return k.prefix + ".index." + k.mtag }
+func (k *keyspace) records(set string) string        { return k.prefix + ".records." + k.mtag + "." + set }
 func (k *keyspace) indexKeys() []string {
 	return []string{k.prefix + ".index.stream." + k.mtag, k.prefix + ".index.meta." + k.mtag,
 		k.prefix + ".index.ids." + k.mtag}

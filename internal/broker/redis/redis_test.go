@@ -1,7 +1,9 @@
 package redis
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -108,5 +110,54 @@ func TestSentinelFailover(t *testing.T) {
 	pubs, top, err := b.History("c", broker.HistoryFilter{Limit: -1})
 	if err != nil || top != sp || len(pubs) != 2 {
 		t.Fatalf("history on the new master: %d at %+v (%v)", len(pubs), top, err)
+	}
+}
+
+// Records put by one node are read by another, each until its expiry;
+// putting a record again keeps one, with the later expiry.
+func TestSharedRecords(t *testing.T) {
+	srv := brokertest.StartRedis(t)
+	newNode := nodes(srv.Addr(), nil)(t)
+	a := newNode(t, &brokertest.Recorder{}).(*Broker)
+	b := newNode(t, &brokertest.Recorder{}).(*Broker)
+	var _ broker.SharedRecords = a
+	now := time.Now()
+	if err := a.PutRecord("revocations", []byte("short"), now.Add(300*time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.PutRecord("revocations", []byte("long"), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutRecord("revocations", []byte("long"), now.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.PutRecord("other", []byte("elsewhere"), now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := b.Records("revocations")
+	if err != nil || len(got) != 2 {
+		t.Fatalf("records %q %v, want short and long", got, err)
+	}
+	brokertest.Eventually(t, 5*time.Second, func() error {
+		got, err := a.Records("revocations")
+		if err != nil || len(got) != 1 || string(got[0]) != "long" {
+			return fmt.Errorf("records %q %v, want only long once short expired", got, err)
+		}
+		return nil
+	})
+	// The later expiry was kept, and the key expires with it.
+	ttl, err := srv.Do("PTTL", a.keys.records("revocations"))
+	if err != nil || len(ttl) < 2 {
+		t.Fatalf("PTTL %q %v", ttl, err)
+	}
+	if ms, _ := strconv.Atoi(ttl[1:]); ms < int((59 * time.Minute).Milliseconds()) {
+		t.Fatalf("the records key expires in %d ms, want about an hour", ms)
+	}
+	srv.Stop()
+	if _, err := a.Records("revocations"); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("records with redis down: %v, want ErrUnavailable", err)
+	}
+	if err := a.PutRecord("revocations", []byte("x"), now.Add(time.Hour)); !errors.Is(err, broker.ErrUnavailable) {
+		t.Fatalf("put with redis down: %v, want ErrUnavailable", err)
 	}
 }
