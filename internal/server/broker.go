@@ -102,65 +102,83 @@ func waitBroker(ctx context.Context, b broker.Broker, cfg *config.Config) error 
 	}
 }
 
-// brokerWatch is what monitorBroker last saw, for /debug/vars.
+// brokerWatch is the broker's health as the node last saw it, for the log
+// and /debug/vars.
 type brokerWatch struct {
-	mu     sync.Mutex
-	err    error     // nil while the broker is reachable
-	since  time.Time // when err changed last
-	losses int       // times the broker was lost after having been reachable
+	mu      sync.Mutex
+	err     error     // nil while the broker is reachable
+	since   time.Time // when err last changed between nil and not
+	start   time.Time // when the node started waiting
+	reached bool      // the broker was reachable once
+	nextLog time.Time // the next "waiting" line
+	losses  int       // times the broker was lost after having been reachable
 }
 
 // monitorBroker follows the health of a broker with a backing service
-// until ctx ends, and logs each change: while the node waits for the broker
-// at start, a line every 5 s; then one line when the broker is lost
-// (publications are refused meanwhile) and one when it is back.
+// until ctx ends. /health observes it too, so that no change goes unseen.
 func (s *Server) monitorBroker(ctx context.Context) {
 	hc, ok := s.broker.(broker.HealthChecker)
 	if !ok {
 		return
 	}
-	what := describeBroker(s.cfg)
-	start := time.Now()
-	reached := false
-	nextLog := start.Add(5 * time.Second)
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		err := hc.Health()
-		now := time.Now()
-		s.watch.mu.Lock()
-		prev, since := s.watch.err, s.watch.since
-		changed := (err == nil) != (prev == nil) || since.IsZero()
-		if changed {
-			s.watch.err, s.watch.since = err, now
-			if err != nil && reached {
-				s.watch.losses++
-			}
-		} else if err != nil {
-			s.watch.err = err // the latest reason
-		}
-		s.watch.mu.Unlock()
-		switch {
-		case !reached && err == nil:
-			reached = true
-			s.log.Info("broker reachable", slog.String("broker", what), slog.Duration("waited", now.Sub(start).Round(time.Millisecond)))
-		case !reached && now.After(nextLog):
-			s.log.Warn("broker unreachable; waiting (set broker.at_start: exit to stop instead); /health answers 503 and publications are refused meanwhile",
-				slog.String("broker", what), slog.String("error", err.Error()), slog.Duration("waited", now.Sub(start).Round(time.Second)))
-			nextLog = now.Add(5 * time.Second)
-		case reached && changed && err != nil:
-			s.log.Warn("broker unavailable: publications are refused (503, client error 100) and /health answers 503 until it is back",
-				slog.String("broker", what), slog.String("error", err.Error()))
-		case reached && changed && err == nil:
-			s.log.Info("broker available again; subscriptions restored", slog.String("broker", what),
-				slog.Duration("down_for", now.Sub(since).Round(time.Millisecond)))
-		}
+		_ = s.observeBroker(hc)
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 		}
 	}
+}
+
+// observeBroker checks the broker's health, records it and logs each
+// change: while the node waits for the broker at start, a line every 5 s;
+// then one line when the broker is lost (publications are refused
+// meanwhile) and one when it is back.
+func (s *Server) observeBroker(hc broker.HealthChecker) error {
+	err := hc.Health()
+	now := time.Now()
+	w := &s.watch
+	w.mu.Lock()
+	if w.start.IsZero() {
+		w.start, w.nextLog = now, now.Add(5*time.Second)
+	}
+	changed := (err == nil) != (w.err == nil) || w.since.IsZero()
+	prevSince, wasReached := w.since, w.reached
+	w.err = err
+	if changed {
+		w.since = now
+		if err != nil && w.reached {
+			w.losses++
+		}
+	}
+	waiting := !w.reached && err != nil && now.After(w.nextLog)
+	if waiting {
+		w.nextLog = now.Add(5 * time.Second)
+	}
+	if err == nil {
+		w.reached = true
+	}
+	start := w.start
+	w.mu.Unlock()
+
+	what := describeBroker(s.cfg)
+	switch {
+	case !wasReached && err == nil:
+		s.log.Info("broker reachable", slog.String("broker", what), slog.Duration("waited", now.Sub(start).Round(time.Millisecond)))
+	case waiting:
+		s.log.Warn("broker unreachable; waiting (set broker.at_start: exit to stop instead); /health answers 503 and publications are refused meanwhile",
+			slog.String("broker", what), slog.String("error", err.Error()), slog.Duration("waited", now.Sub(start).Round(time.Second)))
+	case wasReached && changed && err != nil:
+		s.log.Warn("broker unavailable: publications are refused (503, client error 100) and /health answers 503 until it is back",
+			slog.String("broker", what), slog.String("error", err.Error()))
+	case wasReached && changed && err == nil:
+		s.log.Info("broker available again; subscriptions restored", slog.String("broker", what),
+			slog.Duration("down_for", now.Sub(prevSince).Round(time.Millisecond)))
+	}
+	return err
 }
 
 // brokerVars adds the broker's state to /debug/vars.

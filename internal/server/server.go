@@ -281,7 +281,7 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if hc, ok := s.broker.(broker.HealthChecker); ok {
-		if err := hc.Health(); err != nil {
+		if err := s.observeBroker(hc); err != nil {
 			// Readiness follows the broker: a node that cannot reach it
 			// would accept publications it cannot deliver.
 			w.WriteHeader(http.StatusServiceUnavailable)

@@ -43,6 +43,13 @@ type Broker struct {
 	rmu  sync.Mutex
 	lost bool // a PUB/SUB connection was down since the last resync
 
+	// Once the meta connection was down, the indexed publications it
+	// delivers before the resync are dropped: a Mercure subscriber must not
+	// receive a publication after a gap and then be told to replay from
+	// it. The resync tells every subscriber, who replays or recovers them.
+	hold      sync.RWMutex // index deliveries (read) against the resync (write)
+	metaStale atomic.Bool
+
 	pmu  sync.Mutex
 	mine map[presenceKey]string // presence entries this node added, encoded
 

@@ -88,6 +88,7 @@ func (c *psConn) run() {
 		if err != nil {
 			dc.Close()
 			cancelDC()
+			c.lost()
 			// One line per outage, not one per connection and attempt.
 			level := slog.LevelDebug
 			if c.b.markLost() {
@@ -124,11 +125,19 @@ func (c *psConn) run() {
 		c.down()
 		dc.Close()
 		cancelDC()
+		c.lost()
 		level := slog.LevelDebug
 		if c.b.markLost() {
 			level = slog.LevelWarn
 		}
 		c.b.log.Log(c.b.ctx, level, "redis: PUB/SUB connection lost; reconnecting", slog.String("connection", c.name()), slog.String("reason", why))
+	}
+}
+
+// lost records that this connection may have missed messages.
+func (c *psConn) lost() {
+	if c.part < 0 {
+		c.b.metaStale.Store(true)
 	}
 }
 
@@ -283,6 +292,11 @@ func (c *psConn) onMessage(m rueidis.PubSubMessage) {
 		case m.Channel == k.control() || m.Channel == k.node(b.nodeID):
 			b.handler.HandleControl([]byte(m.Message))
 		case m.Channel == k.indexChannel():
+			b.hold.RLock()
+			defer b.hold.RUnlock()
+			if b.metaStale.Load() {
+				return // the resync to come makes its subscribers replay or recover it
+			}
 			// Every indexed publication reaches every node; one of a
 			// channel this node does not want is dropped before decoding.
 			if !b.all.Load() {
@@ -470,6 +484,9 @@ func (b *Broker) connUp() {
 	b.rmu.Unlock()
 	if lost {
 		b.log.Info("redis: PUB/SUB connections are back; telling the hub to resync")
+		b.hold.Lock()
 		b.handler.HandleResync()
+		b.metaStale.Store(false)
+		b.hold.Unlock()
 	}
 }

@@ -1,0 +1,178 @@
+package cluster_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/heraldhub/herald/internal/broker/brokertest"
+	"github.com/heraldhub/herald/internal/testutil"
+)
+
+// Redis stopped and restarted mid-stream, with publications flowing through
+// node A (server API and Mercure) to subscribers on node B (Centrifugo and
+// Mercure):
+//   - while Redis is away, publishing through any door answers a clear
+//     temporary error (503 with the reason, client error 100), never a false
+//     success; clients stay connected; /health answers 503; the log says so;
+//   - once it is back, every node is healthy again, and the clients that
+//     may have missed publications are told by their protocol (unsubscribe
+//     2500 then recovery; the Mercure stream closed, then Last-Event-ID);
+//   - nothing is delivered twice, and with Redis's data kept nothing
+//     accepted is lost; with Redis restarted empty the clients are told
+//     their position is gone (recovered false; Last-Event-ID: earliest).
+func TestRedisRestartMidStream(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		persist bool
+	}{{"WithItsData", true}, {"Empty", false}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var r *brokertest.RedisServer
+			if tc.persist {
+				r = brokertest.StartRedis(t, "appendonly yes", "appendfsync always")
+			} else {
+				r = brokertest.StartRedis(t)
+			}
+			testRedisRestart(t, r, tc.persist)
+		})
+	}
+}
+
+func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
+	c := testutil.StartClusterAt(t, r.Addr(), 2, nil)
+	a, b := c.Nodes[0], c.Nodes[1]
+	onB := func() *testutil.Server { return b }
+	cent := followCentrifugo(t, onB, "follower", "live")
+	merc := followMercure(t, onB, "live")
+	pub := startPublisher(t, "live", 10*time.Millisecond,
+		func(int) *testutil.Server { return a }, func(n int) bool { return n%3 == 0 })
+	waitAccepted(t, pub, 20)
+
+	r.Stop()
+	refusedBefore := func() int { _, ref, _ := pub.Results(); return len(ref) }
+	testutil.Eventually(t, wait, func() error {
+		if n := refusedBefore(); n < 5 {
+			return fmt.Errorf("%d publications refused so far", n)
+		}
+		return nil
+	})
+	for _, n := range c.Nodes {
+		body := n.WaitHealth(t, http.StatusServiceUnavailable, wait)
+		if !strings.Contains(body, `"status":"broker unavailable"`) || !strings.Contains(body, "redis") {
+			t.Fatalf("/health of %s with Redis away: %s", n.Addr, body)
+		}
+		waitLog(t, n, "broker unavailable: publications are refused")
+	}
+	checkRefusals(t, a)
+
+	r.Restart(t)
+	for _, n := range c.Nodes {
+		n.WaitHealth(t, http.StatusOK, 10*time.Second)
+		waitLog(t, n, "broker available again")
+	}
+	// The clients are told, and come back.
+	testutil.Eventually(t, 10*time.Second, func() error {
+		if !cent.hasEvent("recovered") || !merc.hasEvent("reconnected") {
+			return fmt.Errorf("not told yet: centrifugo %v, mercure %v", cent.Events(), merc.Events())
+		}
+		return nil
+	})
+	mark := pub.Count()
+	waitAccepted(t, pub, mark+30)
+	pub.Stop()
+	accepted, refused, unexpected := pub.Results()
+	if len(unexpected) > 0 {
+		t.Fatalf("publications neither accepted nor refused with a reason: %v", unexpected)
+	}
+	if !cent.hasEvent("unsubscribe 2500") || cent.hasEvent("closed") {
+		t.Fatalf("the Centrifugo client must stay connected and get unsubscribe 2500: %v", cent.Events())
+	}
+	if !merc.hasEvent("stream ended") {
+		t.Fatalf("the Mercure stream must be closed so that it reconnects: %v", merc.Events())
+	}
+	want := accepted
+	if !persist {
+		// Redis lost the streams: the clients are told their position is
+		// gone; what was accepted once they followed again arrives.
+		if !cent.hasEvent("recovered false") || !merc.hasEvent("reconnected, Last-Event-ID earliest") {
+			t.Fatalf("clients not told that their position is gone: centrifugo %v, mercure %v", cent.Events(), merc.Events())
+		}
+		want = map[int]bool{}
+		for n := range accepted {
+			if n > mark {
+				want[n] = true
+			}
+		}
+		for n := range accepted {
+			refused[n] = true // may have arrived or not; never twice
+		}
+	} else if cent.hasEvent("recovered false") {
+		t.Fatalf("with Redis's data kept the Centrifugo client must recover: %v", cent.Events())
+	}
+	for name, f := range map[string]*seen{"centrifugo": &cent.seen, "mercure": &merc.seen} {
+		testutil.Eventually(t, 10*time.Second, func() error {
+			if err := f.check(want, refused); err != nil {
+				return fmt.Errorf("%s follower: %v", name, err)
+			}
+			return nil
+		})
+	}
+	t.Logf("%d publications accepted, %d refused while Redis was away; centrifugo %v; mercure %v",
+		len(accepted), len(refused), cent.Events(), merc.Events())
+}
+
+// waitAccepted waits until the publisher had n publications accepted.
+func waitAccepted(t *testing.T, p *publisher, n int) {
+	t.Helper()
+	testutil.Eventually(t, 10*time.Second, func() error {
+		acc, _, unexpected := p.Results()
+		if len(unexpected) > 0 {
+			t.Fatalf("unexpected publish results: %v", unexpected)
+		}
+		if len(acc) < n {
+			return fmt.Errorf("%d publications accepted, want %d", len(acc), n)
+		}
+		return nil
+	})
+}
+
+func waitLog(t *testing.T, n *testutil.Server, text string) {
+	t.Helper()
+	testutil.Eventually(t, wait, func() error {
+		if !strings.Contains(n.Logs.String(), text) {
+			return fmt.Errorf("%s did not log %q", n.Addr, text)
+		}
+		return nil
+	})
+}
+
+// checkRefusals publishes through every door of n while the broker is
+// away: each refuses with a temporary error and the reason.
+func checkRefusals(t *testing.T, n *testutil.Server) {
+	t.Helper()
+	st, res := n.API(t, "publish", map[string]any{"channel": "live", "data": map[string]any{"n": -1}})
+	e, _ := res["error"].(map[string]any)
+	if st != http.StatusServiceUnavailable || e["code"] != float64(100) || e["temporary"] != true ||
+		!strings.Contains(fmt.Sprint(e["message"]), "broker unavailable") {
+		t.Fatalf("API publish with Redis away: %d %v; want 503, code 100, temporary, the reason", st, res)
+	}
+	st, body, h := n.MercurePost(t, http.Header{"Authorization": {"Bearer " + testutil.PublisherToken(t, "*")}},
+		url.Values{"topic": {"live"}, "data": {`{"n":-1}`}})
+	if st != http.StatusServiceUnavailable || !strings.Contains(body, "broker unavailable") || h.Get("Retry-After") == "" {
+		t.Fatalf("Mercure POST with Redis away: %d %q; want 503 with the reason and Retry-After", st, body)
+	}
+	cl := n.Dial(t, nil)
+	cl.Connect(testutil.UserToken(t, "publisher"))
+	rep := cl.Call("publish", map[string]any{"channel": "live", "data": map[string]any{"n": -1}})
+	ce, _ := rep["error"].(map[string]any)
+	if ce["code"] != float64(100) || ce["temporary"] != true {
+		t.Fatalf("client publish with Redis away: %v; want error 100, temporary", rep)
+	}
+	// The connection stays and answers.
+	if r := cl.Call("rpc", map[string]any{"method": "x"}); r == nil {
+		t.Fatal("the client's connection did not stay")
+	}
+}
