@@ -440,7 +440,8 @@ func (c *rawWS) Close() error { return c.conn.Close() }
 
 // publisher publishes {"n":1}, {"n":2}, ... to a channel until stopped,
 // through the server API or Mercure of a node, and records which were
-// accepted, which refused with 503 (the broker away), and anything else.
+// accepted, which refused (503 with a reason, or no node to take them),
+// and anything else.
 type publisher struct {
 	node    func(n int) *testutil.Server
 	mercure func(n int) bool // publish n through Mercure rather than the API
@@ -451,15 +452,17 @@ type publisher struct {
 	done    chan struct{}
 
 	mu         sync.Mutex
+	first      int
 	next       int
 	accepted   map[int]bool
 	refused    map[int]bool
 	unexpected []string
 }
 
-func startPublisher(t *testing.T, channel string, every time.Duration, node func(n int) *testutil.Server, mercure func(n int) bool) *publisher {
+// startPublisher starts publishing n = from, from+1, ...
+func startPublisher(t *testing.T, channel string, from int, every time.Duration, node func(n int) *testutil.Server, mercure func(n int) bool) *publisher {
 	p := &publisher{node: node, mercure: mercure, channel: channel, every: every, token: testutil.PublisherToken(t, "*"),
-		stop: make(chan struct{}), done: make(chan struct{}), next: 1, accepted: map[int]bool{}, refused: map[int]bool{}}
+		stop: make(chan struct{}), done: make(chan struct{}), first: from, next: from, accepted: map[int]bool{}, refused: map[int]bool{}}
 	go p.run()
 	t.Cleanup(p.Stop)
 	return p
@@ -475,11 +478,18 @@ func (p *publisher) Stop() {
 	<-p.done
 }
 
+// Last returns the last n tried so far.
+func (p *publisher) Last() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.next - 1
+}
+
 // Count returns how many publications were tried so far.
 func (p *publisher) Count() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.next - 1
+	return p.next - p.first
 }
 
 // Results returns the accepted and refused publications, and anything
@@ -508,7 +518,9 @@ func (p *publisher) run() {
 		switch {
 		case status == http.StatusOK && (strings.Contains(body, `"result"`) || strings.HasPrefix(body, "urn:uuid:")):
 			p.accepted[n] = true
-		case status == http.StatusServiceUnavailable && strings.Contains(body, "broker unavailable"):
+		case status == http.StatusServiceUnavailable && strings.TrimSpace(body) != "", status == 0:
+			// Refused for now, with the reason; or the node is not there
+			// (a restart): the publisher would try another.
 			p.refused[n] = true
 		default:
 			p.unexpected = append(p.unexpected, fmt.Sprintf("publication %d: %d %s", n, status, body))

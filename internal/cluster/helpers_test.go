@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
 
@@ -119,3 +120,7 @@ func expectEvent(t *testing.T, s *testutil.SSE, data string) testutil.SSEEvent {
 }
 
 func msg(i int) string { return fmt.Sprintf(`{"n":%d}`, i) }
+
+// longHistory keeps enough history for the clients of a test to recover
+// from any outage it makes.
+func longHistory(_ int, cfg *config.Config) { cfg.Channel.WithoutNamespace.HistorySize = 10000 }

@@ -42,12 +42,12 @@ func TestRedisRestartMidStream(t *testing.T) {
 }
 
 func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
-	c := testutil.StartClusterAt(t, r.Addr(), 2, nil)
+	c := testutil.StartClusterAt(t, r.Addr(), 2, longHistory)
 	a, b := c.Nodes[0], c.Nodes[1]
 	onB := func() *testutil.Server { return b }
 	cent := followCentrifugo(t, onB, "follower", "live")
 	merc := followMercure(t, onB, "live")
-	pub := startPublisher(t, "live", 10*time.Millisecond,
+	pub := startPublisher(t, "live", 1, 10*time.Millisecond,
 		func(int) *testutil.Server { return a }, func(n int) bool { return n%3 == 0 })
 	waitAccepted(t, pub, 20)
 
@@ -80,7 +80,7 @@ func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
 		}
 		return nil
 	})
-	mark := pub.Count()
+	mark := pub.Last()
 	waitAccepted(t, pub, mark+30)
 	pub.Stop()
 	accepted, refused, unexpected := pub.Results()

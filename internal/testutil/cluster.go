@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sync"
 	"testing"
 	"time"
 
@@ -19,8 +20,11 @@ type Cluster struct {
 	Redis *brokertest.RedisServer
 	// Address is the broker.redis.address every node uses.
 	Address string
-	Nodes   []*Server
+	// Nodes are the running nodes; use Node(i) from other goroutines while
+	// a test restarts nodes.
+	Nodes []*Server
 
+	mu        sync.Mutex
 	t         testing.TB
 	configure func(i int, cfg *config.Config)
 }
@@ -68,8 +72,17 @@ func (c *Cluster) AddNode(t testing.TB) *Server {
 	t.Helper()
 	s := Start(t, c.NodeConfig(len(c.Nodes)))
 	s.WaitHealth(t, http.StatusOK, 10*time.Second)
+	c.mu.Lock()
 	c.Nodes = append(c.Nodes, s)
+	c.mu.Unlock()
 	return s
+}
+
+// Node returns node i, safely from any goroutine.
+func (c *Cluster) Node(i int) *Server {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Nodes[i]
 }
 
 // Restart stops node i (its clients are told to reconnect, as on SIGTERM)
@@ -77,10 +90,12 @@ func (c *Cluster) AddNode(t testing.TB) *Server {
 // port.
 func (c *Cluster) Restart(t testing.TB, i int) *Server {
 	t.Helper()
-	c.Nodes[i].Stop()
+	c.Node(i).Stop()
 	s := Start(t, c.NodeConfig(i))
 	s.WaitHealth(t, http.StatusOK, 10*time.Second)
+	c.mu.Lock()
 	c.Nodes[i] = s
+	c.mu.Unlock()
 	return s
 }
 

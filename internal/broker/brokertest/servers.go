@@ -3,6 +3,7 @@ package brokertest
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -141,6 +142,37 @@ func (r *RedisServer) Do(args ...string) (string, error) {
 	return command(r.Addr(), args...)
 }
 
+// Info returns the server's INFO section as field -> value.
+func (r *RedisServer) Info(section string) (map[string]string, error) {
+	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
+	fmt.Fprintf(c, "INFO %s\r\n", section)
+	rd := bufio.NewReader(c)
+	head, err := rd.ReadString('\n')
+	if err != nil || !strings.HasPrefix(head, "$") {
+		return nil, fmt.Errorf("INFO answered %q: %v", head, err)
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
+	if err != nil {
+		return nil, err
+	}
+	body := make([]byte, n+2)
+	if _, err := io.ReadFull(rd, body); err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, l := range strings.Split(string(body), "\r\n") {
+		if k, v, ok := strings.Cut(l, ":"); ok {
+			out[k] = v
+		}
+	}
+	return out, nil
+}
+
 func pong(addr string) error {
 	line, err := command(addr, "PING")
 	if err != nil {
@@ -210,6 +242,26 @@ func StartSentinel(t testing.TB) *Sentinel {
 	}
 	t.Cleanup(s.sentinel.Stop)
 	return s
+}
+
+// WaitReplicated waits until the replica has everything the master wrote,
+// so that killing the master loses nothing.
+func (s *Sentinel) WaitReplicated(t testing.TB) {
+	t.Helper()
+	Eventually(t, 10*time.Second, func() error {
+		m, err := s.Master.Info("replication")
+		if err != nil {
+			return err
+		}
+		r, err := s.Replica.Info("replication")
+		if err != nil {
+			return err
+		}
+		if m["master_repl_offset"] == "" || m["master_repl_offset"] != r["master_repl_offset"] {
+			return fmt.Errorf("replica at %s of the master's %s", r["master_repl_offset"], m["master_repl_offset"])
+		}
+		return nil
+	})
 }
 
 // Address is the redis+sentinel:// address of the group.
