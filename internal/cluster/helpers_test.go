@@ -123,4 +123,7 @@ func msg(i int) string { return fmt.Sprintf(`{"n":%d}`, i) }
 
 // longHistory keeps enough history for the clients of a test to recover
 // from any outage it makes.
-func longHistory(_ int, cfg *config.Config) { cfg.Channel.WithoutNamespace.HistorySize = 10000 }
+func longHistory(_ int, cfg *config.Config) {
+	cfg.Channel.WithoutNamespace.HistorySize = 100000
+	cfg.Mercure.HistorySize = 100000
+}
