@@ -12,121 +12,127 @@ import (
 // Control through the server API of one node acts on connections held by
 // another: unsubscribe, server-side subscribe, send, refresh, disconnect.
 func TestControlThroughAnotherNode(t *testing.T) {
-	c := testutil.StartCluster(t, 2, nil)
-	a, b := c.Nodes[0], c.Nodes[1]
-	onA := subscriber(t, a, "alice", "news")
+	eachBroker(t, func(t *testing.T, start startFunc) {
+		c := start(t, 2, nil)
+		a, b := c.Nodes[0], c.Nodes[1]
+		onA := subscriber(t, a, "alice", "news")
 
-	apiResult(t, b, "unsubscribe", map[string]any{"user": "alice", "channel": "news"})
-	push := onA.WaitPush(wait)
-	if u, _ := push["unsubscribe"].(map[string]any); push["channel"] != "news" || u["code"] != float64(2000) {
-		t.Fatalf("push %v, want unsubscribe 2000 from node B's API", push)
-	}
+		apiResult(t, b, "unsubscribe", map[string]any{"user": "alice", "channel": "news"})
+		push := onA.WaitPush(wait)
+		if u, _ := push["unsubscribe"].(map[string]any); push["channel"] != "news" || u["code"] != float64(2000) {
+			t.Fatalf("push %v, want unsubscribe 2000 from node B's API", push)
+		}
 
-	apiResult(t, b, "subscribe", map[string]any{"user": "alice", "channel": "alerts"})
-	push = onA.WaitPush(wait)
-	if push["channel"] != "alerts" || push["subscribe"] == nil {
-		t.Fatalf("push %v, want a server-side subscribe to alerts", push)
-	}
-	apiPublish(t, b, "alerts", map[string]any{"n": 1})
-	expectPub(t, onA, "alerts", msg(1))
+		apiResult(t, b, "subscribe", map[string]any{"user": "alice", "channel": "alerts"})
+		push = onA.WaitPush(wait)
+		if push["channel"] != "alerts" || push["subscribe"] == nil {
+			t.Fatalf("push %v, want a server-side subscribe to alerts", push)
+		}
+		apiPublish(t, b, "alerts", map[string]any{"n": 1})
+		expectPub(t, onA, "alerts", msg(1))
 
-	apiResult(t, b, "send", map[string]any{"user": "alice", "data": map[string]any{"hello": "from B"}})
-	push = onA.WaitPush(wait)
-	if m, _ := push["message"].(map[string]any); fmt.Sprint(m["data"]) != fmt.Sprint(map[string]any{"hello": "from B"}) {
-		t.Fatalf("push %v, want the message sent through node B", push)
-	}
+		apiResult(t, b, "send", map[string]any{"user": "alice", "data": map[string]any{"hello": "from B"}})
+		push = onA.WaitPush(wait)
+		if m, _ := push["message"].(map[string]any); fmt.Sprint(m["data"]) != fmt.Sprint(map[string]any{"hello": "from B"}) {
+			t.Fatalf("push %v, want the message sent through node B", push)
+		}
 
-	apiResult(t, b, "refresh", map[string]any{"user": "alice", "expired": true})
-	if code, _ := onA.ExpectClose(wait); code != 3005 {
-		t.Fatalf("close %d after refresh expired, want 3005", code)
-	}
+		apiResult(t, b, "refresh", map[string]any{"user": "alice", "expired": true})
+		if code, _ := onA.ExpectClose(wait); code != 3005 {
+			t.Fatalf("close %d after refresh expired, want 3005", code)
+		}
 
-	stay := a.Dial(t, nil)
-	id, _ := stay.Connect(testutil.UserToken(t, "alice2"))["client"].(string)
-	gone := subscriber(t, a, "alice2")
-	apiResult(t, b, "disconnect", map[string]any{"user": "alice2", "whitelist": []string{id},
-		"disconnect": map[string]any{"code": 4001, "reason": "moved"}})
-	if code, reason := gone.ExpectClose(wait); code != 4001 || reason != "moved" {
-		t.Fatalf("close %d %q, want 4001 moved from node B's API", code, reason)
-	}
-	if r := stay.Call("presence_stats", map[string]any{"channel": "news"}); r["error"] != nil {
-		t.Fatalf("the whitelisted connection must stay: %v", r)
-	}
+		stay := a.Dial(t, nil)
+		id, _ := stay.Connect(testutil.UserToken(t, "alice2"))["client"].(string)
+		gone := subscriber(t, a, "alice2")
+		apiResult(t, b, "disconnect", map[string]any{"user": "alice2", "whitelist": []string{id},
+			"disconnect": map[string]any{"code": 4001, "reason": "moved"}})
+		if code, reason := gone.ExpectClose(wait); code != 4001 || reason != "moved" {
+			t.Fatalf("close %d %q, want 4001 moved from node B's API", code, reason)
+		}
+		if r := stay.Call("presence_stats", map[string]any{"channel": "news"}); r["error"] != nil {
+			t.Fatalf("the whitelisted connection must stay: %v", r)
+		}
+	})
 }
 
 // A revocation through node A's API closes the revoked connections on node
 // B at once, and a node that starts later refuses the revoked tokens too
 // (the list with its expiry is kept in Redis).
 func TestRevocationReachesEveryNodeAndLaterOnes(t *testing.T) {
-	c := testutil.StartCluster(t, 2, nil)
-	a, b := c.Nodes[0], c.Nodes[1]
-	tok := testutil.Token(t, map[string]any{"sub": "victim", "jti": "jti-1", "exp": time.Now().Add(time.Hour).Unix()})
-	other := testutil.Token(t, map[string]any{"sub": "victim", "jti": "jti-2", "exp": time.Now().Add(time.Hour).Unix()})
-	onB := b.Dial(t, nil)
-	onB.Connect(tok)
-	keep := b.Dial(t, nil)
-	keep.Connect(other)
+	eachBroker(t, func(t *testing.T, start startFunc) {
+		c := start(t, 2, nil)
+		a, b := c.Nodes[0], c.Nodes[1]
+		tok := testutil.Token(t, map[string]any{"sub": "victim", "jti": "jti-1", "exp": time.Now().Add(time.Hour).Unix()})
+		other := testutil.Token(t, map[string]any{"sub": "victim", "jti": "jti-2", "exp": time.Now().Add(time.Hour).Unix()})
+		onB := b.Dial(t, nil)
+		onB.Connect(tok)
+		keep := b.Dial(t, nil)
+		keep.Connect(other)
 
-	apiResult(t, a, "revoke_token", map[string]any{"uid": "jti-1"})
-	if code, reason := onB.ExpectClose(wait); code != 3500 || !strings.Contains(reason, "token_revoked") {
-		t.Fatalf("revoked connection on B closed with %d %q, want 3500 token_revoked", code, reason)
-	}
-	if r := keep.Call("presence_stats", map[string]any{"channel": "x"}); r["error"] != nil {
-		t.Fatalf("another token of the user must stay: %v", r)
-	}
-	apiResult(t, b, "invalidate_user_tokens", map[string]any{"user": "bulk", "issued_before": time.Now().Unix() + 1})
-	bulk := testutil.Token(t, map[string]any{"sub": "bulk", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
+		apiResult(t, a, "revoke_token", map[string]any{"uid": "jti-1"})
+		if code, reason := onB.ExpectClose(wait); code != 3500 || !strings.Contains(reason, "token_revoked") {
+			t.Fatalf("revoked connection on B closed with %d %q, want 3500 token_revoked", code, reason)
+		}
+		if r := keep.Call("presence_stats", map[string]any{"channel": "x"}); r["error"] != nil {
+			t.Fatalf("another token of the user must stay: %v", r)
+		}
+		apiResult(t, b, "invalidate_user_tokens", map[string]any{"user": "bulk", "issued_before": time.Now().Unix() + 1})
+		bulk := testutil.Token(t, map[string]any{"sub": "bulk", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 
-	later := c.AddNode(t)
-	for _, tc := range []struct{ name, tok string }{{"revoked token", tok}, {"user's invalidated token", bulk}} {
-		testutil.Eventually(t, wait, func() error {
-			cl := later.Dial(t, nil)
-			defer cl.Conn.Close()
-			cl.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tc.tok))
-			code, reason := cl.ExpectClose(wait)
-			if code != 3500 || !strings.Contains(reason, "token_revoked") {
-				return fmt.Errorf("%s on the later node: close %d %q, want 3500 token_revoked", tc.name, code, reason)
-			}
-			return nil
-		})
-	}
-	// The later node did not receive the messages: it read the list.
-	if !strings.Contains(later.Logs.String(), "token_revoked") {
-		t.Fatal("the later node logged no token_revoked refusal")
-	}
+		later := c.AddNode(t)
+		for _, tc := range []struct{ name, tok string }{{"revoked token", tok}, {"user's invalidated token", bulk}} {
+			testutil.Eventually(t, wait, func() error {
+				cl := later.Dial(t, nil)
+				defer cl.Conn.Close()
+				cl.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tc.tok))
+				code, reason := cl.ExpectClose(wait)
+				if code != 3500 || !strings.Contains(reason, "token_revoked") {
+					return fmt.Errorf("%s on the later node: close %d %q, want 3500 token_revoked", tc.name, code, reason)
+				}
+				return nil
+			})
+		}
+		// The later node did not receive the messages: it read the list.
+		if !strings.Contains(later.Logs.String(), "token_revoked") {
+			t.Fatal("the later node logged no token_revoked refusal")
+		}
+	})
 }
 
 // The API's info method of any node lists every live node with its
 // connection and subscription counts; a node that stops leaves the list.
 func TestInfoListsEveryNode(t *testing.T) {
-	c := testutil.StartCluster(t, 3, nil)
-	subscriber(t, c.Nodes[1], "u1", "a", "b")
-	subscriber(t, c.Nodes[2], "u2", "a")
-	subscriber(t, c.Nodes[2], "u3", "c")
-	want := map[string][2]int{"node-1": {0, 0}, "node-2": {1, 2}, "node-3": {2, 2}}
-	check := func(n *testutil.Server, want map[string][2]int) error {
-		r := apiResult(t, n, "info", map[string]any{})
-		nodes, _ := r["nodes"].([]any)
-		got := map[string][2]int{}
-		for _, x := range nodes {
-			m := x.(map[string]any)
-			id, _ := m["uid"].(string)
-			cl, _ := m["num_clients"].(float64)
-			subs, _ := m["num_subs"].(float64)
-			got[id] = [2]int{int(cl), int(subs)}
+	eachBroker(t, func(t *testing.T, start startFunc) {
+		c := start(t, 3, nil)
+		subscriber(t, c.Nodes[1], "u1", "a", "b")
+		subscriber(t, c.Nodes[2], "u2", "a")
+		subscriber(t, c.Nodes[2], "u3", "c")
+		want := map[string][2]int{"node-1": {0, 0}, "node-2": {1, 2}, "node-3": {2, 2}}
+		check := func(n *testutil.Server, want map[string][2]int) error {
+			r := apiResult(t, n, "info", map[string]any{})
+			nodes, _ := r["nodes"].([]any)
+			got := map[string][2]int{}
+			for _, x := range nodes {
+				m := x.(map[string]any)
+				id, _ := m["uid"].(string)
+				cl, _ := m["num_clients"].(float64)
+				subs, _ := m["num_subs"].(float64)
+				got[id] = [2]int{int(cl), int(subs)}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(want) {
+				return fmt.Errorf("info on %s lists %v, want %v (id: clients, subscriptions)", n.Addr, got, want)
+			}
+			return nil
 		}
-		if fmt.Sprint(got) != fmt.Sprint(want) {
-			return fmt.Errorf("info on %s lists %v, want %v (id: clients, subscriptions)", n.Addr, got, want)
+		// Counts travel with the announcements (every 5 s); membership at once.
+		for _, n := range c.Nodes {
+			testutil.Eventually(t, 12*time.Second, func() error { return check(n, want) })
 		}
-		return nil
-	}
-	// Counts travel with the announcements (every 5 s); membership at once.
-	for _, n := range c.Nodes {
-		testutil.Eventually(t, 12*time.Second, func() error { return check(n, want) })
-	}
-	c.Nodes[2].Stop()
-	delete(want, "node-3")
-	for _, n := range c.Nodes[:2] {
-		testutil.Eventually(t, wait, func() error { return check(n, want) })
-	}
+		c.Nodes[2].Stop()
+		delete(want, "node-3")
+		for _, n := range c.Nodes[:2] {
+			testutil.Eventually(t, wait, func() error { return check(n, want) })
+		}
+	})
 }

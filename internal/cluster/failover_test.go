@@ -88,36 +88,38 @@ func historyTop(t *testing.T, n *testutil.Server, channel string) uint64 {
 // other one (as behind a load balancer) and back, recover what was
 // published meanwhile, and nothing is lost or delivered twice.
 func TestNodeRestart(t *testing.T) {
-	c := testutil.StartCluster(t, 2, longHistory)
-	var turn atomic.Int64
-	// Each connection goes to the next node; a node that is down refuses
-	// it, and the next attempt goes to the other one.
-	next := func() *testutil.Server { return c.Node(int(turn.Add(1) % 2)) }
-	cent := followCentrifugo(t, next, "follower", "restart")
-	merc := followMercure(t, next, "restart")
-	pub := startPublisher(t, "restart", 1, 10*time.Millisecond,
-		func(int) *testutil.Server { return c.Node(0) }, func(n int) bool { return n%2 == 0 })
-	waitAccepted(t, pub, 20)
-	c.Restart(t, 1)
-	c.Restart(t, 0) // the publisher's node too: its requests are refused meanwhile
-	waitAccepted(t, pub, len(acceptedSoFar(pub))+20)
-	pub.Stop()
-	accepted, refused, unexpected := pub.Results()
-	if len(unexpected) > 0 {
-		t.Fatalf("publications neither accepted nor refused: %v", unexpected)
-	}
-	for name, f := range map[string]*seen{"centrifugo": &cent.seen, "mercure": &merc.seen} {
-		testutil.Eventually(t, 10*time.Second, func() error {
-			if err := f.check(accepted, refused); err != nil {
-				return fmt.Errorf("%s follower: %v", name, err)
-			}
-			return nil
-		})
-	}
-	if cent.hasEvent("recovered false") {
-		t.Fatalf("the Centrifugo client must recover after moving: %v", cent.Events())
-	}
-	t.Logf("%d accepted; centrifugo %v; mercure %v", len(accepted), cent.Events(), merc.Events())
+	eachBroker(t, func(t *testing.T, start startFunc) {
+		c := start(t, 2, longHistory)
+		var turn atomic.Int64
+		// Each connection goes to the next node; a node that is down refuses
+		// it, and the next attempt goes to the other one.
+		next := func() *testutil.Server { return c.Node(int(turn.Add(1) % 2)) }
+		cent := followCentrifugo(t, next, "follower", "restart")
+		merc := followMercure(t, next, "restart")
+		pub := startPublisher(t, "restart", 1, 10*time.Millisecond,
+			func(int) *testutil.Server { return c.Node(0) }, func(n int) bool { return n%2 == 0 })
+		waitAccepted(t, pub, 20)
+		c.Restart(t, 1)
+		c.Restart(t, 0) // the publisher's node too: its requests are refused meanwhile
+		waitAccepted(t, pub, len(acceptedSoFar(pub))+20)
+		pub.Stop()
+		accepted, refused, unexpected := pub.Results()
+		if len(unexpected) > 0 {
+			t.Fatalf("publications neither accepted nor refused: %v", unexpected)
+		}
+		for name, f := range map[string]*seen{"centrifugo": &cent.seen, "mercure": &merc.seen} {
+			testutil.Eventually(t, 10*time.Second, func() error {
+				if err := f.check(accepted, refused); err != nil {
+					return fmt.Errorf("%s follower: %v", name, err)
+				}
+				return nil
+			})
+		}
+		if cent.hasEvent("recovered false") {
+			t.Fatalf("the Centrifugo client must recover after moving: %v", cent.Events())
+		}
+		t.Logf("%d accepted; centrifugo %v; mercure %v", len(accepted), cent.Events(), merc.Events())
+	})
 }
 
 func acceptedSoFar(p *publisher) map[int]bool {

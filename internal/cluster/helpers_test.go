@@ -127,3 +127,14 @@ func longHistory(_ int, cfg *config.Config) {
 	cfg.Channel.WithoutNamespace.HistorySize = 100000
 	cfg.Mercure.HistorySize = 100000
 }
+
+// startFunc starts a cluster of n nodes (testutil.StartCluster,
+// testutil.StartNATSCluster).
+type startFunc func(t testing.TB, n int, configure func(int, *config.Config)) *testutil.Cluster
+
+// eachBroker runs f against clusters of every multi-node broker: Redis,
+// and NATS with history and presence in Redis.
+func eachBroker(t *testing.T, f func(t *testing.T, start startFunc)) {
+	t.Run("Redis", func(t *testing.T) { f(t, testutil.StartCluster) })
+	t.Run("NATS", func(t *testing.T) { f(t, testutil.StartNATSCluster) })
+}

@@ -36,13 +36,24 @@ func TestRedisRestartMidStream(t *testing.T) {
 			} else {
 				r = brokertest.StartRedis(t)
 			}
-			testRedisRestart(t, r, tc.persist)
+			c := testutil.StartClusterAt(t, r.Addr(), 2, longHistory)
+			testOutage(t, c, r.Stop, r.Restart, "redis", tc.persist)
 		})
 	}
 }
 
-func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
-	c := testutil.StartClusterAt(t, r.Addr(), 2, longHistory)
+// The same with NATS stopped and restarted mid-stream, history and
+// presence in Redis staying up: nothing accepted is lost.
+func TestNATSRestartMidStream(t *testing.T) {
+	c := testutil.StartNATSCluster(t, 2, longHistory)
+	testOutage(t, c, c.NATS.Stop, c.NATS.Restart, "nats", true)
+}
+
+// testOutage stops the broker's service (stop), checks the failure
+// behaviour, starts it again (start) and checks that the clients were told
+// and lost nothing (persist: the history survived) or were told that their
+// position is gone.
+func testOutage(t *testing.T, c *testutil.Cluster, stop func(), start func(testing.TB), service string, persist bool) {
 	a, b := c.Nodes[0], c.Nodes[1]
 	onB := func() *testutil.Server { return b }
 	cent := followCentrifugo(t, onB, "follower", "live")
@@ -51,7 +62,7 @@ func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
 		func(int) *testutil.Server { return a }, func(n int) bool { return n%3 == 0 })
 	waitAccepted(t, pub, 20)
 
-	r.Stop()
+	stop()
 	refusedBefore := func() int { _, ref, _ := pub.Results(); return len(ref) }
 	testutil.Eventually(t, wait, func() error {
 		if n := refusedBefore(); n < 5 {
@@ -61,14 +72,14 @@ func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
 	})
 	for _, n := range c.Nodes {
 		body := n.WaitHealth(t, http.StatusServiceUnavailable, wait)
-		if !strings.Contains(body, `"status":"broker unavailable"`) || !strings.Contains(body, "redis") {
-			t.Fatalf("/health of %s with Redis away: %s", n.Addr, body)
+		if !strings.Contains(body, `"status":"broker unavailable"`) || !strings.Contains(body, service) {
+			t.Fatalf("/health of %s with %s away: %s", n.Addr, service, body)
 		}
 		waitLog(t, n, "broker unavailable: publications are refused")
 	}
 	checkRefusals(t, a)
 
-	r.Restart(t)
+	start(t)
 	for _, n := range c.Nodes {
 		n.WaitHealth(t, http.StatusOK, 10*time.Second)
 		waitLog(t, n, "broker available again")
@@ -110,7 +121,7 @@ func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
 			refused[n] = true // may have arrived or not; never twice
 		}
 	} else if cent.hasEvent("recovered false") {
-		t.Fatalf("with Redis's data kept the Centrifugo client must recover: %v", cent.Events())
+		t.Fatalf("with the history kept the Centrifugo client must recover: %v", cent.Events())
 	}
 	for name, f := range map[string]*seen{"centrifugo": &cent.seen, "mercure": &merc.seen} {
 		testutil.Eventually(t, 10*time.Second, func() error {
@@ -120,8 +131,8 @@ func testRedisRestart(t *testing.T, r *brokertest.RedisServer, persist bool) {
 			return nil
 		})
 	}
-	t.Logf("%d publications accepted, %d refused while Redis was away; centrifugo %v; mercure %v",
-		len(accepted), len(refused), cent.Events(), merc.Events())
+	t.Logf("%d publications accepted, %d refused while %s was away; centrifugo %v; mercure %v",
+		len(accepted), len(refused), service, cent.Events(), merc.Events())
 }
 
 // waitAccepted waits until the publisher had n publications accepted.

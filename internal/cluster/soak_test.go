@@ -12,11 +12,27 @@ import (
 
 // A bounded soak: three nodes, publishers on every node through the server
 // API and Mercure, Centrifugo and Mercure subscribers of every channel on
-// every node, and halfway through Redis drops every PUB/SUB connection.
-// Every accepted publication reaches every subscriber exactly once.
-// HERALD_SOAK=60s runs it longer (10 s by default).
+// every node, and halfway through the broker drops every node's
+// connection (Redis: CLIENT KILL TYPE pubsub; NATS: a restart). Every
+// accepted publication reaches every subscriber exactly once.
+// HERALD_SOAK=60s runs each broker's soak longer (6 s by default).
 func TestSoak(t *testing.T) {
-	d := 10 * time.Second
+	t.Run("Redis", func(t *testing.T) {
+		c := testutil.StartCluster(t, 3, longHistory)
+		soak(t, c, func() {
+			if _, err := c.Redis.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+				t.Fatalf("CLIENT KILL: %v", err)
+			}
+		})
+	})
+	t.Run("NATS", func(t *testing.T) {
+		c := testutil.StartNATSCluster(t, 3, longHistory)
+		soak(t, c, func() { c.NATS.Restart(t) })
+	})
+}
+
+func soak(t *testing.T, c *testutil.Cluster, disturb func()) {
+	d := 6 * time.Second
 	if v := os.Getenv("HERALD_SOAK"); v != "" {
 		var err error
 		if d, err = time.ParseDuration(v); err != nil || d > 10*time.Minute {
@@ -24,7 +40,6 @@ func TestSoak(t *testing.T) {
 		}
 	}
 	const channels = 3
-	c := testutil.StartCluster(t, 3, longHistory)
 	type follower struct {
 		name    string
 		channel int
@@ -49,9 +64,7 @@ func TestSoak(t *testing.T) {
 			func(int) *testutil.Server { return n }, func(k int) bool { return k%4 == 0 }))
 	}
 	time.Sleep(d / 2) // the soak itself: publications flow meanwhile
-	if _, err := c.Redis.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
-		t.Fatalf("CLIENT KILL: %v", err)
-	}
+	disturb()
 	time.Sleep(d / 2)
 	total := 0
 	want := make([]map[int]bool, channels)

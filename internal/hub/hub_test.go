@@ -177,6 +177,33 @@ func TestGapIsInsufficientState(t *testing.T) {
 	}
 }
 
+// A resync while a subscription is being set up (before the front door
+// answered the client) reaches the front door once it has answered, in
+// Activate: it could not act on the subscription earlier, and a
+// subscription ended silently would receive nothing more.
+func TestResyncDuringSubscribeIsToldAfterTheAnswer(t *testing.T) {
+	h := newTestHub(t, nil)
+	c := client(t, h, "a")
+	req := SubscribeRequest{Channel: "c", Positioned: true, Client: c, Conn: &auth.Conn{Client: "a", User: "u-a"}}
+	res, err := h.Subscribe(context.Background(), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.HandleResync()
+	c.mu.Lock()
+	early := len(c.intents)
+	c.mu.Unlock()
+	if early != 0 {
+		t.Fatalf("the front door was told before it answered: %+v", c.intents)
+	}
+	h.Activate(res.Sub)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.intents) != 1 || c.intents[0].Kind != IntentUnsubscribe || c.intents[0].Why != WhyInsufficientState {
+		t.Fatalf("intents after the answer: %+v, want one insufficient state", c.intents)
+	}
+}
+
 // Presence and join/leave follow the subscription; removing the client
 // ends them.
 func TestPresenceAndJoinLeave(t *testing.T) {

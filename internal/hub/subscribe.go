@@ -42,6 +42,9 @@ type Subscription struct {
 	offset   uint64 // last offset delivered, for positioned subscriptions
 	skipSeq  uint64 // deliveries with Seq <= skipSeq were replayed from the index
 	attached any    // the front door's state for this subscription
+	// missed says why the subscription may have missed publications
+	// before the front door answered; Activate tells the front door then.
+	missed string
 }
 
 // Namespace returns the channel's namespace (nil for topic selectors).
@@ -272,6 +275,9 @@ func (h *Hub) Activate(s *Subscription) {
 	for _, d := range buf {
 		s.deliverLocked(d)
 	}
+	if s.missed != "" && !s.ended {
+		s.insufficientLocked(s.missed)
+	}
 	info, presence := s.info, s.presence
 	s.active = s.sel == nil
 	s.mu.Unlock()
@@ -431,8 +437,17 @@ func (s *Subscription) deliverLocked(d *Delivery) {
 }
 
 // insufficientLocked stops delivery and tells the front door that the
-// subscription missed publications. Called with s.mu held.
+// subscription missed publications. Before the front door has answered
+// the client (a resync during the subscribe), the front door is told once
+// it has, in Activate: it could not act on it earlier. Called with s.mu
+// held.
 func (s *Subscription) insufficientLocked(detail string) {
+	if !s.live {
+		if s.missed == "" {
+			s.missed = detail
+		}
+		return
+	}
 	s.ended = true
 	s.buffer = nil
 	s.client.Control(Intent{Kind: IntentUnsubscribe, Why: WhyInsufficientState, Channel: s.Channel, Reason: detail})

@@ -12,12 +12,15 @@ import (
 	"github.com/heraldhub/herald/internal/config"
 )
 
-// Cluster is several Herald nodes sharing one Redis broker, each a real
-// server on its own loopback port, as behind a load balancer.
+// Cluster is several Herald nodes sharing one broker (Redis, or NATS with
+// history and presence in Redis), each a real server on its own loopback
+// port, as behind a load balancer.
 type Cluster struct {
-	// Redis is the private redis-server of StartCluster (nil for
-	// StartClusterAt).
+	// Redis is the private redis-server of StartCluster and
+	// StartNATSCluster (nil for StartClusterAt).
 	Redis *brokertest.RedisServer
+	// NATS is the private NATS server of StartNATSCluster.
+	NATS *brokertest.NATSServer
 	// Address is the broker.redis.address every node uses.
 	Address string
 	// Nodes are the running nodes; use Node(i) from other goroutines while
@@ -52,14 +55,32 @@ func StartClusterAt(t testing.TB, address string, n int, configure func(i int, c
 	return c
 }
 
+// StartNATSCluster starts a private NATS server and redis-server and n
+// nodes whose broker is NATS with history and presence in Redis
+// (broker.nats.store: redis).
+func StartNATSCluster(t testing.TB, n int, configure func(i int, cfg *config.Config)) *Cluster {
+	t.Helper()
+	r := brokertest.StartRedis(t)
+	c := &Cluster{Redis: r, NATS: brokertest.StartNATS(t), Address: r.Addr(), t: t, configure: configure}
+	for range n {
+		c.AddNode(t)
+	}
+	return c
+}
+
 // NodeConfig returns the configuration of node i: Config() with the
-// cluster's broker, node id "node-<i+1>", and fast node announcements.
+// cluster's broker and node id "node-<i+1>".
 func (c *Cluster) NodeConfig(i int) *config.Config {
 	cfg := Config()
 	cfg.NodeID = fmt.Sprintf("node-%d", i+1)
 	cfg.NodeName = cfg.NodeID
 	cfg.Broker.Type = "redis"
 	cfg.Broker.Redis.Address = c.Address
+	if c.NATS != nil {
+		cfg.Broker.Type = "nats"
+		cfg.Broker.NATS.URL = c.NATS.URL()
+		cfg.Broker.NATS.Store = "redis"
+	}
 	if c.configure != nil {
 		c.configure(i, cfg)
 	}

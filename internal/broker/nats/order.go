@@ -1,6 +1,8 @@
 package nats
 
 import (
+	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -12,8 +14,8 @@ import (
 // either order. sequencer puts them back in order before the hub sees them:
 // a channel's publications in offset order, indexed publications (while
 // this node receives every channel) in seq order. A missing number is
-// waited for reorderWait; then it is given up, the rest is delivered, and
-// the hub resyncs (the publication was lost on the way).
+// waited for reorderWait; then it is given up, the hub resyncs (the
+// publication was lost on the way), and the rest is delivered.
 const reorderWait = 250 * time.Millisecond
 
 type sequencer struct {
@@ -67,7 +69,10 @@ func (s *sequencer) deliver(pub *broker.Publication, sp broker.StreamPosition) {
 	}
 	switch {
 	case n < l.next:
-		// Too late: it was given up already (the hub resynced then).
+		// Late: given up already (the hub resynced then), or stored before
+		// this node started receiving the line. Delivered rather than lost:
+		// positioned and topic subscriptions drop what they already have.
+		s.b.handler.HandlePublication(pub, sp)
 		return
 	case n > l.next:
 		l.waiting[n] = pending{pub, sp}
@@ -111,14 +116,54 @@ func (s *sequencer) giveUp(k string, l *line) {
 			lowest = n
 		}
 	}
+	// The hub tells its subscribers first, so that none receives what
+	// follows the gap and then replays from after it (a Mercure
+	// subscriber's Last-Event-ID would skip the lost publication).
+	s.b.log.Warn("nats: a publication numbered in Redis did not arrive; resyncing")
+	s.b.handler.HandleResync()
 	l.next = lowest
 	s.drain(l)
 	if len(l.waiting) > 0 {
 		l.timer = time.AfterFunc(reorderWait, func() { s.giveUp(k, l) })
 	}
 	s.mu.Unlock()
-	s.b.log.Warn("nats: a publication numbered in Redis did not arrive; resyncing")
-	s.b.handler.HandleResync()
+}
+
+// start begins the line k at next (the stream's top + 1, read once this
+// node receives it), so that what arrives first from other nodes is not
+// taken for the start of the line.
+func (s *sequencer) start(k string, next uint64, epoch string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.lines == nil {
+		s.lines = map[string]*line{}
+	}
+	if old := s.lines[k]; old != nil {
+		if old.timer != nil {
+			old.timer.Stop()
+		}
+		// Deliver what already waits, in order, before the new start.
+		for _, n := range slices.Sorted(maps.Keys(old.waiting)) {
+			p := old.waiting[n]
+			s.b.handler.HandlePublication(p.pub, p.sp)
+		}
+	}
+	s.lines[k] = &line{epoch: epoch, next: next, waiting: map[uint64]pending{}}
+}
+
+// forgetAll drops every line when the node switches between receiving
+// every channel (one line in seq order) and its channels (a line each in
+// offset order): the lines of the other mode were not kept up meanwhile,
+// and would take what arrives next for a gap.
+func (s *sequencer) forgetAll() {
+	s.mu.Lock()
+	for k, l := range s.lines {
+		if l.timer != nil {
+			l.timer.Stop()
+		}
+		delete(s.lines, k)
+	}
+	s.mu.Unlock()
 }
 
 // forget drops the line of a channel this node stopped receiving.

@@ -30,6 +30,14 @@ func (b *Broker) Subscribe(channel string) error {
 		// hub is told to resync then.
 		return b.unavailable("subscribe", err)
 	}
+	if b.redis != nil {
+		// Now that this node receives the channel, what follows the
+		// stream's top comes in offset order from here.
+		// Without Redis now, the line starts with what arrives first.
+		if sp, err := b.redis.Top(channel); err == nil && sp.Epoch != "" {
+			b.seq.start(channel, sp.Offset+1, sp.Epoch)
+		}
+	}
 	return nil
 }
 
@@ -77,7 +85,12 @@ func (b *Broker) SubscribeAll() error {
 		return b.unavailable("subscribe", err)
 	}
 	b.wild = wild
-	b.seq.forget("")
+	b.seq.forgetAll()
+	if b.redis != nil {
+		if top, err := b.redis.IndexTop(); err == nil {
+			b.seq.start("", top+1, "")
+		}
+	}
 	b.all.Store(true)
 	if b.mem != nil {
 		// The index held only what this node received: start it anew.
@@ -112,7 +125,7 @@ func (b *Broker) UnsubscribeAll() error {
 		return b.unavailable("subscribe", err)
 	}
 	b.all.Store(false)
-	b.seq.forget("")
+	b.seq.forgetAll()
 	if b.mem != nil {
 		b.mem.Forget(func(ch string) bool { _, ok := b.subs[ch]; return !ok }, false)
 	}

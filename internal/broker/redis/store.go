@@ -279,3 +279,42 @@ func isPrefixed(s, prefix string) (string, bool) {
 	}
 	return "", false
 }
+
+// Top returns a channel's stream position without creating one (the zero
+// position when the channel has no stream), for a broker that carries
+// publications itself (NATS) and must know where a channel's stream is when
+// it starts receiving it.
+func (b *Broker) Top(channel string) (broker.StreamPosition, error) {
+	c, err := b.conn()
+	if err != nil {
+		return broker.StreamPosition{}, err
+	}
+	p := b.keys.partition(channel)
+	ctx, cancel := b.timeout()
+	defer cancel()
+	vals, err := c.Do(ctx, c.B().Hmget().Key(b.keys.meta(p, channel)).Field("e", "s").Build()).ToArray()
+	if err != nil || len(vals) != 2 {
+		return broker.StreamPosition{}, unavailable("read a position", fmt.Errorf("%v (%d values)", err, len(vals)))
+	}
+	epoch, _ := vals[0].ToString()
+	top, _ := vals[1].AsInt64()
+	return broker.StreamPosition{Offset: uint64(top), Epoch: epoch}, nil
+}
+
+// IndexTop returns the seq of the newest indexed publication.
+func (b *Broker) IndexTop() (uint64, error) {
+	c, err := b.conn()
+	if err != nil {
+		return 0, err
+	}
+	ctx, cancel := b.timeout()
+	defer cancel()
+	v, err := c.Do(ctx, c.B().Hget().Key(b.keys.indexKeys()[1]).Field("s").Build()).AsInt64()
+	if rueidis.IsRedisNil(err) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, unavailable("read the index", err)
+	}
+	return uint64(v), nil
+}
