@@ -2,10 +2,12 @@ package cluster_test
 
 import (
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/heraldhub/herald/internal/config"
 	"github.com/heraldhub/herald/internal/testutil"
 )
 
@@ -81,22 +83,50 @@ func TestRevocationReachesEveryNodeAndLaterOnes(t *testing.T) {
 		bulk := testutil.Token(t, map[string]any{"sub": "bulk", "iat": time.Now().Unix(), "exp": time.Now().Add(time.Hour).Unix()})
 
 		later := c.AddNode(t)
-		for _, tc := range []struct{ name, tok string }{{"revoked token", tok}, {"user's invalidated token", bulk}} {
-			testutil.Eventually(t, wait, func() error {
-				cl := later.Dial(t, nil)
-				defer cl.Conn.Close()
-				cl.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tc.tok))
-				code, reason := cl.ExpectClose(wait)
-				if code != 3500 || !strings.Contains(reason, "token_revoked") {
-					return fmt.Errorf("%s on the later node: close %d %q, want 3500 token_revoked", tc.name, code, reason)
-				}
-				return nil
-			})
+		expectRevoked(t, later, tok)  // the revoked token
+		expectRevoked(t, later, bulk) // a token of the user whose tokens were invalidated
+	})
+}
+
+// Without a store every node shares (NATS, each node its own history), a
+// node that joins asks the live nodes for their revocations.
+func TestRevocationsFromPeersWithoutASharedStore(t *testing.T) {
+	c := testutil.StartNATSCluster(t, 1, func(_ int, cfg *config.Config) { cfg.Broker.NATS.Store = "node" })
+	tok := testutil.Token(t, map[string]any{"sub": "victim", "jti": "jti-peer", "exp": time.Now().Add(time.Hour).Unix()})
+	apiResult(t, c.Nodes[0], "revoke_token", map[string]any{"uid": "jti-peer"})
+	later := c.AddNode(t)
+	expectRevoked(t, later, tok)
+}
+
+// A Redis that lost the revocations (restarted empty) gets them back from
+// the nodes after the resync, for the nodes that start later.
+func TestRevocationsWrittenBackAfterRedisLostThem(t *testing.T) {
+	c := testutil.StartCluster(t, 1, nil)
+	tok := testutil.Token(t, map[string]any{"sub": "victim", "jti": "jti-back", "exp": time.Now().Add(time.Hour).Unix()})
+	apiResult(t, c.Nodes[0], "revoke_token", map[string]any{"uid": "jti-back"})
+	c.Redis.Restart(t) // empty: no persistence
+	c.Nodes[0].WaitHealth(t, http.StatusOK, 10*time.Second)
+	testutil.Eventually(t, wait, func() error {
+		if n, err := c.Redis.Do("ZCARD", "herald.records.{0m}.revocations"); err != nil || n != ":1" {
+			return fmt.Errorf("revocations in Redis: %q %v", n, err)
 		}
-		// The later node did not receive the messages: it read the list.
-		if !strings.Contains(later.Logs.String(), "token_revoked") {
-			t.Fatal("the later node logged no token_revoked refusal")
+		return nil
+	})
+	later := c.AddNode(t)
+	expectRevoked(t, later, tok)
+}
+
+// expectRevoked waits until n refuses tok as revoked.
+func expectRevoked(t *testing.T, n *testutil.Server, tok string) {
+	t.Helper()
+	testutil.Eventually(t, wait, func() error {
+		cl := n.Dial(t, nil)
+		defer cl.Conn.Close()
+		cl.Send(fmt.Sprintf(`{"id":1,"connect":{"token":%q}}`, tok))
+		if code, reason := cl.ExpectClose(wait); code != 3500 || !strings.Contains(reason, "token_revoked") {
+			return fmt.Errorf("close %d %q on %s, want 3500 token_revoked", code, reason, n.Addr)
 		}
+		return nil
 	})
 }
 

@@ -9,7 +9,7 @@ import (
 // Broker chooses what connects the nodes of a Herald cluster.
 type Broker struct {
 	Type    string      `yaml:"type" doc:"memory (one node), redis or nats"`
-	AtStart string      `yaml:"at_start" doc:"when the broker is unreachable at start: wait (log every 5s until it answers) or exit (non-zero)"`
+	AtStart string      `yaml:"at_start" doc:"when the broker is unreachable at start: wait (serve at once with /health 503, refuse publications, log every 5s until it answers) or exit (non-zero, after a few seconds)"`
 	Redis   RedisBroker `yaml:"redis"`
 	NATS    NATSBroker  `yaml:"nats"`
 }

@@ -27,7 +27,7 @@ type Config struct {
 	// NodeName names this node in the API info method.
 	NodeName string `yaml:"node_name" doc:"name of this node in the API info result"`
 	// NodeID names this node in messages between nodes.
-	NodeID string `yaml:"node_id" doc:"id of this node in messages between nodes (unique per node); empty = a random id at each start"`
+	NodeID string `yaml:"node_id" doc:"id of this node (unique per node): in messages between nodes, the API info result, and every log line with a redis or nats broker; empty = a random id at each start"`
 
 	HTTP    HTTP    `yaml:"http"`
 	Client  Client  `yaml:"client"`

@@ -52,7 +52,8 @@ func (r Revocation) encode() []byte {
 }
 
 // Revoke applies a revocation on every node, and keeps it in the shared
-// store until it expires, for the nodes that start later.
+// store until it expires, for the nodes that start later. This node
+// applies it at once, whatever becomes of the message to the others.
 func (h *Hub) Revoke(r Revocation) error {
 	r = r.normalize()
 	if h.o.Records != nil {
@@ -60,6 +61,7 @@ func (h *Hub) Revoke(r Revocation) error {
 			return brokerError(err)
 		}
 	}
+	h.applyRevocation(r)
 	return h.SendControl("", "revoke", r)
 }
 

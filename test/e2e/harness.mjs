@@ -10,6 +10,7 @@
 import { spawn, execFile } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
@@ -532,4 +533,187 @@ export async function launchChromium(options = {}) {
     await rm(profile, { recursive: true, force: true });
   };
   return { context, close };
+}
+
+// ---------------------------------------------------------------------------
+// Several nodes: a private redis-server, nodes sharing it, and a TCP proxy
+// that plays the load balancer (clients move between nodes through it).
+
+/** A port that was free a moment ago on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/** One command in Redis's inline protocol; resolves to the first reply line. */
+export function redisCommand(port, ...args) {
+  return withTimeout(
+    new Promise((resolve, reject) => {
+      const sock = net.connect(port, '127.0.0.1');
+      let buf = '';
+      sock.on('connect', () => {
+        sock.write(`*${args.length}\r\n${args.map((a) => `$${Buffer.byteLength(String(a))}\r\n${a}\r\n`).join('')}`);
+      });
+      sock.on('data', (b) => {
+        buf += b.toString();
+        const i = buf.indexOf('\r\n');
+        if (i >= 0) {
+          sock.destroy();
+          resolve(buf.slice(0, i));
+        }
+      });
+      sock.on('error', reject);
+    }),
+    2_000,
+    `redis ${args.join(' ')}`,
+  );
+}
+
+/**
+ * Starts a private redis-server on a free loopback port (no persistence,
+ * or an append-only file synced at every write with persist). `stop()`
+ * kills it as a crash would; `restart()` starts it again on the same port
+ * (with its data when persist). Tests never skip: CI installs redis-server.
+ */
+export async function startRedis({ persist = false } = {}) {
+  const dir = await mkdtemp(path.join(tmpdir(), 'herald-e2e-redis-'));
+  const port = await freePort();
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--dir', dir, '--daemonize', 'no',
+    '--protected-mode', 'yes', '--loglevel', 'warning', '--appendonly', persist ? 'yes' : 'no', '--appendfsync', 'always'];
+  let child = null;
+  const launch = async () => {
+    child = spawn('redis-server', args, { stdio: 'ignore' });
+    liveChildren.add(child);
+    const c = child;
+    c.once('exit', () => liveChildren.delete(c));
+    c.once('error', () => liveChildren.delete(c));
+    await waitUntil(() => redisCommand(port, 'PING').then((l) => l === '+PONG', () => false), {
+      timeout: 10_000,
+      label: `redis-server on port ${port} (is redis-server installed? .ci/run installs it)`,
+    });
+  };
+  const stop = async () => {
+    if (child === null || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill('SIGKILL');
+    await withTimeout(exited, 5_000, 'redis-server to exit');
+  };
+  await launch();
+  return {
+    port,
+    address: `127.0.0.1:${port}`,
+    stop,
+    restart: async () => {
+      await stop();
+      // The port may stay taken for a moment after the kill.
+      await waitUntil(() => launch().then(() => true, () => false), { timeout: 10_000, label: 'redis-server to restart' });
+    },
+    close: async () => {
+      await stop();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** GET /health of a server: {status, body}. */
+export async function health(server) {
+  const res = await fetch(`http://127.0.0.1:${server.port}/health`, { signal: AbortSignal.timeout(API_TIMEOUT_MS) });
+  return { status: res.status, body: await res.text() };
+}
+
+/** Waits until /health answers `status`. */
+export function waitHealth(server, status = 200, timeout = 10_000) {
+  return waitUntil(() => health(server).then((h) => h.status === status, () => false), {
+    timeout,
+    label: `/health ${status} on port ${server.port}`,
+  });
+}
+
+/**
+ * Starts n nodes (node ids node-1, node-2, …) whose broker is the Redis at
+ * `redis.address`, each with the default configuration deep-merged with
+ * `overrides`; resolves once every node is ready (/health 200).
+ */
+export async function startCluster(n, redis, overrides = {}) {
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    const node = await startServer(
+      deepMerge({ node_id: `node-${i + 1}`, broker: { type: 'redis', redis: { address: redis.address } } }, overrides),
+    );
+    nodes.push(node);
+  }
+  await Promise.all(nodes.map((s) => waitHealth(s)));
+  return nodes;
+}
+
+/**
+ * A TCP proxy on a free loopback port in front of one node, as a load
+ * balancer: `moveTo(server)` sends new connections to another node and cuts
+ * the open ones; `hold()` keeps new connections waiting until the next
+ * moveTo (a client then reconnects only once the test has published what it
+ * must miss).
+ */
+export async function startProxy(target) {
+  let port = target.port;
+  let held = null;
+  const open = new Set();
+  const srv = net.createServer((client) => {
+    const connect = () => {
+      const upstream = net.connect(port, '127.0.0.1');
+      open.add(client);
+      open.add(upstream);
+      const drop = () => {
+        client.destroy();
+        upstream.destroy();
+        open.delete(client);
+        open.delete(upstream);
+      };
+      client.on('error', drop).on('close', drop);
+      upstream.on('error', drop).on('close', drop);
+      client.pipe(upstream);
+      upstream.pipe(client);
+    };
+    if (held) held.push(connect);
+    else connect();
+  });
+  await new Promise((resolve) => srv.listen(0, '127.0.0.1', resolve));
+  const cut = () => {
+    for (const s of open) s.destroy();
+    open.clear();
+  };
+  return {
+    port: srv.address().port,
+    hold() {
+      held = [];
+      cut();
+    },
+    moveTo(server) {
+      port = server.port;
+      cut();
+      const waiting = held ?? [];
+      held = null;
+      for (const connect of waiting) connect();
+    },
+    close() {
+      cut();
+      return new Promise((resolve) => srv.close(resolve));
+    },
+  };
+}
+
+/** A real centrifuge SDK client for a WebSocket URL (not connected yet). */
+export function centrifugeClient(wsURL, options = {}) {
+  return new Centrifuge(wsURL, {
+    websocket: WebSocket,
+    minReconnectDelay: 100,
+    maxReconnectDelay: 1_000,
+    timeout: 5_000,
+    ...options,
+  });
 }
