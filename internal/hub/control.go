@@ -41,6 +41,14 @@ type NodeInfo struct {
 	seen        time.Time
 }
 
+// nodeMsg is a node's announcement. Hello says that the node has not
+// heard itself yet (it just started or reconnected): every node answers
+// it, so that it knows them all at once.
+type nodeMsg struct {
+	NodeInfo
+	Hello bool `json:"hello,omitempty"`
+}
+
 type nodeRegistry struct {
 	mu    sync.Mutex
 	nodes map[string]NodeInfo
@@ -109,10 +117,11 @@ func (h *Hub) registerBuiltinControls() {
 	}
 	h.registerRevocationControls()
 	h.controls["node"] = func(from string, p json.RawMessage) {
-		var n NodeInfo
-		if err := json.Unmarshal(p, &n); err != nil {
+		var m nodeMsg
+		if err := json.Unmarshal(p, &m); err != nil {
 			return
 		}
+		n := m.NodeInfo
 		if n.ID == h.o.NodeID {
 			// This node hears itself: its control subscription is live, so
 			// nothing sent from now on is missed; catch up on what was.
@@ -129,10 +138,10 @@ func (h *Hub) registerBuiltinControls() {
 		_, known := h.nodes.nodes[n.ID]
 		h.nodes.nodes[n.ID] = n
 		h.nodes.mu.Unlock()
-		if !known {
+		if !known || m.Hello {
 			// A node that joins hears from every other one at once, not
 			// after their next announcement. Not from the broker's reader.
-			go func() { _ = h.SendControl(n.ID, "node", h.selfInfo()) }()
+			go func() { _ = h.SendControl(n.ID, "node", nodeMsg{NodeInfo: h.selfInfo()}) }()
 		}
 	}
 	h.controls["leave"] = func(from string, _ json.RawMessage) {
@@ -162,7 +171,8 @@ func (h *Hub) startNodeInfo() {
 				return
 			}
 			next := h.o.NodeInfoInterval
-			if err := h.SendControl("", "node", h.selfInfo()); err != nil || !h.heardSelf.Load() {
+			hello := !h.heardSelf.Load()
+			if err := h.SendControl("", "node", nodeMsg{NodeInfo: h.selfInfo(), Hello: hello}); err != nil || hello {
 				next = 250 * time.Millisecond
 			}
 			t.Reset(next)
