@@ -20,11 +20,8 @@ func TestSentinelFailoverThroughTheDoors(t *testing.T) {
 	s := brokertest.StartSentinel(t)
 	c := testutil.StartClusterAt(t, s.Address(), 2, longHistory)
 	a, b := c.Nodes[0], c.Nodes[1]
-	onB := func() *testutil.Server { return b }
-	cent := followCentrifugo(t, onB, "follower", "failover")
-	merc := followMercure(t, onB, "failover")
-	before := startPublisher(t, "failover", 1, 5*time.Millisecond,
-		func(int) *testutil.Server { return a }, func(n int) bool { return n%2 == 0 })
+	cent, merc := followOn(t, b, "failover")
+	before := publishThrough(t, a, "failover", 1, 5*time.Millisecond)
 	waitAccepted(t, before, 20)
 	before.Stop()
 	accepted, _, unexpected := before.Results()
@@ -37,7 +34,7 @@ func TestSentinelFailoverThroughTheDoors(t *testing.T) {
 	// not passed on dies with it (docs/scaling.md). Let it pass everything.
 	s.WaitReplicated(t)
 	s.Master.Stop()
-	after := startPublisher(t, "failover", 1000, 10*time.Millisecond, func(int) *testutil.Server { return a }, func(n int) bool { return n%2 == 0 })
+	after := publishThrough(t, a, "failover", 1000, 10*time.Millisecond)
 	testutil.Eventually(t, 20*time.Second, func() error {
 		if port, err := s.MasterPort(); err != nil || port != s.Replica.Port {
 			return fmt.Errorf("sentinel names port %d (%v), waiting for %d", port, err, s.Replica.Port)

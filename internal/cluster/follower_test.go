@@ -459,6 +459,19 @@ type publisher struct {
 	unexpected []string
 }
 
+// followOn starts a Centrifugo follower and a Mercure follower of channel
+// on node n.
+func followOn(t *testing.T, n *testutil.Server, channel string) (*centFollower, *mercureFollower) {
+	on := func() *testutil.Server { return n }
+	return followCentrifugo(t, on, "follower", channel), followMercure(t, on, channel)
+}
+
+// publishThrough starts publishing to channel through node n, every other
+// publication through Mercure, the others through the server API.
+func publishThrough(t *testing.T, n *testutil.Server, channel string, from int, every time.Duration) *publisher {
+	return startPublisher(t, channel, from, every, func(int) *testutil.Server { return n }, func(k int) bool { return k%2 == 0 })
+}
+
 // startPublisher starts publishing n = from, from+1, ...
 func startPublisher(t *testing.T, channel string, from int, every time.Duration, node func(n int) *testutil.Server, mercure func(n int) bool) *publisher {
 	p := &publisher{node: node, mercure: mercure, channel: channel, every: every, token: testutil.PublisherToken(t, "*"),

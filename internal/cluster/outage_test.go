@@ -55,11 +55,8 @@ func TestNATSRestartMidStream(t *testing.T) {
 // position is gone.
 func testOutage(t *testing.T, c *testutil.Cluster, stop func(), start func(testing.TB), service string, persist bool) {
 	a, b := c.Nodes[0], c.Nodes[1]
-	onB := func() *testutil.Server { return b }
-	cent := followCentrifugo(t, onB, "follower", "live")
-	merc := followMercure(t, onB, "live")
-	pub := startPublisher(t, "live", 1, 10*time.Millisecond,
-		func(int) *testutil.Server { return a }, func(n int) bool { return n%3 == 0 })
+	cent, merc := followOn(t, b, "live")
+	pub := publishThrough(t, a, "live", 1, 10*time.Millisecond)
 	waitAccepted(t, pub, 20)
 
 	stop()

@@ -153,15 +153,5 @@ func (s *Server) WaitHealth(t testing.TB, status int, timeout time.Duration) str
 // with f's last error after timeout.
 func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	brokertest.EventuallyEvery(t, timeout, 20*time.Millisecond, f)
 }

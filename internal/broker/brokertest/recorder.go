@@ -106,9 +106,16 @@ func (r *Recorder) Resyncs() int {
 	return r.resyncs
 }
 
-// Eventually polls f every 5 ms until it returns nil, failing the test
+// Eventually calls f every 5 ms until it returns nil, and fails the test
 // with f's last error after timeout.
 func Eventually(t testing.TB, timeout time.Duration, f func() error) {
+	t.Helper()
+	EventuallyEvery(t, timeout, 5*time.Millisecond, f)
+}
+
+// EventuallyEvery calls f every interval until it returns nil, and fails
+// the test with f's last error after timeout.
+func EventuallyEvery(t testing.TB, timeout, interval time.Duration, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
@@ -119,7 +126,7 @@ func Eventually(t testing.TB, timeout time.Duration, f func() error) {
 		if time.Now().After(deadline) {
 			t.Fatalf("after %s: %v", timeout, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(interval)
 	}
 }
 
