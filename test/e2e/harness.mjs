@@ -595,7 +595,7 @@ export async function startRedis({ persist = false } = {}) {
     c.once('error', () => liveChildren.delete(c));
     await waitUntil(() => redisCommand(port, 'PING').then((l) => l === '+PONG', () => false), {
       timeout: 10_000,
-      label: `redis-server on port ${port} (is redis-server installed? .ci/run installs it)`,
+      label: `redis-server on port ${port} (is redis-server installed? scripts/deps.sh installs it)`,
     });
   };
   const stop = async () => {
