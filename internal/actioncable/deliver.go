@@ -170,16 +170,14 @@ func (h *Handler) handleRemoteDisconnect(_ string, payload json.RawMessage) {
 	if json.Unmarshal(payload, &m) != nil || m.Identifiers == "" {
 		return
 	}
-	h.mu.Lock()
 	var hit []*session
-	for s := range h.sessions {
+	h.sessions.Each(func(s *session) {
 		s.mu.Lock()
 		if s.connected && s.identifiers == m.Identifiers {
 			hit = append(hit, s)
 		}
 		s.mu.Unlock()
-	}
-	h.mu.Unlock()
+	})
 	for _, s := range hit {
 		go s.disconnect("remote", m.Reconnect, nil, websocketNormal, "Remote Disconnect")
 	}

@@ -53,10 +53,7 @@ type Handler struct {
 	rpc       *rpcClient // nil: no RPC
 	restore   *sessionCache
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
-	closing  bool
-	wg       sync.WaitGroup
+	sessions conn.Tracker[*session]
 }
 
 // DerivedSecret is what AnyCable derives from its application secret for
@@ -70,8 +67,7 @@ func DerivedSecret(secret, purpose string) string {
 // New builds the front door.
 func New(o Options) (*Handler, error) {
 	ac := &o.Config.ActionCable
-	h := &Handler{cfg: o.Config, ac: ac, hub: o.Hub, engine: o.Engine, log: o.Logger, pool: o.Pool, workers: o.Workers,
-		sessions: map[*session]struct{}{}}
+	h := &Handler{cfg: o.Config, ac: ac, hub: o.Hub, engine: o.Engine, log: o.Logger, pool: o.Pool, workers: o.Workers}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -210,14 +206,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			"connect with a WebSocket client such as @rails/actioncable or @anycable/web")
 		return
 	}
-	h.mu.Lock()
-	if h.closing {
-		h.mu.Unlock()
+	if !h.sessions.Begin() {
 		writeRefusal(w, http.StatusServiceUnavailable, "shutting_down", "server is shutting down", "reconnect to another node")
 		return
 	}
-	h.wg.Add(1)
-	h.mu.Unlock()
 
 	chosen, subToken, offered := h.negotiate(r)
 	var header http.Header
@@ -226,7 +218,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c, err := h.upgrader.Upgrade(w, r, header)
 	if err != nil {
-		h.wg.Done()
+		h.sessions.Done()
 		h.log.Debug("action cable upgrade failed", slog.String("error", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		return
 	}
@@ -235,21 +227,15 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.log().Info("no subprotocol Herald speaks was offered; serving the plain Action Cable protocol without one (Rails clients then close the connection)",
 			slog.Any("offered", offered), slog.Any("supported", h.ac.Subprotocols))
 	}
-	h.mu.Lock()
-	if h.closing {
-		h.mu.Unlock()
+	if !h.sessions.Add(s) {
 		_ = c.Close()
-		h.wg.Done()
+		h.sessions.Done()
 		return
 	}
-	h.sessions[s] = struct{}{}
-	h.mu.Unlock()
 	go func() {
-		defer h.wg.Done()
+		defer h.sessions.Done()
 		s.run()
-		h.mu.Lock()
-		delete(h.sessions, s)
-		h.mu.Unlock()
+		h.sessions.Remove(s)
 	}()
 }
 
@@ -263,27 +249,10 @@ func writeRefusal(w http.ResponseWriter, status int, code, detail, hint string) 
 // server_restart), waits for the sessions to end or ctx, then for the
 // disconnect calls to the app.
 func (h *Handler) Shutdown(ctx context.Context) error {
-	h.mu.Lock()
-	h.closing = true
-	sessions := make([]*session, 0, len(h.sessions))
-	for s := range h.sessions {
-		sessions = append(sessions, s)
-	}
-	h.mu.Unlock()
-	for _, s := range sessions {
-		go s.disconnect("server_restart", true, nil, websocketGoingAway, "server restart")
-	}
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		h.mu.Lock()
-		for s := range h.sessions {
-			_ = s.conn.Close()
-		}
-		h.mu.Unlock()
-		return ctx.Err()
+	if err := h.sessions.Shutdown(ctx, func(s *session) {
+		s.disconnect("server_restart", true, nil, websocketGoingAway, "server restart")
+	}, func(s *session) { _ = s.conn.Close() }); err != nil {
+		return err
 	}
 	if h.rpc != nil {
 		h.rpc.waitDisconnects(ctx)
@@ -292,11 +261,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 }
 
 // NumSessions returns the number of open sessions.
-func (h *Handler) NumSessions() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sessions)
-}
+func (h *Handler) NumSessions() int { return h.sessions.Len() }
 
 // closeGrace bounds the wait for the client's close frame.
 var closeGrace = time.Second

@@ -43,19 +43,8 @@ func (h *Handler) serveEmulation(w http.ResponseWriter, r *http.Request) {
 	if !h.checkOrigin(w, r) {
 		return
 	}
-	switch r.Method {
-	case http.MethodOptions:
-		preflight(w)
-		return
-	case http.MethodPost:
-	default:
-		methodNotAllowed(w, r, "POST, OPTIONS")
-		return
-	}
-	limit := h.cfg.Emulation.MaxRequestBodySize
-	body, err := readBody(r, limit)
-	if err != nil {
-		refuseBody(w, err, limit, "emulation.max_request_body_size")
+	body, ok := postBody(w, r, h.cfg.Emulation.MaxRequestBodySize, "emulation.max_request_body_size")
+	if !ok {
 		return
 	}
 	node, id, frame, err := decodeEmulation(body, isOctetStream(r))
@@ -120,10 +109,16 @@ func decodeEmulation(body []byte, proto bool) (node, session string, frame []byt
 	return node, session, frame, nil
 }
 
+// emulationSession returns the live emulation session id; one that is
+// closing counts as gone (its stream has ended or is ending).
 func (h *Handler) emulationSession(id string) *session {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.emu[id]
+	h.emuMu.Lock()
+	s := h.emu[id]
+	h.emuMu.Unlock()
+	if s == nil || s.closeSent.Load() {
+		return nil
+	}
+	return s
 }
 
 // knownNode reports whether node is a live node of the cluster.

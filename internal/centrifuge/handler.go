@@ -47,11 +47,9 @@ type Handler struct {
 	workers *conn.Workers
 	pool    *conn.Pool
 
-	mu       sync.Mutex
-	sessions map[*session]struct{}
+	sessions conn.Tracker[*session]
+	emuMu    sync.Mutex
 	emu      map[string]*session // emulation sessions by id
-	closing  bool
-	wg       sync.WaitGroup
 }
 
 // NewHandler builds the WebSocket front door.
@@ -61,7 +59,7 @@ func NewHandler(o Options) *Handler {
 		proxies = &proxy.Set{}
 	}
 	h := &Handler{cfg: o.Config, hub: o.Hub, engine: o.Engine, sources: o.Sources, proxies: proxies, log: o.Logger, version: o.Version,
-		sessions: map[*session]struct{}{}, emu: map[string]*session{}, workers: o.Workers, pool: o.Pool}
+		emu: map[string]*session{}, workers: o.Workers, pool: o.Pool}
 	h.upgrader = websocket.Upgrader{
 		// Small read buffers and pooled write buffers keep an idle connection
 		// cheap; the write buffer is held only while a write is in progress.
@@ -140,37 +138,35 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // admit counts a new connection, or answers 503 when the server is closing.
 func (h *Handler) admit(w http.ResponseWriter) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closing {
+	if !h.sessions.Begin() {
 		writeHTTPRefusal(w, http.StatusServiceUnavailable, "shutting_down", "server is shutting down", "reconnect to another node")
 		return false
 	}
-	h.wg.Add(1)
 	return true
 }
 
 // register adds a session to those Shutdown ends; false when closing.
 func (h *Handler) register(s *session) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.closing {
+	if !h.sessions.Add(s) {
 		return false
 	}
-	h.sessions[s] = struct{}{}
 	if s.tr.emulation {
+		h.emuMu.Lock()
 		h.emu[s.id()] = s
+		h.emuMu.Unlock()
 	}
 	return true
 }
 
 func (h *Handler) unregister(s *session) {
-	h.mu.Lock()
-	delete(h.sessions, s)
-	if s.tr.emulation && h.emu[s.id()] == s {
-		delete(h.emu, s.id())
+	h.sessions.Remove(s)
+	if s.tr.emulation {
+		h.emuMu.Lock()
+		if h.emu[s.id()] == s {
+			delete(h.emu, s.id())
+		}
+		h.emuMu.Unlock()
 	}
-	h.mu.Unlock()
 }
 
 // serveWebSocket upgrades a request of the websocket or uni_websocket
@@ -186,7 +182,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, tr *tra
 	ws, err := h.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		// The upgrader has already answered with an HTTP error.
-		h.wg.Done()
+		h.sessions.Done()
 		h.log.Debug("websocket upgrade failed", slog.String("error", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		return
 	}
@@ -207,14 +203,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, tr *tra
 	if !h.register(s) {
 		s.closeWith(DisconnectShutdown)
 		_ = ws.Close()
-		h.wg.Done()
+		h.sessions.Done()
 		return
 	}
 	// The session runs on its own goroutine and ServeHTTP returns, so
 	// net/http's per-request buffers and objects (about 10 KiB) are freed
 	// for the whole life of the connection.
 	go func() {
-		defer h.wg.Done()
+		defer h.sessions.Done()
 		s.armStale()
 		if connect != nil {
 			if d := conn.Do(h.workers, make(chan *Disconnect, 1), func() *Disconnect { return s.uniConnect(connect) }); d != nil {
@@ -235,36 +231,10 @@ func writeHTTPRefusal(w http.ResponseWriter, status int, code, detail, hint stri
 // Shutdown disconnects every session with 3001 (clients reconnect elsewhere)
 // and waits for them to end, or for ctx.
 func (h *Handler) Shutdown(ctx context.Context) error {
-	h.mu.Lock()
-	h.closing = true
-	sessions := make([]*session, 0, len(h.sessions))
-	for s := range h.sessions {
-		sessions = append(sessions, s)
-	}
-	h.mu.Unlock()
-	for _, s := range sessions {
-		go s.closeWith(DisconnectShutdown)
-	}
-	done := make(chan struct{})
-	go func() { h.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		h.mu.Lock()
-		for s := range h.sessions {
-			_ = s.netConn().Close()
-		}
-		h.mu.Unlock()
-		return ctx.Err()
-	}
+	return h.sessions.Shutdown(ctx, func(s *session) { s.closeWith(DisconnectShutdown) }, func(s *session) { _ = s.netConn().Close() })
 }
 
 // NumSessions returns the number of open sessions, of every transport.
-func (h *Handler) NumSessions() int {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return len(h.sessions)
-}
+func (h *Handler) NumSessions() int { return h.sessions.Len() }
 
 var closeGrace = time.Second

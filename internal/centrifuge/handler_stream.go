@@ -29,19 +29,8 @@ func (h *Handler) HTTPStream() http.Handler {
 		if h.refuseDisabled(w, r, trHTTPStream) || !h.checkOrigin(w, r) {
 			return
 		}
-		switch r.Method {
-		case http.MethodOptions:
-			preflight(w)
-			return
-		case http.MethodPost:
-		default:
-			methodNotAllowed(w, r, "POST, OPTIONS")
-			return
-		}
-		limit := h.cfg.HTTPStream.MaxRequestBodySize
-		body, err := readBody(r, limit)
-		if err != nil {
-			refuseBody(w, err, limit, "http_stream.max_request_body_size")
+		body, ok := postBody(w, r, h.cfg.HTTPStream.MaxRequestBodySize, "http_stream.max_request_body_size")
+		if !ok {
 			return
 		}
 		h.serveStream(w, r, trHTTPStream, isOctetStream(r), func(s *session) *Disconnect { return s.handleFrame(body) })
@@ -93,7 +82,7 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, tr *transp
 	extra := w.Header().Clone() // CORS headers
 	nc, _, err := hj.Hijack()
 	if err != nil {
-		h.wg.Done()
+		h.sessions.Done()
 		h.log.Debug("hijack failed", slog.String("error", err.Error()), slog.String("remote_addr", r.RemoteAddr))
 		return
 	}
@@ -122,11 +111,11 @@ func (h *Handler) serveStream(w http.ResponseWriter, r *http.Request, tr *transp
 	if err := s.q.WriteNow(head, writeTimeout); err != nil || !h.register(s) {
 		s.q.Close()
 		_ = nc.Close()
-		h.wg.Done()
+		h.sessions.Done()
 		return
 	}
 	go func() {
-		defer h.wg.Done()
+		defer h.sessions.Done()
 		s.armStale()
 		if d := start(s); d != nil {
 			s.closeWith(*d)

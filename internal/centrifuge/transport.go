@@ -99,6 +99,27 @@ func (h *Handler) checkOrigin(w http.ResponseWriter, r *http.Request) bool {
 }
 
 // preflight answers an OPTIONS request of a POST endpoint.
+// postBody answers a CORS preflight or a method other than POST, or reads
+// the body of a POST within limit (setting names the limit in the refusal).
+// ok is false when the request has been answered.
+func postBody(w http.ResponseWriter, r *http.Request, limit int, setting string) (body []byte, ok bool) {
+	switch r.Method {
+	case http.MethodOptions:
+		preflight(w)
+		return nil, false
+	case http.MethodPost:
+	default:
+		methodNotAllowed(w, r, "POST, OPTIONS")
+		return nil, false
+	}
+	body, err := readBody(r, limit)
+	if err != nil {
+		refuseBody(w, err, limit, setting)
+		return nil, false
+	}
+	return body, true
+}
+
 func preflight(w http.ResponseWriter) {
 	w.Header().Set("Access-Control-Max-Age", "300")
 	w.Header().Set("Access-Control-Allow-Methods", "POST, OPTIONS")
