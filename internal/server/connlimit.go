@@ -2,6 +2,7 @@ package server
 
 import (
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -81,6 +82,17 @@ func (l *pendingLimit) acquire(c net.Conn) (release func(), refused string) {
 	}, ""
 }
 
+// count is the number of connections counted now (0 when neither limit is
+// set: nothing is counted then).
+func (l *pendingLimit) count() int {
+	if l == nil {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.n
+}
+
 func hostOf(a net.Addr) string {
 	if ta, ok := a.(*net.TCPAddr); ok {
 		return ta.IP.String()
@@ -97,6 +109,18 @@ func refuseConn(c net.Conn, why string) {
 	body := "503 Service Unavailable: " + why + "; retry shortly\n"
 	_ = c.SetWriteDeadline(time.Now().Add(time.Second))
 	_, _ = fmt.Fprintf(c, "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s", len(body), body)
+	lingerClose(c)
+}
+
+// lingerClose closes c after reading (briefly, a bounded amount) what the
+// client had already sent: closing with unread bytes makes the kernel reset
+// the connection, and the client may lose the answer it was about to read.
+func lingerClose(c net.Conn) {
+	if tc, ok := c.(interface{ CloseWrite() error }); ok {
+		_ = tc.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(250 * time.Millisecond))
+		_, _ = io.CopyN(io.Discard, c, 64<<10)
+	}
 	_ = c.Close()
 }
 

@@ -199,7 +199,13 @@ func TestHTTPPendingConnectionLimit(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		held = append(held, dialRaw(t, srv)) // silent: pending until read_header_timeout (10s)
 	}
-	// The limit is reached once the four are accepted: a fifth is refused.
+	// The limit is reached once the server has counted the four (a dial
+	// returns when the kernel accepted it, before the server counts it):
+	// a fifth is refused.
+	pending := func() float64 { return srv.Metrics().Snapshot().Total("http_pending_connections") }
+	if !eventually(wait, func() bool { return pending() == 4 }) {
+		t.Fatalf("herald_http_pending_connections = %v, want the 4 silent connections", pending())
+	}
 	var body string
 	if !eventually(wait, func() bool {
 		c := dialRaw(t, srv)

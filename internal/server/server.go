@@ -239,6 +239,8 @@ func New(cfg *config.Config, log *slog.Logger, version string) (*Server, error) 
 	}
 	s.httpSrv = httpServer(cfg, mux, log)
 	s.pending = newPendingLimit(cfg.HTTP.MaxPendingConns, cfg.HTTP.MaxPendingConnsPerIP, log)
+	s.metrics.GaugeFunc("http_pending_connections", "Connections not upgraded to a WebSocket or a stream (reading a request, being answered, idle between requests); counted when http.max_pending_conns or http.max_pending_conns_per_ip is set.",
+		func() float64 { return float64(s.pending.count()) })
 	return s, nil
 }
 

@@ -196,7 +196,7 @@ func (l *upgradeListener) route(c net.Conn) {
 		// As net/http does when a handler reads the body: the client waits for it.
 		_, _ = io.WriteString(c, "HTTP/1.1 100 Continue\r\n\r\n")
 	}
-	w := &upgradeResponse{conn: c, rw: bufio.NewReadWriter(b.br, b.bw), header: http.Header{}}
+	w := &upgradeResponse{conn: c, rw: bufio.NewReadWriter(b.br, b.bw), header: http.Header{}, release: release}
 	route.handler.ServeHTTP(w, req)
 	if !w.hijacked {
 		w.finish()
@@ -275,6 +275,11 @@ type upgradeResponse struct {
 	status   int
 	body     bytes.Buffer
 	hijacked bool
+	// release ends the connection's pending count (http.max_pending_conns)
+	// when it is taken over: a stream's first bytes may reach the client
+	// before the handler returns, and the client may open more connections
+	// at once.
+	release func()
 }
 
 func (w *upgradeResponse) Header() http.Header { return w.header }
@@ -298,6 +303,7 @@ func (w *upgradeResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, http.ErrHijacked
 	}
 	w.hijacked = true
+	w.release()
 	w.rw.Writer.Reset(w.conn)
 	return w.conn, w.rw, nil
 }
