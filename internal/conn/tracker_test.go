@@ -20,7 +20,9 @@ func TestTrackerShutdown(t *testing.T) {
 		tr.Done()
 	}()
 	done := make(chan error, 1)
-	go func() { done <- tr.Shutdown(context.Background(), func(int) { stopped.Add(1); close(ended) }, func(int) {}) }()
+	go func() {
+		done <- tr.Shutdown(context.Background(), func(int) { stopped.Add(1); close(ended) }, func(int) {})
+	}()
 	select {
 	case err := <-done:
 		if err != nil || stopped.Load() != 1 || tr.Len() != 0 {
