@@ -1,6 +1,9 @@
 package natscallout
 
 import (
+	"log/slog"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -46,7 +49,7 @@ func benchRequest(b *testing.B, issuerPub, xkeyPub, tok string) (string, []byte)
 	return serverXPub, sealed
 }
 
-func benchAnswer(b *testing.B, xkey bool) {
+func benchAnswer(b *testing.B, xkey bool, log *slog.Logger) {
 	keys := natstest.NewKeys()
 	cfg := baseConfig(keys)
 	xpub := ""
@@ -54,7 +57,7 @@ func benchAnswer(b *testing.B, xkey bool) {
 		cfg.XKeySeed, xpub = keys.XKeySeed, keys.XKeyPub
 	}
 	t := &testing.T{}
-	svc, err := New(Options{Config: cfg, Engine: auth.NewEngine(newVerifier(t), auth.Authorities{}, false)})
+	svc, err := New(Options{Config: cfg, Engine: auth.NewEngine(newVerifier(t), auth.Authorities{}, false), Logger: log})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -70,7 +73,19 @@ func benchAnswer(b *testing.B, xkey bool) {
 
 // BenchmarkAnswerHS256 is Herald's own work per login: verify the request,
 // verify the client's HS256 token, build and sign the user JWT and the answer.
-func BenchmarkAnswerHS256(b *testing.B) { benchAnswer(b, false) }
+func BenchmarkAnswerHS256(b *testing.B) { benchAnswer(b, false, nil) }
+
+// BenchmarkAnswerHS256Logged adds the "nats login accepted" line that
+// log_level info writes per login, as JSON to a file (Herald's stderr in the
+// bench harness).
+func BenchmarkAnswerHS256Logged(b *testing.B) {
+	f, err := os.Create(filepath.Join(b.TempDir(), "herald.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	benchAnswer(b, false, slog.New(slog.NewJSONHandler(f, nil)))
+}
 
 // BenchmarkAnswerXKey adds decrypting the request and encrypting the answer.
-func BenchmarkAnswerXKey(b *testing.B) { benchAnswer(b, true) }
+func BenchmarkAnswerXKey(b *testing.B) { benchAnswer(b, true, nil) }

@@ -14,6 +14,10 @@ import (
 type signer struct {
 	kp  nkeys.KeyPair
 	pub string
+	// priv is the ed25519 key of kp; account reports that pub is an account
+	// key, the only kind that may sign user JWTs and answers.
+	priv    ed25519.PrivateKey
+	account bool
 }
 
 func newSigner(seed, what string) (*signer, error) {
@@ -33,7 +37,7 @@ func newSigner(seed, what string) (*signer, error) {
 	if check, err := nkeys.Encode(nkeys.Prefix(pub), sk.priv.Public().(ed25519.PublicKey)); err != nil || string(check) != pub {
 		return nil, fmt.Errorf("%s: the derived key does not match the seed's public key", what)
 	}
-	return &signer{kp: sk, pub: pub}, nil
+	return &signer{kp: sk, pub: pub, priv: sk.priv, account: nkeys.IsValidPublicAccountKey(pub)}, nil
 }
 
 // signingKey is an nkeys key pair whose ed25519 private key and public key
