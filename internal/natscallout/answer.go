@@ -142,7 +142,7 @@ func (s *Service) readRequest(serverXKey string, data []byte) (*request, *auth.R
 		return bad("set the server's auth_callout.xkey, or check that only NATS servers publish on "+Subject,
 			"the request is neither a JWT nor announced as encrypted (no %s header)", XKeyHeader)
 	}
-	rc, err := decodeRequest(string(data))
+	rc, err := decodeRequest(data)
 	if err != nil {
 		return bad("only NATS servers (2.10 or later) may publish on "+Subject, "not an authorization request: %s", auth.Truncate(err.Error(), 120))
 	}
@@ -308,9 +308,9 @@ func (s *Service) encode(a *answer, serverXKey string) ([]byte, error) {
 		return nil, fmt.Errorf("response: %w", err)
 	}
 	if serverXKey == "" {
-		return []byte(out), nil
+		return out, nil
 	}
-	return s.keys.xkey.Seal([]byte(out), serverXKey)
+	return s.keys.xkey.Seal(out, serverXKey)
 }
 
 // refuse logs a refusal and records it in the recent-refusals feed.

@@ -46,13 +46,14 @@ func encodeUser(uc *jwt.UserClaims, k *signer, iat int64) (string, error) {
 	}
 	uc.Type = jwt.UserClaim
 	uc.Version = 2
-	return signClaims(&uc.ClaimsData, k, iat, func(e *jsonEnc) { e.user(&uc.User) }), nil
+	return string(signClaims(&uc.ClaimsData, k, iat, func(e *jsonEnc) { e.user(&uc.User) })), nil
 }
 
 // encodeResponse is (*jwt.AuthorizationResponseClaims).Encode with k, at iat.
-func encodeResponse(rc *jwt.AuthorizationResponseClaims, k *signer, iat int64) (string, error) {
+func encodeResponse(rc *jwt.AuthorizationResponseClaims, k *signer, iat int64) ([]byte, error) {
 	if !k.account || rc.Subject == "" {
-		return rc.Encode(k.kp)
+		s, err := rc.Encode(k.kp)
+		return []byte(s), err
 	}
 	rc.Type = jwt.AuthorizationResponseClaim
 	rc.Version = 2
@@ -61,7 +62,7 @@ func encodeResponse(rc *jwt.AuthorizationResponseClaims, k *signer, iat int64) (
 
 // signClaims sets iss, iat and jti as nats-io/jwt does when it encodes, and
 // returns the signed JWT whose payload is c followed by what nats writes.
-func signClaims(c *jwt.ClaimsData, k *signer, iat int64, nats func(*jsonEnc)) string {
+func signClaims(c *jwt.ClaimsData, k *signer, iat int64, nats func(*jsonEnc)) []byte {
 	buf := jsonBufs.Get().(*[]byte)
 	defer jsonBufs.Put(buf)
 	e := jsonEnc{b: (*buf)[:0]}
@@ -87,8 +88,7 @@ func signClaims(c *jwt.ClaimsData, k *signer, iat int64, nats func(*jsonEnc)) st
 	out = b64.AppendEncode(out, e.b)
 	sig := ed25519.Sign(k.priv, out)
 	out = append(out, '.')
-	out = b64.AppendEncode(out, sig)
-	return string(out)
+	return b64.AppendEncode(out, sig)
 }
 
 // jsonEnc writes JSON as encoding/json writes the claims structs: fields in
@@ -240,17 +240,16 @@ func (e *jsonEnc) response(r *jwt.AuthorizationResponse) {
 // ASCII and take the loop; anything else (quotes, control characters,
 // non-ASCII) is quoted by encoding/json itself.
 func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' {
-			q, _ := json.Marshal(s)
-			return append(b, q...)
-		}
-	}
+	mark := len(b)
 	b = append(b, '"')
 	start := 0
 	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c < 0x80 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			continue
+		}
 		var esc string
-		switch s[i] {
+		switch c {
 		case '<':
 			esc = `\u003c`
 		case '>':
@@ -258,7 +257,8 @@ func appendJSONString(b []byte, s string) []byte {
 		case '&':
 			esc = `\u0026`
 		default:
-			continue
+			q, _ := json.Marshal(s)
+			return append(b[:mark], q...)
 		}
 		b = append(b, s[start:i]...)
 		b = append(b, esc...)

@@ -149,6 +149,12 @@ func (t *template) expand(user string, claim claimReader) ([]string, *auth.Reaso
 			return nil, &auth.Reason{Code: auth.ClaimInvalid,
 				Detail: fmt.Sprintf("%q expands to more than %d subjects", t.raw, maxSubjects), Hint: "list fewer subjects in the token's claim"}
 		}
+		if len(values) == 1 {
+			for i := range out {
+				out[i] += values[0]
+			}
+			continue
+		}
 		next := make([]string, 0, len(out)*len(values))
 		for _, o := range out {
 			for _, v := range values {
@@ -167,15 +173,7 @@ func claimValues(claim claimReader, name string, t *template) ([]string, *auth.R
 	if !ok {
 		return nil, nil
 	}
-	var values []string
-	if raw[0] == '"' {
-		var s string
-		if json.Unmarshal(raw, &s) == nil {
-			values = []string{s}
-		}
-	} else if json.Unmarshal(raw, &values) != nil {
-		values = nil
-	}
+	values := stringOrList(raw)
 	if values == nil {
 		return nil, &auth.Reason{Code: auth.ClaimInvalid,
 			Detail: fmt.Sprintf("%q: claim %s must be a string or an array of strings", t.raw, name),

@@ -1,9 +1,10 @@
 package natscallout
 
 import (
+	"bytes"
+	"crypto/ed25519"
 	"encoding/json"
 	"strconv"
-	"strings"
 
 	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
@@ -21,42 +22,46 @@ import (
 // library returns for the same token (TestDecodeRequestMatchesLibrary,
 // FuzzDecodeRequest, TestRealRequestsTakeFastPath).
 
-// decodeRequest is jwt.DecodeAuthorizationRequestClaims.
-func decodeRequest(token string) (*jwt.AuthorizationRequestClaims, error) {
+// decodeRequest is jwt.DecodeAuthorizationRequestClaims of the message's data.
+func decodeRequest(token []byte) (*jwt.AuthorizationRequestClaims, error) {
 	if rc := fastRequest(token); rc != nil {
 		return rc, nil
 	}
-	return jwt.DecodeAuthorizationRequestClaims(token)
+	return jwt.DecodeAuthorizationRequestClaims(string(token))
 }
 
 // fastRequest decodes and verifies a request as the library does, or returns
 // nil when the library must.
-func fastRequest(token string) *jwt.AuthorizationRequestClaims {
-	if len(token) > jwt.MaxTokenSize || !strings.HasPrefix(token, jwtHeader+".") {
+func fastRequest(token []byte) *jwt.AuthorizationRequestClaims {
+	if len(token) > jwt.MaxTokenSize || len(token) <= len(jwtHeader) || string(token[:len(jwtHeader)]) != jwtHeader ||
+		token[len(jwtHeader)] != '.' {
 		return nil
 	}
 	rest := token[len(jwtHeader)+1:]
-	dot := strings.IndexByte(rest, '.')
-	if dot < 0 || strings.IndexByte(rest[dot+1:], '.') >= 0 {
+	dot := bytes.IndexByte(rest, '.')
+	if dot < 0 || bytes.IndexByte(rest[dot+1:], '.') >= 0 {
 		return nil
 	}
-	payload, err := b64.DecodeString(rest[:dot])
+	payload := make([]byte, b64.DecodedLen(dot))
+	n, err := b64.Decode(payload, rest[:dot])
 	if err != nil {
 		return nil
 	}
-	p := reqParser{s: string(payload)}
+	p := reqParser{s: string(payload[:n])}
 	rc := p.request()
 	if rc == nil {
 		return nil
 	}
-	sig, err := b64.DecodeString(rest[dot+1:])
-	if err != nil {
+	var sig [ed25519.SignatureSize]byte
+	if enc := rest[dot+1:]; len(enc) != b64.EncodedLen(len(sig)) {
+		return nil
+	} else if n, err = b64.Decode(sig[:], enc); err != nil || n != len(sig) {
 		return nil
 	}
 	// The library verifies with the key of the claims' issuer, which must be
 	// a server key (the first base32 character of a valid server key is N).
 	kp, err := nkeys.FromPublicKey(rc.Issuer)
-	if err != nil || rc.Issuer[0] != 'N' || kp.Verify([]byte(token[:len(jwtHeader)+1+dot]), sig) != nil {
+	if err != nil || rc.Issuer[0] != 'N' || kp.Verify(token[:len(jwtHeader)+1+dot], sig[:n]) != nil {
 		return nil
 	}
 	return rc
@@ -399,4 +404,29 @@ func (p *reqParser) connect(o *jwt.ConnectOptions) {
 		}
 		return 0
 	})
+}
+
+// stringOrList reads a claim that is a string or an array of strings, as
+// encoding/json reads it into a string or a []string; nil if it is neither.
+func stringOrList(raw []byte) []string {
+	p := reqParser{s: string(raw)}
+	var out []string
+	if p.peek('"') {
+		out = []string{p.str()}
+	} else {
+		out = p.list()
+	}
+	if !p.bad && p.i == len(p.s) {
+		return out
+	}
+	// White space, or not a string or list: encoding/json decides.
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) == nil {
+			return []string{s}
+		}
+	} else if out = nil; json.Unmarshal(raw, &out) == nil && out != nil {
+		return out
+	}
+	return nil
 }

@@ -41,14 +41,14 @@ func serverRequest(t testing.TB, server nkeys.KeyPair, edit func(*jwt.Authorizat
 func sameRequest(t *testing.T, token string) bool {
 	t.Helper()
 	want, wantErr := jwt.DecodeAuthorizationRequestClaims(token)
-	got, err := decodeRequest(token)
+	got, err := decodeRequest([]byte(token))
 	if (err == nil) != (wantErr == nil) || err != nil && err.Error() != wantErr.Error() {
 		t.Fatalf("errors differ: library %v, Herald %v", wantErr, err)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("claims differ\nlibrary: %#v\nHerald:  %#v", want, got)
 	}
-	fast := fastRequest(token)
+	fast := fastRequest([]byte(token))
 	if fast != nil && !reflect.DeepEqual(fast, want) {
 		t.Fatalf("the fast path differs\nlibrary: %#v\nHerald:  %#v", want, fast)
 	}
@@ -109,6 +109,9 @@ func TestDecodeRequestMatchesLibrary(t *testing.T) {
 		"signed by a user":     signedBy(user),
 		"signed by another":    h + "." + payload + "." + strings.Split(signedBy(other), ".")[2],
 		"four parts":           good + ".x",
+		"long signature":       good + "AA",
+		"short signature":      good[:len(good)-2],
+		"no signature":         h + "." + payload + ".",
 		"two parts":            h + "." + payload,
 		"other header":         b64.EncodeToString([]byte(`{"typ":"jwt","alg":"ed25519-nkey"}`)) + "." + payload + "." + sig,
 		"payload not base64":   h + ".!!." + sig,
@@ -118,7 +121,7 @@ func TestDecodeRequestMatchesLibrary(t *testing.T) {
 			if sameRequest(t, token) {
 				t.Fatal("the fast path took a request it must leave to the library")
 			}
-			if _, err := decodeRequest(token); err == nil && name != "other header" {
+			if _, err := decodeRequest([]byte(token)); err == nil && name != "other header" {
 				t.Fatal("accepted")
 			}
 		})
@@ -283,4 +286,24 @@ func TestRealRequestsTakeFastPath(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzStringOrList compares the claim reader of the permission templates
+// with encoding/json.
+func FuzzStringOrList(f *testing.F) {
+	for _, s := range []string{`"a"`, `["a","b.>"]`, `[]`, `[ "a" , "b" ]`, `null`, `5`, `"\u00e9"`, `["a",1]`, `["a"`, `"a" `, `{}`, `[null]`} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		var want []string
+		var s string
+		if json.Unmarshal([]byte(raw), &s) == nil && strings.HasPrefix(raw, `"`) {
+			want = []string{s}
+		} else if json.Unmarshal([]byte(raw), &want) != nil {
+			want = nil
+		}
+		if got := stringOrList([]byte(raw)); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%s: got %#v, want %#v", raw, got, want)
+		}
+	})
 }

@@ -13,10 +13,20 @@ import (
 // in an option that is not configured explains a refusal
 // (token_source_disabled) instead of a bare token_missing.
 func (s *Service) candidates(o *jwt.ConnectOptions) ([]auth.Candidate, *auth.Reason) {
-	values := map[auth.Source]string{SourceAuthToken: o.Token, SourcePassword: o.Password, SourceJWT: o.JWT}
+	values := func(src auth.Source) string {
+		switch src {
+		case SourceAuthToken:
+			return o.Token
+		case SourcePassword:
+			return o.Password
+		case SourceJWT:
+			return o.JWT
+		}
+		return ""
+	}
 	var out []auth.Candidate
 	for _, src := range s.sources {
-		if v := values[src]; v != "" {
+		if v := values(src); v != "" {
 			out = append(out, auth.Candidate{Source: src, Token: v})
 		}
 	}
@@ -26,7 +36,7 @@ func (s *Service) candidates(o *jwt.ConnectOptions) ([]auth.Candidate, *auth.Rea
 	// The jwt option is no hint: in operator mode it carries the sentinel
 	// user's NATS JWT, not an application token.
 	for _, src := range []auth.Source{SourceAuthToken, SourcePassword} {
-		if values[src] != "" {
+		if values(src) != "" {
 			return nil, &auth.Reason{Code: auth.TokenSourceDisabled, Source: src,
 				Detail: fmt.Sprintf("a credential was sent in the NATS connect option %s, which nats_callout.token_sources does not list", src),
 				Hint:   "send the token where nats_callout.token_sources says (auth_token by default), or add that option to it"}
