@@ -73,8 +73,17 @@ type request struct {
 // the request itself did not verify and no answer can be addressed (an empty
 // reply makes NATS refuse the login at once).
 func (s *Service) Answer(serverXKey string, data []byte) ([]byte, *Decision) {
+	out, d, n := s.timedAnswer(serverXKey, data)
+	s.record(n)
+	return out, d
+}
+
+// timedAnswer is Answer without its log lines, which the caller writes with
+// record once the answer is on its way: the login need not wait for them.
+func (s *Service) timedAnswer(serverXKey string, data []byte) ([]byte, *Decision, *note) {
 	start := time.Now()
-	out, d := s.answer(serverXKey, data)
+	n := &note{}
+	out, d := s.answer(serverXKey, data, n)
 	outcome := outcomeAccepted
 	switch {
 	case d.UserNkey == "":
@@ -83,16 +92,41 @@ func (s *Service) Answer(serverXKey string, data []byte) ([]byte, *Decision) {
 		outcome = outcomeRefused
 	}
 	s.stats.observe(time.Since(start), outcome)
-	return out, d
+	n.d = d
+	return out, d, n
 }
 
-func (s *Service) answer(serverXKey string, data []byte) ([]byte, *Decision) {
+// note is what Herald logs about one answer.
+type note struct {
+	rc      *jwt.AuthorizationRequestClaims // nil when the request did not verify
+	refused []*auth.Reason                  // each refusal, in order; none: accepted
+	d       *Decision
+}
+
+// record logs the outcome of an answer and adds its refusals to the
+// recent-refusals feed.
+func (s *Service) record(n *note) {
+	for _, r := range n.refused {
+		s.refuse(n.rc, r)
+	}
+	if len(n.refused) > 0 {
+		return
+	}
+	d, rc := n.d, n.rc
+	s.log.LogAttrs(context.Background(), slog.LevelInfo, "nats login accepted", slog.String("user", d.User),
+		slog.String("account", d.Account), slog.String("token_source", string(d.Source)), slog.String("key_fingerprint", d.KeyFingerprint),
+		slog.String("nats_server", rc.Server.Name), slog.String("remote_addr", rc.ClientInformation.Host),
+		slog.Uint64("nats_client_id", rc.ClientInformation.ID))
+}
+
+func (s *Service) answer(serverXKey string, data []byte, n *note) ([]byte, *Decision) {
 	req, r := s.readRequest(serverXKey, data)
 	if r != nil {
-		s.refuse(nil, r)
+		n.refused = append(n.refused, r)
 		return nil, &Decision{Reason: r}
 	}
 	rc := req.claims
+	n.rc = rc
 	d := &Decision{UserNkey: rc.UserNkey, ServerID: rc.Server.ID, Encrypted: req.serverXKey != ""}
 	ans, r := s.decide(rc, d)
 	if r == nil {
@@ -100,20 +134,15 @@ func (s *Service) answer(serverXKey string, data []byte) ([]byte, *Decision) {
 	}
 	if r != nil {
 		d.Reason = r
-		s.refuse(rc, r)
+		n.refused = append(n.refused, r)
 		ans = s.refusal(rc, r)
-	} else {
-		s.log.LogAttrs(context.Background(), slog.LevelInfo, "nats login accepted", slog.String("user", d.User),
-			slog.String("account", d.Account), slog.String("token_source", string(d.Source)), slog.String("key_fingerprint", d.KeyFingerprint),
-			slog.String("nats_server", rc.Server.Name), slog.String("remote_addr", rc.ClientInformation.Host),
-			slog.Uint64("nats_client_id", rc.ClientInformation.ID))
 	}
 	out, err := s.encode(ans, req.serverXKey)
 	if err != nil {
 		r := &auth.Reason{Code: auth.NATSAnswerInvalid, Detail: "cannot sign or encrypt the answer: " + err.Error(),
 			Hint: "check nats_callout.issuer_seed, account_signing_seed and xkey_seed"}
 		d.Reason = r
-		s.refuse(rc, r)
+		n.refused = append(n.refused, r)
 		return []byte{}, d
 	}
 	return out, d
@@ -329,8 +358,9 @@ func (s *Service) refuse(rc *jwt.AuthorizationRequestClaims, r *auth.Reason) {
 	case auth.NATSAnswerInvalid:
 		level, msg = slog.LevelError, "nats callout answer would be rejected by NATS; this is a configuration problem, not the client's"
 	}
-	s.log.LogAttrs(context.Background(), level, msg, attrs...)
+	// The feed first: whoever sees the log line finds the refusal there.
 	if s.refusals != nil {
 		s.refusals.Add(r, "nats", remote, "")
 	}
+	s.log.LogAttrs(context.Background(), level, msg, attrs...)
 }

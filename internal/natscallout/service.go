@@ -210,10 +210,11 @@ func (s *Service) handle(m *nats.Msg) {
 	if m.Header != nil {
 		xkey = m.Header.Get(XKeyHeader)
 	}
-	out, _ := s.Answer(xkey, m.Data)
+	out, _, n := s.timedAnswer(xkey, m.Data)
 	if err := m.Respond(out); err != nil {
 		s.log.Warn("nats callout: cannot send the answer", slog.String("error", err.Error()))
 	}
+	s.record(n)
 }
 
 // Close stops serving: the subscription ends, the requests already received

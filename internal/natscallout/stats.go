@@ -14,7 +14,8 @@ const (
 
 // stats counts the answers and how long Herald took over each: decrypting
 // and verifying the request, deciding, signing and encrypting the answer
-// (the time a request waits for a worker is not in it).
+// (the time a request waits for a worker is not in it, nor the log line,
+// written once the answer is sent).
 type stats struct {
 	accepted, refused, invalid atomic.Uint64
 	totalNanos                 atomic.Uint64
