@@ -12,8 +12,8 @@ import (
 
 // Hand-written decoding of the authorization request, for the same reason as
 // the encoding in jwtenc.go: nats-io/jwt reads the request with
-// reflection-based encoding/json, twice (once for its type, once whole),
-// about a quarter of Herald's work per login outside the ed25519 operations.
+// reflection-based encoding/json, twice (once for its type, once whole):
+// 16 of those 58 µs.
 // decodeRequest reads the requests NATS servers send (no white space, every
 // key once and spelled as nats-io/jwt spells it, strings without escapes,
 // integers) and checks the signature exactly as the library does; anything
