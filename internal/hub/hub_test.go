@@ -225,6 +225,34 @@ func TestPresenceAndJoinLeave(t *testing.T) {
 	}
 }
 
+// A subscription is in presence when Subscribe returns, before the front
+// door answers the client: a presence call made on any node once the client
+// has its answer counts it. A subscription dropped before its answer (the
+// front door could not answer) leaves presence without a leave.
+func TestPresenceBeforeTheAnswer(t *testing.T) {
+	h := newTestHub(t, nil)
+	a, b := client(t, h, "a"), client(t, h, "b")
+	subscribe(t, h, a, SubscribeRequest{Channel: "room", JoinLeave: true})
+	req := SubscribeRequest{Channel: "room", Client: b, Conn: &auth.Conn{Client: b.id, User: b.user}}
+	res, err := h.Subscribe(context.Background(), &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, _ := h.PresenceStats(context.Background(), &ReadRequest{Channel: "room"}); st.NumClients != 2 {
+		t.Fatalf("presence before Activate: %+v, want both clients", st)
+	}
+	if got := a.received(); got != "+u-a" {
+		t.Fatalf("a got %q before b's answer; the join comes with Activate", got)
+	}
+	h.Unsubscribe(res.Sub)
+	if st, _ := h.PresenceStats(context.Background(), &ReadRequest{Channel: "room"}); st.NumClients != 1 {
+		t.Fatalf("presence after a subscription dropped before its answer: %+v", st)
+	}
+	if got := a.received(); got != "+u-a" {
+		t.Fatalf("a got %q: no leave for a subscription that never joined", got)
+	}
+}
+
 // Intents reach the user's connections, except the listed ones.
 func TestControlReachesTheUser(t *testing.T) {
 	h := newTestHub(t, nil)

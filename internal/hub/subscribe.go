@@ -35,7 +35,7 @@ type Subscription struct {
 	mu       sync.Mutex
 	info     *broker.ClientInfo // presence, join/leave and publication info
 	live     bool               // the front door answered; deliver directly
-	active   bool               // Activate added presence and announced the join
+	active   bool               // Activate announced the join (a leave is due)
 	ended    bool
 	buffer   []*Delivery // deliveries that arrived before the answer
 	epoch    string
@@ -181,7 +181,25 @@ func (h *Hub) Subscribe(ctx context.Context, req *SubscribeRequest) (*SubscribeR
 			return nil, herr
 		}
 	}
+	// Presence is in place before the client hears that it is subscribed:
+	// a presence call made on any node once the answer arrives counts it.
+	if sub.Presence() {
+		h.addPresence(sub)
+	}
 	return res, nil
+}
+
+// addPresence puts s's connection in its channel's presence; a failure is
+// logged (the subscription stands, as presence is refreshed while it lives).
+func (h *Hub) addPresence(s *Subscription) {
+	if err := h.presence.AddPresence(s.Channel, s.client.ID(), s.Info()); err != nil {
+		h.log.Warn("presence add failed", slog.String("channel", s.Channel), slog.String("error", err.Error()))
+	}
+	// If the subscription ended meanwhile (a server subscription racing
+	// with a disconnect), its removal may have run first: undo the add.
+	if !h.current(s) {
+		_ = h.presence.RemovePresence(s.Channel, s.client.ID())
+	}
 }
 
 // newSubscription decides the subscription's options from the namespace,
@@ -261,7 +279,7 @@ func (h *Hub) register(s *Subscription) *Error {
 
 // Activate delivers what arrived while the subscription was being set up
 // (skipping what the answer already carried) and switches it to live
-// delivery, then adds presence and announces the join. Call it after the
+// delivery, then announces the join. Call it after the
 // answer to the client is queued.
 func (h *Hub) Activate(s *Subscription) {
 	s.mu.Lock()
@@ -278,24 +296,13 @@ func (h *Hub) Activate(s *Subscription) {
 	if s.missed != "" && !s.ended {
 		s.insufficientLocked(s.missed)
 	}
-	info, presence := s.info, s.presence
+	info := s.info
 	s.active = s.sel == nil
 	s.mu.Unlock()
 	if s.sel != nil {
 		return
 	}
-	if presence {
-		if err := h.presence.AddPresence(s.Channel, s.client.ID(), info); err != nil {
-			h.log.Warn("presence add failed", slog.String("channel", s.Channel), slog.String("error", err.Error()))
-		}
-		// If the subscription ended meanwhile (a server subscription racing
-		// with a disconnect), its removal may have run first: undo the add.
-		if !h.current(s) {
-			_ = h.presence.RemovePresence(s.Channel, s.client.ID())
-			return
-		}
-	}
-	if s.joinLeave {
+	if s.joinLeave && h.current(s) {
 		if err := h.broker.PublishJoin(s.Channel, info); err != nil {
 			h.log.Debug("join not published", slog.String("channel", s.Channel), slog.String("error", err.Error()))
 		}
@@ -320,13 +327,13 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	s.active = false
 	info := s.info
 	s.mu.Unlock()
-	if !h.drop(s) || !active {
+	if !h.drop(s) {
 		return
 	}
-	if presence {
+	if presence && s.sel == nil {
 		_ = h.presence.RemovePresence(s.Channel, s.client.ID())
 	}
-	if s.joinLeave {
+	if active && s.joinLeave {
 		_ = h.broker.PublishLeave(s.Channel, info)
 	}
 }
