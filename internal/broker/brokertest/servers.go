@@ -23,6 +23,8 @@ type RedisServer struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
+	// ready answers nil once the server serves (default: PING on Addr).
+	ready func() error
 }
 
 // Addr is host:port of the server.
@@ -99,7 +101,11 @@ func (r *RedisServer) start() error {
 			return fmt.Errorf("exited: %s", strings.TrimSpace(string(b)))
 		default:
 		}
-		if pong(r.Addr()) == nil {
+		ready := r.ready
+		if ready == nil {
+			ready = func() error { return pong(r.Addr()) }
+		}
+		if ready() == nil {
 			return nil
 		}
 		time.Sleep(10 * time.Millisecond)
@@ -122,6 +128,19 @@ func (r *RedisServer) Stop() {
 	<-r.done
 }
 
+// Running reports whether the server process is running.
+func (r *RedisServer) Running() bool {
+	if r.cmd == nil || r.done == nil {
+		return false
+	}
+	select {
+	case <-r.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // Restart starts the server again on the same port, empty (no
 // persistence), as after a crash.
 func (r *RedisServer) Restart(t testing.TB) {
@@ -135,6 +154,12 @@ func (r *RedisServer) Restart(t testing.TB) {
 		time.Sleep(100 * time.Millisecond) // the port may still be in TIME_WAIT use
 	}
 	t.Fatalf("redis-server did not restart on port %d: %v", r.Port, err)
+}
+
+// Call sends one command and returns its reply as Go values: string,
+// int64, []any, map[string]any or nil; a Redis error is the error.
+func (r *RedisServer) Call(args ...string) (any, error) {
+	return call(r.Addr(), args...)
 }
 
 // Do sends one command in the inline protocol and returns the first reply line.
@@ -184,8 +209,11 @@ func pong(addr string) error {
 	return nil
 }
 
+// dialer dials the test servers.
+var dialer = net.Dialer{Timeout: time.Second}
+
 func command(addr string, args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", addr, time.Second)
+	c, err := dialer.Dial("tcp", addr)
 	if err != nil {
 		return "", err
 	}
@@ -248,17 +276,22 @@ func StartSentinel(t testing.TB) *Sentinel {
 // so that killing the master loses nothing.
 func (s *Sentinel) WaitReplicated(t testing.TB) {
 	t.Helper()
+	waitReplicated(t, s.Master, s.Replica)
+}
+
+func waitReplicated(t testing.TB, master, replica *RedisServer) {
+	t.Helper()
 	Eventually(t, 10*time.Second, func() error {
-		m, err := s.Master.Info("replication")
+		m, err := master.Info("replication")
 		if err != nil {
 			return err
 		}
-		r, err := s.Replica.Info("replication")
+		r, err := replica.Info("replication")
 		if err != nil {
 			return err
 		}
 		if m["master_repl_offset"] == "" || m["master_repl_offset"] != r["master_repl_offset"] {
-			return fmt.Errorf("replica at %s of the master's %s", r["master_repl_offset"], m["master_repl_offset"])
+			return fmt.Errorf("replica %s at %s of the master's %s", replica.Addr(), r["master_repl_offset"], m["master_repl_offset"])
 		}
 		return nil
 	})

@@ -510,6 +510,7 @@ func RunSharedStore(t *testing.T, fresh func(t *testing.T) NewNode) {
 		{"PositionsSameOnEveryNode", testPositionsShared},
 		{"IndexSharedAndInSeqOrder", testIndexShared},
 		{"PresenceSharedAndExpires", testPresenceShared},
+		{"ConcurrentIndexedPublishersInOrder", testIndexedConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.f(t, fresh(t)) })
@@ -597,6 +598,62 @@ func testIndexShared(t *testing.T, newNode NewNode) {
 			t.Fatalf("b got seq %d after %d", d.Pub.Seq, last)
 		}
 		last = d.Pub.Seq
+	}
+}
+
+// Publications with history and an index entry (every publication while
+// Mercure is on), published at once on one channel by two nodes: a node
+// that receives the channel gets them in offset order, a node that receives
+// every channel in seq order, and the two orders agree, so that neither a
+// Centrifugo subscriber sees a gap nor a Mercure subscriber an id out of
+// order.
+func testIndexedConcurrent(t *testing.T, newNode NewNode) {
+	a, _ := Start(t, newNode)
+	b, recB := Start(t, newNode)
+	all, recAll := Start(t, newNode)
+	subscribe(t, b, "c")
+	if err := all.SubscribeAll(); err != nil {
+		t.Fatal(err)
+	}
+	opts := hist(1000)
+	opts.Index = &broker.IndexOptions{Size: 1000}
+	const each = 100
+	errs := make(chan error, 2)
+	for _, n := range []Node{a, b} {
+		go func() {
+			for i := range each {
+				if _, err := n.Publish(&broker.Publication{Channel: "c", ID: fmt.Sprint(i), Data: []byte("x")}, opts); err != nil {
+					errs <- err
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for name, rec := range map[string]*Recorder{"the channel's node": recB, "the node of every channel": recAll} {
+		got := rec.WaitPubs(t, "c", 2*each)
+		var lastSeq uint64
+		for i, d := range got {
+			if d.Pub.Offset != uint64(i+1) || d.Pub.Seq <= lastSeq {
+				t.Fatalf("%s: delivery %d has offset %d and seq %d after seq %d; want offsets 1, 2, … with seqs rising",
+					name, i, d.Pub.Offset, d.Pub.Seq, lastSeq)
+			}
+			lastSeq = d.Pub.Seq
+		}
+	}
+	pubs, _, _, err := a.IndexAfter("", *opts.Index)
+	if err != nil || len(pubs) != 2*each {
+		t.Fatalf("index: %d entries (%v)", len(pubs), err)
+	}
+	for i, p := range pubs {
+		if p.Offset != uint64(i+1) {
+			t.Fatalf("index entry %d (seq %d) has offset %d: index and stream disagree", i, p.Seq, p.Offset)
+		}
 	}
 }
 

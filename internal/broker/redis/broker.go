@@ -278,24 +278,24 @@ func (b *Broker) publish(pub *broker.Publication, opts broker.PublishOptions, qu
 	if hist {
 		keys = append(keys, b.keys.stream(p, pub.Channel), b.keys.meta(p, pub.Channel))
 	}
-	if opts.Index != nil && hist && b.sharded {
+	var r publishResult
+	switch {
+	case opts.Index != nil && hist && b.sharded:
 		// On a cluster the channel's keys and the index live in different
-		// slots: store in the stream first, then index and publish.
+		// slots: store in the stream first, then index and publish, in the
+		// channel's offset order (see publishScript).
 		a1 := a
-		a1.index, a1.quiet = nil, true
-		r, err := b.runPublish(c, keys, a1, p, pub.Channel)
-		if err != nil {
+		a1.index, a1.quiet, a1.record = nil, true, true
+		if r, err = b.runPublish(c, keys, a1, p, pub.Channel); err != nil {
 			return broker.StreamPosition{}, err
 		}
-		a.hist, a.offset, a.epoch = nil, r.offset, r.epoch
-		keys = nil
+		a.hist, a.offset, a.epoch, a.ordered, a.recent = nil, r.offset, r.epoch, true, r.recent
+		r, err = b.indexInOrder(c, append(b.keys.indexKeys(), b.keys.indexLine(pub.Channel)), a, p, pub.Channel)
+	case opts.Index != nil:
+		r, err = b.runPublish(c, append(keys, b.keys.indexKeys()...), a, p, pub.Channel)
+	default:
+		r, err = b.runPublish(c, append(keys, b.keys.allFlag(p)), a, p, pub.Channel)
 	}
-	if opts.Index != nil {
-		keys = append(keys, b.keys.indexKeys()...)
-	} else {
-		keys = append(keys, b.keys.allFlag(p))
-	}
-	r, err := b.runPublish(c, keys, a, p, pub.Channel)
 	if err != nil {
 		return broker.StreamPosition{}, err
 	}
@@ -321,6 +321,37 @@ func (b *Broker) publishPlain(c rueidis.Client, p int, pub *broker.Publication) 
 	return nil
 }
 
+// indexWait is how long the index step of a publication waits for the
+// channel's previous publication to be indexed (on a cluster) before it is
+// indexed anyway: the previous one's publisher died, or its step failed.
+// The nodes then see a gap in the channel's offsets, and their subscribers
+// recover.
+const indexWait = 250 * time.Millisecond
+
+// indexInOrder runs the ordered index step, again while it must wait.
+func (b *Broker) indexInOrder(c rueidis.Client, keys []string, a publishArgs, p int, channel string) (publishResult, error) {
+	giveUp := time.Now().Add(indexWait)
+	pause := 200 * time.Microsecond
+	for {
+		r, err := b.runPublish(c, keys, a, p, channel)
+		if err != nil || !r.wait {
+			return r, err
+		}
+		if time.Now().After(giveUp) {
+			b.log.Warn("redis: indexing a publication before the channel's previous one, which did not come",
+				slog.String("channel", channel), slog.Uint64("offset", r.offset))
+			a.force = true
+			continue
+		}
+		select {
+		case <-b.ctx.Done():
+			return publishResult{}, fmt.Errorf("%w: redis broker closed", broker.ErrUnavailable)
+		case <-time.After(pause):
+		}
+		pause = min(2*pause, 10*time.Millisecond)
+	}
+}
+
 type publishArgs struct {
 	body     string
 	id       string
@@ -332,11 +363,17 @@ type publishArgs struct {
 	hist     *broker.PublishOptions
 	index    *broker.IndexOptions
 	quiet    bool
+	record   bool // record when the channel published, and say if it did recently
+	ordered  bool // index after the channel's previous publication (line key given)
+	recent   bool // the channel's previous publication was recent
+	force    bool // index now, even out of order
 }
 
 type publishResult struct {
 	offset, seq uint64
 	epoch       string
+	recent      bool // the previous publication of the channel was recent (record)
+	wait        bool // the ordered index step must wait
 }
 
 func (b *Broker) runPublish(c rueidis.Client, keys []string, a publishArgs, p int, channel string) (publishResult, error) {
@@ -353,12 +390,21 @@ func (b *Broker) runPublish(c rueidis.Client, keys []string, a publishArgs, p in
 		flags += "x"
 		is, ittl, imax = strconv.Itoa(a.index.Size), strconv.FormatInt(a.index.TTL.Milliseconds(), 10), strconv.Itoa(a.index.MaxBytes)
 	}
-	if a.quiet {
-		flags += "n"
+	for _, f := range []struct {
+		on   bool
+		flag string
+	}{{a.quiet, "n"}, {a.record, "r"}, {a.ordered, "o"}, {a.force, "f"}} {
+		if f.on {
+			flags += f.flag
+		}
+	}
+	recent := "0"
+	if a.recent {
+		recent = "1"
 	}
 	args := []string{flags, a.body, b.keys.pubsub(p, channel), b.keys.allChannel(p),
 		hs, httl, mttl, hmax, strconv.Itoa(a.size), strconv.FormatInt(a.now, 10), a.newEpoch,
-		is, ittl, imax, b.keys.indexChannel(), a.id, strconv.FormatUint(a.offset, 10), a.epoch}
+		is, ittl, imax, b.keys.indexChannel(), a.id, strconv.FormatUint(a.offset, 10), a.epoch, recent}
 	ctx, cancel := b.timeout()
 	defer cancel()
 	script := b.scripts[0]
@@ -369,11 +415,15 @@ func (b *Broker) runPublish(c rueidis.Client, keys []string, a publishArgs, p in
 	if err != nil {
 		return publishResult{}, unavailable("publish", err)
 	}
-	if len(vals) != 3 {
+	if len(vals) != 4 {
 		return publishResult{}, unavailable("publish", fmt.Errorf("unexpected reply of %d values", len(vals)))
 	}
 	off, _ := vals[0].AsInt64()
 	ep, _ := vals[1].ToString()
 	seq, _ := vals[2].AsInt64()
-	return publishResult{offset: uint64(off), epoch: ep, seq: uint64(seq)}, nil
+	rec, _ := vals[3].AsInt64()
+	if seq < 0 {
+		return publishResult{offset: uint64(off), epoch: ep, wait: true}, nil
+	}
+	return publishResult{offset: uint64(off), epoch: ep, seq: uint64(seq), recent: rec == 1}, nil
 }

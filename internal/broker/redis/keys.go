@@ -19,8 +19,11 @@ import (
 //	<p>.allflag.{t}               set while some node receives every channel
 //	<p>.ch.{t}.<channel>          PUB/SUB: the channel's messages
 //	<p>.all.{t}                   PUB/SUB: every publication of the partition
+//	<p>.anchor.{t}                PUB/SUB (cluster): nobody publishes; keeps a
+//	                              partition's connection told when its slot moves
 //	<p>.control.{m}, <p>.node.{m}.<id>, <p>.index.{m}   PUB/SUB
 //	<p>.index.stream.{m}, .index.meta.{m}, .index.ids.{m} (id -> its seqs)
+//	<p>.index.line.{m}.<channel>  (cluster) epoch and last offset indexed
 //	<p>.records.{m}.<set>         zset: shared records (revocations) -> expiry (ms)
 type keyspace struct {
 	prefix string
@@ -92,11 +95,13 @@ func (k *keyspace) presExp(p int, ch string) string  { return k.name("presence.e
 func (k *keyspace) pubsub(p int, ch string) string   { return k.name("ch", p, ch) }
 func (k *keyspace) pubsubPrefix(p int) string        { return k.prefix + ".ch." + k.tags[p] + "." }
 func (k *keyspace) allChannel(p int) string          { return k.prefix + ".all." + k.tags[p] }
+func (k *keyspace) anchor(p int) string              { return k.prefix + ".anchor." + k.tags[p] }
 func (k *keyspace) allFlag(p int) string             { return k.prefix + ".allflag." + k.tags[p] }
 func (k *keyspace) control() string                  { return k.prefix + ".control." + k.mtag }
 func (k *keyspace) node(id string) string            { return k.prefix + ".node." + k.mtag + "." + id }
 func (k *keyspace) indexChannel() string             { return k.prefix + ".index." + k.mtag }
 func (k *keyspace) records(set string) string        { return k.prefix + ".records." + k.mtag + "." + set }
+func (k *keyspace) indexLine(ch string) string       { return k.prefix + ".index.line." + k.mtag + "." + ch }
 func (k *keyspace) indexKeys() []string {
 	return []string{k.prefix + ".index.stream." + k.mtag, k.prefix + ".index.meta." + k.mtag,
 		k.prefix + ".index.ids." + k.mtag}

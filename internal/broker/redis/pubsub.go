@@ -157,6 +157,14 @@ func (c *psConn) subscribeAll(cl rueidis.Client, dc rueidis.DedicatedClient) err
 	if c.part < 0 {
 		names = []string{k.control(), k.node(c.b.nodeID), k.indexChannel()}
 	} else {
+		if c.b.sharded {
+			// A sharded PUB/SUB connection is bound to the node that
+			// serves the partition's slot. The anchor, which nobody
+			// publishes to, keeps one subscription on it, so that Redis
+			// tells this connection when the slot moves, even while the
+			// partition has no channel.
+			names = append(names, k.anchor(c.part))
+		}
 		if c.b.all.Load() {
 			if err := c.b.setAllFlag(cl, c.part); err != nil {
 				return err
@@ -184,6 +192,24 @@ func (c *psConn) subscribeAll(cl rueidis.Client, dc rueidis.DedicatedClient) err
 			return err
 		}
 		names = names[n:]
+	}
+	if c.b.sharded {
+		// A replica accepts sharded subscriptions too, but publications
+		// do not reach them: after a failover the client's map of the
+		// cluster may still name the old master, now a replica. A read of
+		// a key in the connection's slot is answered by its master only
+		// (a replica redirects it), and the redirect makes the client
+		// refresh its map for the next attempt.
+		key := k.indexKeys()[1]
+		if c.part >= 0 {
+			key = k.allFlag(c.part)
+		}
+		ctx, cancel := c.b.timeout()
+		err := dc.Do(ctx, cl.B().Exists().Key(key).Build()).Error()
+		cancel()
+		if err != nil {
+			return fmt.Errorf("checking the connection serves its slot: %w", err)
+		}
 	}
 	c.dc, c.up = dc, true
 	for a := range cl.Nodes() {
@@ -219,6 +245,7 @@ func (c *psConn) subscribe(ch string, on bool) error {
 		return err
 	}
 	if err := c.sub(cl, c.dc, !on, c.b.keys.pubsub(c.part, ch)); err != nil {
+		c.restartIfAstray(err)
 		return unavailable("subscribe", err)
 	}
 	return nil
@@ -244,9 +271,26 @@ func (c *psConn) setAll(on bool) error {
 		}
 	}
 	if err := c.sub(cl, c.dc, !on, c.b.keys.allChannel(c.part)); err != nil {
+		c.restartIfAstray(err)
 		return unavailable("subscribe", err)
 	}
 	return nil
+}
+
+// restartIfAstray restarts the connection after a subscribe command failed
+// because the connection is broken or bound to a node that no longer serves
+// the partition's slot (a MOVED reply, the cluster down): the connection
+// would fail every later command too. Other Redis errors (such as an ACL
+// refusal) are the command's own.
+func (c *psConn) restartIfAstray(err error) {
+	re, ok := rueidis.IsRedisErr(err)
+	if !ok {
+		c.restart()
+		return
+	}
+	if _, redirect := re.IsRedirect(); redirect || re.IsClusterDown() || re.IsTryAgain() {
+		c.restart()
+	}
 }
 
 // restart asks the connection to reconnect (and so resubscribe).
@@ -258,19 +302,36 @@ func (c *psConn) restart() {
 }
 
 func (c *psConn) onSubscription(s rueidis.PubSubSubscription) {
+	// Redis Cluster drops the sharded subscriptions of a slot that moved
+	// (resharding, or a master demoted by a failover while it lives on),
+	// with a sunsubscribe this node did not ask for: the connection then
+	// starts again on the slot's new node.
+	dropped := s.Kind == "sunsubscribe"
 	if c.part < 0 {
+		// The meta connection never unsubscribes by itself.
+		if dropped {
+			c.restart()
+		}
 		return
 	}
 	k := &c.b.keys
-	if s.Channel == k.allChannel(c.part) {
+	switch s.Channel {
+	case k.allChannel(c.part):
 		// Switching happens here, in the reader, in order with the
 		// messages: from now on publications come through the
 		// all-channel (and are ignored on the channels' own).
 		c.allOn.Store(s.Kind == "subscribe" || s.Kind == "ssubscribe")
+		if dropped && c.b.all.Load() {
+			c.restart()
+		}
+		return
+	case k.anchor(c.part):
+		if dropped {
+			c.restart()
+		}
 		return
 	}
-	if s.Kind == "sunsubscribe" {
-		// Redis Cluster drops sharded subscriptions of a slot that moved.
+	if dropped {
 		ch, ok := isPrefixed(s.Channel, k.pubsubPrefix(c.part))
 		if !ok {
 			return

@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"log/slog"
+	"os"
 	"errors"
 	"fmt"
 	"strconv"
@@ -26,7 +28,11 @@ func nodes(addr string, tweak func(*Options)) func(t *testing.T) brokertest.NewN
 			if tweak != nil {
 				tweak(&o)
 			}
-			b, err := New(o, nil)
+			var log *slog.Logger
+			if os.Getenv("DEBUGLOG") != "" {
+				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n)
+			}
+			b, err := New(o, log)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -117,7 +123,13 @@ func TestSentinelFailover(t *testing.T) {
 // putting a record again keeps one, with the later expiry.
 func TestSharedRecords(t *testing.T) {
 	srv := brokertest.StartRedis(t)
-	newNode := nodes(srv.Addr(), nil)(t)
+	testSharedRecords(t, srv.Addr(), func(string) *brokertest.RedisServer { return srv }, srv.Stop)
+}
+
+// testSharedRecords runs the shared records' behaviour against the Redis at
+// addr; serverOf returns the server that holds a key, stop stops Redis.
+func testSharedRecords(t *testing.T, addr string, serverOf func(key string) *brokertest.RedisServer, stop func()) {
+	newNode := nodes(addr, nil)(t)
 	a := newNode(t, &brokertest.Recorder{}).(*Broker)
 	b := newNode(t, &brokertest.Recorder{}).(*Broker)
 	var _ broker.SharedRecords = a
@@ -146,14 +158,15 @@ func TestSharedRecords(t *testing.T) {
 		return nil
 	})
 	// The later expiry was kept, and the key expires with it.
-	ttl, err := srv.Do("PTTL", a.keys.records("revocations"))
+	key := a.keys.records("revocations")
+	ttl, err := serverOf(key).Do("PTTL", key)
 	if err != nil || len(ttl) < 2 {
 		t.Fatalf("PTTL %q %v", ttl, err)
 	}
 	if ms, _ := strconv.Atoi(ttl[1:]); ms < int((59 * time.Minute).Milliseconds()) {
 		t.Fatalf("the records key expires in %d ms, want about an hour", ms)
 	}
-	srv.Stop()
+	stop()
 	if _, err := a.Records("revocations"); !errors.Is(err, broker.ErrUnavailable) {
 		t.Fatalf("records with redis down: %v, want ErrUnavailable", err)
 	}

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/redis/rueidis"
@@ -81,28 +82,51 @@ end
 // indexed publications in seq order.
 //
 // KEYS: [stream, meta] when keeping history, then [allflag] when not
-// indexed, or the three index keys when indexed.
-// ARGV: 1 flags ("h" history, "x" indexed, "n" do not publish), 2 body,
-// 3 PUB/SUB channel, 4 all channel, 5 history size, 6 history ttl ms,
-// 7 meta ttl s, 8 history max bytes, 9 entry size, 10 now ms, 11 new epoch,
-// 12 index size, 13 index ttl ms, 14 index max bytes, 15 index channel,
-// 16 publication id, 17 offset and 18 epoch given by an earlier step.
-// Returns {offset, epoch, seq}.
+// indexed, or the three index keys when indexed (and the channel's index
+// line when ordered).
+// ARGV: 1 flags ("h" history, "x" indexed, "n" do not publish, "r" record
+// when the channel last published, "o" index in offset order, "f" index
+// now even out of order), 2 body, 3 PUB/SUB channel, 4 all channel,
+// 5 history size, 6 history ttl ms, 7 meta ttl s, 8 history max bytes,
+// 9 entry size, 10 now ms, 11 new epoch, 12 index size, 13 index ttl ms,
+// 14 index max bytes, 15 index channel, 16 publication id, 17 offset and
+// 18 epoch given by an earlier step, 19 "1" when the publication before it
+// on the channel was recent.
+// Returns {offset, epoch, seq, recent}; seq -1 when an ordered index step
+// must wait for the channel's previous publication.
+//
 // On Redis Cluster it publishes with SPUBLISH (sharded PUB/SUB: the message
-// goes to the shard that owns the partition's slot, not to every shard).
+// goes to the shard that owns the partition's slot, not to every shard), and
+// a publication with history that is indexed takes two steps, as the
+// channel's keys and the index are in different slots: the first ("h",
+// "r", "n") stores it and numbers it in the channel's stream, the second
+// ("x", "o") numbers it in the index and publishes. Two publications of one
+// channel may reach their second step in either order; the channel's index
+// line (its epoch and the last offset indexed, in the index's slot) makes
+// the later one wait for the earlier one, so that seq order and offset
+// order agree. It waits only while the earlier one may still come: the
+// first step says whether the channel published in the last recentMs.
 func newPublishScript(sharded bool) *rueidis.Lua {
 	cmd := "'publish'"
 	if sharded {
 		cmd = "'spublish'"
 	}
-	return rueidis.NewLuaScript(strings.ReplaceAll(publishSource, "PUBLISH", cmd))
+	src := strings.NewReplacer("PUBLISH", cmd, "RECENT", strconv.FormatInt(recentMs, 10),
+		"LINETTL", strconv.FormatInt(2*recentMs/1000, 10)).Replace(publishSource)
+	return rueidis.NewLuaScript(src)
 }
+
+// recentMs is how long after a channel's publication an index step of the
+// channel may wait for it (see publishScript): far longer than a step can
+// take (IOTimeout), and its index line lives twice as long.
+const recentMs = 30000
 
 const publishSource = luaCommon + `
 local flags = ARGV[1]
-local hist, indexed, quiet = string.find(flags, 'h', 1, true), string.find(flags, 'x', 1, true), string.find(flags, 'n', 1, true)
+local function has(f) return string.find(flags, f, 1, true) end
+local hist, indexed, quiet = has('h'), has('x'), has('n')
 local now, z = tonumber(ARGV[10]), tonumber(ARGV[9])
-local offset, epoch, seq = tonumber(ARGV[17]), ARGV[18], 0
+local offset, epoch, seq, recent = tonumber(ARGV[17]), ARGV[18], 0, 0
 local k = 1
 if hist then
   local s, m = KEYS[1], KEYS[2]
@@ -112,6 +136,14 @@ if hist then
     epoch = ARGV[11]
     redis.call('del', s)
     redis.call('hset', m, 'e', epoch, 'b', 0)
+  end
+  if has('r') then
+    -- Redis's clock, not the publishers': theirs may differ.
+    local t = redis.call('time')
+    local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+    local last = tonumber(redis.call('hget', m, 'l') or '0')
+    if ms - last < RECENT then recent = 1 end
+    redis.call('hset', m, 'l', ms)
   end
   offset = redis.call('hincrby', m, 's', 1)
   local mttl = tonumber(ARGV[7])
@@ -126,6 +158,18 @@ if hist then
 end
 if indexed then
   local s, m, ids = KEYS[k], KEYS[k + 1], KEYS[k + 2]
+  if has('o') then
+    local line, mine = KEYS[k + 3], epoch .. ' ' .. fmt(offset)
+    local v = redis.call('get', line)
+    local ep, last = nil, 0
+    if v then
+      local a, b = string.match(v, '^(%S+) (%d+)$')
+      ep, last = a, tonumber(b or '0')
+    end
+    local inorder = ep == epoch and offset <= last + 1 or ep ~= epoch and (offset == 1 or ARGV[19] ~= '1')
+    if not inorder and not has('f') then return {offset, epoch, -1, 0} end
+    if ep ~= epoch or offset > last then redis.call('set', line, mine, 'EX', LINETTL) end
+  end
   seq = redis.call('hincrby', m, 's', 1)
   local msg = 'p' .. fmt(offset) .. ':' .. epoch .. ':' .. fmt(seq) .. ':' .. ARGV[2]
   local size = tonumber(ARGV[12])
@@ -144,7 +188,7 @@ elseif not quiet then
   redis.call(PUBLISH, ARGV[3], msg)
   if redis.call('exists', KEYS[k]) == 1 then redis.call(PUBLISH, ARGV[4], msg) end
 end
-return {offset, epoch, seq}
+return {offset, epoch, seq, recent}
 `
 
 // newPlainScript publishes a publication that keeps no history and is not
