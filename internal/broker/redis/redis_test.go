@@ -1,8 +1,6 @@
 package redis
 
 import (
-	"log/slog"
-	"os"
 	"errors"
 	"fmt"
 	"strconv"
@@ -28,11 +26,7 @@ func nodes(addr string, tweak func(*Options)) func(t *testing.T) brokertest.NewN
 			if tweak != nil {
 				tweak(&o)
 			}
-			var log *slog.Logger
-			if os.Getenv("DEBUGLOG") != "" {
-				log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("node", n)
-			}
-			b, err := New(o, log)
+			b, err := New(o, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
