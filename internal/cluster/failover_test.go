@@ -19,28 +19,85 @@ import (
 func TestSentinelFailoverThroughTheDoors(t *testing.T) {
 	s := brokertest.StartSentinel(t)
 	c := testutil.StartClusterAt(t, s.Address(), 2, longHistory)
+	failoverThroughTheDoors(t, c, "failover", s.WaitReplicated, s.Master.Stop, func() error {
+		if port, err := s.MasterPort(); err != nil || port != s.Replica.Port {
+			return fmt.Errorf("sentinel names port %d (%v), waiting for %d", port, err, s.Replica.Port)
+		}
+		return nil
+	})
+}
+
+// The same on a Redis Cluster: the master that dies serves both the
+// channel and the Mercure index, and the cluster promotes its replica.
+func TestRedisClusterFailoverThroughTheDoors(t *testing.T) {
+	rc := brokertest.StartRedisCluster(t, 3, 1)
+	c := testutil.StartClusterAt(t, rc.Address(), 2, longHistory)
+	// A channel whose keys live on the index's master.
+	var victim *brokertest.RedisServer
+	channel := ""
+	for i := 0; channel == "" && i < 100; i++ {
+		ch := fmt.Sprint("failover-", i)
+		apiPublish(t, c.Nodes[0], ch, map[string]any{"probe": i})
+		victim = holder(t, rc, "herald.index.stream.*")
+		if holder(t, rc, "herald.stream.*."+ch) == victim {
+			channel = ch
+		}
+	}
+	if channel == "" {
+		t.Fatal("no channel of 100 is on the master of the index")
+	}
+	var replica *brokertest.RedisServer
+	for i, m := range rc.Masters {
+		if m == victim {
+			replica = rc.Replicas[i][0]
+		}
+	}
+	failoverThroughTheDoors(t, c, channel, rc.WaitReplicated, victim.Stop, func() error {
+		if info, err := replica.Info("replication"); err != nil || info["role"] != "master" {
+			return fmt.Errorf("the replica %s is %s (%v), waiting for it to be promoted", replica.Addr(), info["role"], err)
+		}
+		return nil
+	})
+}
+
+// holder returns the master of rc that holds a key matching pattern.
+func holder(t *testing.T, rc *brokertest.RedisCluster, pattern string) *brokertest.RedisServer {
+	t.Helper()
+	for _, m := range rc.Masters {
+		v, err := m.Call("SCAN", "0", "MATCH", pattern, "COUNT", "100000")
+		if r, _ := v.([]any); err == nil && len(r) == 2 {
+			if keys, _ := r[1].([]any); len(keys) > 0 {
+				return m
+			}
+		}
+	}
+	t.Fatalf("no master holds %s", pattern)
+	return nil
+}
+
+// failoverThroughTheDoors follows channel on the second node while the
+// first publishes to it, kills Redis's master (kill) once everything is
+// replicated (waitReplicated), waits for the replica's promotion
+// (promoted), and checks that every publication accepted before and after
+// reached the followers once, with offsets going on in one stream.
+func failoverThroughTheDoors(t *testing.T, c *testutil.Cluster, channel string, waitReplicated func(testing.TB), kill func(), promoted func() error) {
 	a, b := c.Nodes[0], c.Nodes[1]
-	cent, merc := followOn(t, b, "failover")
-	before := publishThrough(t, a, "failover", 1, 5*time.Millisecond)
+	cent, merc := followOn(t, b, channel)
+	before := publishThrough(t, a, channel, 1, 5*time.Millisecond)
 	waitAccepted(t, before, 20)
 	before.Stop()
 	accepted, _, unexpected := before.Results()
 	if len(unexpected) > 0 || len(accepted) != before.Count() {
 		t.Fatalf("publications before the failover: %d of %d accepted, %v", len(accepted), before.Count(), unexpected)
 	}
-	top := historyTop(t, a, "failover")
+	top := historyTop(t, a, channel)
 
 	// Redis replicates asynchronously: what the master acknowledged and had
 	// not passed on dies with it (docs/scaling.md). Let it pass everything.
-	s.WaitReplicated(t)
-	s.Master.Stop()
-	after := publishThrough(t, a, "failover", 1000, 10*time.Millisecond)
-	testutil.Eventually(t, 20*time.Second, func() error {
-		if port, err := s.MasterPort(); err != nil || port != s.Replica.Port {
-			return fmt.Errorf("sentinel names port %d (%v), waiting for %d", port, err, s.Replica.Port)
-		}
-		return nil
-	})
+	waitReplicated(t)
+	kill()
+	after := publishThrough(t, a, channel, 1000, 10*time.Millisecond)
+	testutil.Eventually(t, 20*time.Second, promoted)
 	for _, n := range c.Nodes {
 		n.WaitHealth(t, http.StatusOK, 20*time.Second)
 	}
@@ -52,7 +109,7 @@ func TestSentinelFailoverThroughTheDoors(t *testing.T) {
 	}
 	// The first publication accepted after the failover comes right after
 	// the last one before: positions go on in the same stream.
-	h := apiResult(t, b, "history", map[string]any{"channel": "failover", "limit": -1})
+	h := apiResult(t, b, "history", map[string]any{"channel": channel, "limit": -1})
 	if h["offset"] != float64(top+uint64(len(later))) {
 		t.Fatalf("stream top %v after the failover, want %d + %d", h["offset"], top, len(later))
 	}

@@ -132,9 +132,11 @@ func longHistory(_ int, cfg *config.Config) {
 // testutil.StartNATSCluster).
 type startFunc func(t testing.TB, n int, configure func(int, *config.Config)) *testutil.Cluster
 
-// eachBroker runs f against clusters of every multi-node broker: Redis,
-// and NATS with history and presence in Redis.
+// eachBroker runs f against clusters of every multi-node broker: Redis
+// (one server, and a Redis Cluster), and NATS with history and presence in
+// Redis.
 func eachBroker(t *testing.T, f func(t *testing.T, start startFunc)) {
 	t.Run("Redis", func(t *testing.T) { f(t, testutil.StartCluster) })
+	t.Run("RedisCluster", func(t *testing.T) { f(t, testutil.StartClusterOnRedisCluster) })
 	t.Run("NATS", func(t *testing.T) { f(t, testutil.StartNATSCluster) })
 }

@@ -42,6 +42,13 @@ func TestRedisRestartMidStream(t *testing.T) {
 	}
 }
 
+// The same with a whole Redis Cluster stopped and restarted mid-stream,
+// empty.
+func TestRedisClusterRestartMidStream(t *testing.T) {
+	c := testutil.StartClusterOnRedisCluster(t, 2, longHistory)
+	testOutage(t, c, c.RedisCluster.Stop, c.RedisCluster.Restart, "redis", false)
+}
+
 // The same with NATS stopped and restarted mid-stream, history and
 // presence in Redis staying up: nothing accepted is lost.
 func TestNATSRestartMidStream(t *testing.T) {

@@ -13,7 +13,8 @@ import (
 // A bounded soak: three nodes, publishers on every node through the server
 // API and Mercure, Centrifugo and Mercure subscribers of every channel on
 // every node, and halfway through the broker drops every node's
-// connection (Redis: CLIENT KILL TYPE pubsub; NATS: a restart). Every
+// connection (Redis: CLIENT KILL TYPE pubsub, on every master of a Redis
+// Cluster; NATS: a restart). Every
 // accepted publication reaches every subscriber exactly once.
 // HERALD_SOAK=60s runs each broker's soak longer (6 s by default).
 func TestSoak(t *testing.T) {
@@ -22,6 +23,16 @@ func TestSoak(t *testing.T) {
 		soak(t, c, func() {
 			if _, err := c.Redis.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
 				t.Fatalf("CLIENT KILL: %v", err)
+			}
+		})
+	})
+	t.Run("RedisCluster", func(t *testing.T) {
+		c := testutil.StartClusterOnRedisCluster(t, 3, longHistory)
+		soak(t, c, func() {
+			for _, m := range c.RedisCluster.Masters {
+				if _, err := m.Do("CLIENT", "KILL", "TYPE", "pubsub"); err != nil {
+					t.Fatalf("CLIENT KILL on %s: %v", m.Addr(), err)
+				}
 			}
 		})
 	})

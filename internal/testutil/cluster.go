@@ -21,6 +21,8 @@ type Cluster struct {
 	Redis *brokertest.RedisServer
 	// NATS is the private NATS server of StartNATSCluster.
 	NATS *brokertest.NATSServer
+	// RedisCluster is the private Redis Cluster of StartClusterOnRedisCluster.
+	RedisCluster *brokertest.RedisCluster
 	// Address is the broker.redis.address every node uses.
 	Address string
 	// Nodes are the running nodes; use Node(i) from other goroutines while
@@ -52,6 +54,17 @@ func StartClusterAt(t testing.TB, address string, n int, configure func(i int, c
 	for range n {
 		c.AddNode(t)
 	}
+	return c
+}
+
+// StartClusterOnRedisCluster starts a private Redis Cluster (three
+// masters) and n nodes whose broker it is, through its redis+cluster://
+// address.
+func StartClusterOnRedisCluster(t testing.TB, n int, configure func(i int, cfg *config.Config)) *Cluster {
+	t.Helper()
+	rc := brokertest.StartRedisCluster(t, 3, 0)
+	c := StartClusterAt(t, rc.Address(), n, configure)
+	c.RedisCluster = rc
 	return c
 }
 
