@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"strconv"
 	"strings"
@@ -30,16 +31,30 @@ const clusterNodeTimeout = 1500 * time.Millisecond
 
 // StartRedisCluster starts a cluster of masters (at least 3, as Redis
 // requires a majority of masters to agree that one failed) with replicas
-// replicas each, and waits until every node says cluster_state:ok and
-// every replica is in sync.
-func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
+// replicas each, every node with extra configuration lines, and waits until
+// every node says cluster_state:ok and every replica is in sync.
+func StartRedisCluster(t testing.TB, masters, replicas int, extra ...string) *RedisCluster {
+	t.Helper()
+	return startRedisCluster(t, nil, masters, replicas, extra...)
+}
+
+// StartRedisClusterTLS is StartRedisCluster with every node serving TLS
+// only, to clients, on the cluster bus and between master and replica, with
+// certificates of one private CA.
+func StartRedisClusterTLS(t testing.TB, masters, replicas int, extra ...string) (*RedisCluster, *TLSFiles) {
+	t.Helper()
+	tf := NewTLSFiles(t)
+	return startRedisCluster(t, tf, masters, replicas, append([]string{"tls-cluster yes", "tls-replication yes"}, extra...)...), tf
+}
+
+func startRedisCluster(t testing.TB, tf *TLSFiles, masters, replicas int, extra ...string) *RedisCluster {
 	t.Helper()
 	c := &RedisCluster{ids: map[*RedisServer]string{}}
 	start := func() *RedisServer {
-		return StartRedis(t, "cluster-enabled yes", "cluster-config-file nodes.conf",
-			"cluster-port "+strconv.Itoa(freePort(t)),
-			"cluster-node-timeout "+strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
-			"cluster-replica-validity-factor 0", "repl-diskless-sync-delay 0")
+		return startRedis(t, tf, append([]string{"cluster-enabled yes", "cluster-config-file nodes.conf",
+			"cluster-port " + strconv.Itoa(freePort(t)),
+			"cluster-node-timeout " + strconv.Itoa(int(clusterNodeTimeout.Milliseconds())),
+			"cluster-replica-validity-factor 0", "repl-diskless-sync-delay 0"}, extra...)...)
 	}
 	var all []*RedisServer
 	for range masters {
@@ -57,7 +72,7 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 		c.Replicas = append(c.Replicas, rs)
 	}
 	for _, n := range all {
-		id, err := call(n.Addr(), "CLUSTER", "MYID")
+		id, err := n.Call("CLUSTER", "MYID")
 		if err != nil {
 			t.Fatalf("CLUSTER MYID on %s: %v", n.Addr(), err)
 		}
@@ -65,19 +80,19 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	}
 	for i, m := range c.Masters {
 		lo, hi := i*clusterSlots/masters, (i+1)*clusterSlots/masters-1
-		if _, err := call(m.Addr(), "CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)); err != nil {
+		if _, err := m.Call("CLUSTER", "ADDSLOTSRANGE", strconv.Itoa(lo), strconv.Itoa(hi)); err != nil {
 			t.Fatalf("CLUSTER ADDSLOTSRANGE on %s: %v", m.Addr(), err)
 		}
 	}
 	for _, n := range all[1:] {
-		if _, err := call(all[0].Addr(), "CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(n.Port), strconv.Itoa(busPort(n))); err != nil {
+		if _, err := all[0].Call("CLUSTER", "MEET", "127.0.0.1", strconv.Itoa(n.Port), strconv.Itoa(busPort(n))); err != nil {
 			t.Fatalf("CLUSTER MEET %s: %v", n.Addr(), err)
 		}
 	}
 	// Every node must know every other before a replica can name its master.
 	Eventually(t, 20*time.Second, func() error {
 		for _, n := range all {
-			v, err := call(n.Addr(), "CLUSTER", "NODES")
+			v, err := n.Call("CLUSTER", "NODES")
 			if err != nil {
 				return err
 			}
@@ -90,7 +105,7 @@ func StartRedisCluster(t testing.TB, masters, replicas int) *RedisCluster {
 	})
 	for i, rs := range c.Replicas {
 		for _, r := range rs {
-			if _, err := call(r.Addr(), "CLUSTER", "REPLICATE", c.ids[c.Masters[i]]); err != nil {
+			if _, err := r.Call("CLUSTER", "REPLICATE", c.ids[c.Masters[i]]); err != nil {
 				t.Fatalf("CLUSTER REPLICATE on %s: %v", r.Addr(), err)
 			}
 		}
@@ -121,11 +136,15 @@ func (c *RedisCluster) Nodes() []*RedisServer {
 	return out
 }
 
-// Address is the redis+cluster:// address of the cluster, naming every
-// master as a seed.
+// Address is the redis+cluster:// address of the cluster (rediss+cluster://
+// with TLS), naming every master as a seed.
 func (c *RedisCluster) Address() string {
 	var b strings.Builder
-	b.WriteString("redis+cluster://" + c.Masters[0].Addr())
+	scheme := "redis+cluster://"
+	if c.Masters[0].tls != nil {
+		scheme = "rediss+cluster://"
+	}
+	b.WriteString(scheme + c.Masters[0].Addr())
 	for i, m := range c.Masters[1:] {
 		if i == 0 {
 			b.WriteString("?")
@@ -146,7 +165,7 @@ func (c *RedisCluster) WaitOK(t testing.TB) {
 			if !n.Running() {
 				continue
 			}
-			v, err := call(n.Addr(), "CLUSTER", "INFO")
+			v, err := n.Call("CLUSTER", "INFO")
 			if err != nil {
 				return err
 			}
@@ -186,7 +205,7 @@ func (c *RedisCluster) MasterOf(slot int) (*RedisServer, error) {
 		if !n.Running() {
 			continue
 		}
-		v, err := call(n.Addr(), "CLUSTER", "SHARDS")
+		v, err := n.Call("CLUSTER", "SHARDS")
 		if err != nil {
 			return nil, fmt.Errorf("CLUSTER SHARDS on %s: %v", n.Addr(), err)
 		}
@@ -278,9 +297,9 @@ func (c *RedisCluster) Restart(t testing.TB) {
 // call sends one command to the server at addr and returns its reply as Go
 // values: string, int64, []any, map[string]any or nil; a Redis error is
 // returned as the error.
-func call(addr string, args ...string) (any, error) {
+func call(addr string, tc *tls.Config, args ...string) (any, error) {
 	c, err := rueidis.NewClient(rueidis.ClientOption{InitAddress: []string{addr}, ForceSingleClient: true,
-		DisableCache: true, DisableRetry: true, Dialer: dialer})
+		DisableCache: true, DisableRetry: true, Dialer: dialer, TLSConfig: tc})
 	if err != nil {
 		return nil, err
 	}

@@ -2,8 +2,8 @@ package brokertest
 
 import (
 	"bufio"
+	"crypto/tls"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -23,8 +23,10 @@ type RedisServer struct {
 	dir  string
 	cmd  *exec.Cmd
 	done chan struct{}
-	// ready answers nil once the server serves (default: PING on Addr).
+	// ready answers nil once the server serves (default: PING on Addr,
+	// with TLS when it serves TLS).
 	ready func() error
+	tls   *tls.Config // the server serves TLS only (StartRedisTLS)
 }
 
 // Addr is host:port of the server.
@@ -56,12 +58,25 @@ func freePort(t testing.TB) int {
 // (such as "replicaof 127.0.0.1 6400").
 func StartRedis(t testing.TB, extra ...string) *RedisServer {
 	t.Helper()
+	return startRedis(t, nil, extra...)
+}
+
+// startRedis starts a redis-server that serves TLS only when tf is not nil.
+func startRedis(t testing.TB, tf *TLSFiles, extra ...string) *RedisServer {
+	t.Helper()
 	bin := redisBinary(t)
 	r := &RedisServer{dir: t.TempDir()}
 	for attempt := 0; ; attempt++ {
 		r.Port = freePort(t)
-		r.args = []string{bin, "--port", strconv.Itoa(r.Port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-			"--dir", r.dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"}
+		port := []string{"--port", strconv.Itoa(r.Port)}
+		if tf != nil {
+			port = []string{"--port", "0", "--tls-port", strconv.Itoa(r.Port), "--tls-cert-file", tf.CertFile,
+				"--tls-key-file", tf.KeyFile, "--tls-ca-cert-file", tf.CAFile, "--tls-auth-clients", "no"}
+			r.tls = helperTLS(t, tf)
+		}
+		r.args = append([]string{bin}, port...)
+		r.args = append(r.args, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+			"--dir", r.dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning")
 		for _, line := range extra {
 			f := strings.Fields(line)
 			r.args = append(r.args, "--"+f[0])
@@ -103,7 +118,7 @@ func (r *RedisServer) start() error {
 		}
 		ready := r.ready
 		if ready == nil {
-			ready = func() error { return pong(r.Addr()) }
+			ready = func() error { return pong(r.Addr(), r.tls) }
 		}
 		if ready() == nil {
 			return nil
@@ -159,38 +174,26 @@ func (r *RedisServer) Restart(t testing.TB) {
 // Call sends one command and returns its reply as Go values: string,
 // int64, []any, map[string]any or nil; a Redis error is the error.
 func (r *RedisServer) Call(args ...string) (any, error) {
-	return call(r.Addr(), args...)
+	return call(r.Addr(), r.tls, args...)
 }
 
 // Do sends one command in the inline protocol and returns the first reply line.
 func (r *RedisServer) Do(args ...string) (string, error) {
-	return command(r.Addr(), args...)
+	return command(r.Addr(), r.tls, args...)
 }
 
 // Info returns the server's INFO section as field -> value.
 func (r *RedisServer) Info(section string) (map[string]string, error) {
-	c, err := net.DialTimeout("tcp", r.Addr(), time.Second)
+	v, err := r.Call("INFO", section)
 	if err != nil {
 		return nil, err
 	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	fmt.Fprintf(c, "INFO %s\r\n", section)
-	rd := bufio.NewReader(c)
-	head, err := rd.ReadString('\n')
-	if err != nil || !strings.HasPrefix(head, "$") {
-		return nil, fmt.Errorf("INFO answered %q: %v", head, err)
-	}
-	n, err := strconv.Atoi(strings.TrimSpace(head[1:]))
-	if err != nil {
-		return nil, err
-	}
-	body := make([]byte, n+2)
-	if _, err := io.ReadFull(rd, body); err != nil {
-		return nil, err
+	body, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("INFO answered %v", v)
 	}
 	out := map[string]string{}
-	for _, l := range strings.Split(string(body), "\r\n") {
+	for _, l := range strings.Split(body, "\r\n") {
 		if k, v, ok := strings.Cut(l, ":"); ok {
 			out[k] = v
 		}
@@ -198,8 +201,8 @@ func (r *RedisServer) Info(section string) (map[string]string, error) {
 	return out, nil
 }
 
-func pong(addr string) error {
-	line, err := command(addr, "PING")
+func pong(addr string, tc *tls.Config) error {
+	line, err := command(addr, tc, "PING")
 	if err != nil {
 		return err
 	}
@@ -212,8 +215,14 @@ func pong(addr string) error {
 // dialer dials the test servers.
 var dialer = net.Dialer{Timeout: time.Second}
 
-func command(addr string, args ...string) (string, error) {
-	c, err := dialer.Dial("tcp", addr)
+func command(addr string, tc *tls.Config, args ...string) (string, error) {
+	var c net.Conn
+	var err error
+	if tc != nil {
+		c, err = tls.DialWithDialer(&dialer, "tcp", addr, tc)
+	} else {
+		c, err = dialer.Dial("tcp", addr)
+	}
 	if err != nil {
 		return "", err
 	}
