@@ -124,7 +124,7 @@ func (b *Broker) connect() {
 			return
 		}
 		b.cmu.Lock()
-		b.connErr = err
+		b.connErr = explainDial(err, b.copt.TLSConfig != nil)
 		b.cmu.Unlock()
 		select {
 		case <-b.ctx.Done():
@@ -168,7 +168,7 @@ func unavailable(op string, err error) error {
 	if errors.Is(err, broker.ErrUnavailable) {
 		return err
 	}
-	return fmt.Errorf("%w: redis %s: %v", broker.ErrUnavailable, op, err)
+	return fmt.Errorf("%w: redis %s: %w", broker.ErrUnavailable, op, explain(err))
 }
 
 func (b *Broker) timeout() (context.Context, context.CancelFunc) {
@@ -219,7 +219,10 @@ func (b *Broker) Health() error {
 	}
 	if b.handler != nil {
 		for _, p := range append([]*psConn{b.meta}, b.parts...) {
-			if !p.isUp() {
+			if up, why := p.state(); !up {
+				if why != nil {
+					return fmt.Errorf("%w: redis PUB/SUB connection %s is down: %w", broker.ErrUnavailable, p.name(), why)
+				}
 				return fmt.Errorf("%w: redis PUB/SUB connection %s is down", broker.ErrUnavailable, p.name())
 			}
 		}

@@ -31,6 +31,7 @@ type psConn struct {
 	channels map[string]struct{} // Herald channels wanted (partitions only)
 	dc       rueidis.DedicatedClient
 	up       bool
+	why      error  // why it could not subscribe last, while down
 	addr     string // the Redis server it talks to
 	kick     chan struct{}
 
@@ -52,6 +53,14 @@ func (c *psConn) isUp() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.up
+}
+
+// state says whether the connection is up, and when down why it could not
+// subscribe last (nil when it was not tried yet, or it was lost).
+func (c *psConn) state() (bool, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.up, c.why
 }
 
 func (c *psConn) sub(cl rueidis.Client, dc rueidis.DedicatedClient, unsub bool, channels ...string) error {
@@ -89,6 +98,10 @@ func (c *psConn) run() {
 			dc.Close()
 			cancelDC()
 			c.lost()
+			err = explain(err)
+			c.mu.Lock()
+			c.why = err
+			c.mu.Unlock()
 			// One line per outage, not one per connection and attempt.
 			level := slog.LevelDebug
 			if c.b.markLost() {
@@ -211,7 +224,7 @@ func (c *psConn) subscribeAll(cl rueidis.Client, dc rueidis.DedicatedClient) err
 			return fmt.Errorf("checking the connection serves its slot: %w", err)
 		}
 	}
-	c.dc, c.up = dc, true
+	c.dc, c.up, c.why = dc, true, nil
 	for a := range cl.Nodes() {
 		c.addr = a
 	}
