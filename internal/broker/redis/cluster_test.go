@@ -30,6 +30,27 @@ func TestClusterConformance(t *testing.T) {
 	t.Run("IndexStepGivesUpOnAMissingPredecessor", func(t *testing.T) { testIndexGivesUp(t, rc) })
 }
 
+// A Redis Cluster run as a managed service runs it: TLS only, between its
+// nodes too (tls-cluster, tls-replication), and Herald logged in as the ACL
+// user that docs/scaling.md gives, set on every node, replicas included.
+// The conformance suite and the shared records run through its
+// rediss+cluster:// address.
+func TestClusterTLSAndACL(t *testing.T) {
+	t.Parallel()
+	rc, tf := brokertest.StartRedisClusterTLS(t, 3, 1)
+	setACL(t, documentedACL(t), rc.Nodes()...)
+	addr := rc.Address()
+	withCA := func(o *Options) { o.TLSCAFile = tf.CAFile }
+	t.Run("Mode", func(t *testing.T) {
+		b := nodes(addr, func(o *Options) { asACLUser(o); withCA(o) })(t)(t, &brokertest.Recorder{}).(*Broker)
+		if !b.sharded || b.copt.TLSConfig == nil || b.copt.Username != "herald" {
+			t.Fatalf("the broker runs as %s, TLS %v, user %q; want a cluster with sharded PUB/SUB, TLS, user herald",
+				b.mode(), b.copt.TLSConfig != nil, b.copt.Username)
+		}
+	})
+	runAsACLUser(t, addr, withCA)
+}
+
 // Channels, their keys and their sharded subscriptions spread over every
 // master; the Mercure index and the node-wide names live in one slot.
 func testSpread(t *testing.T, rc *brokertest.RedisCluster) {
