@@ -26,7 +26,7 @@ type sequencer struct {
 }
 
 type line struct {
-	epoch   string
+	epoch   string // "" while a channel's line waits for its stream's first epoch
 	next    uint64 // the number expected next; 0 before the first
 	waiting map[uint64]pending
 	timer   *time.Timer
@@ -60,6 +60,10 @@ func (s *sequencer) deliver(pub *broker.Publication, sp broker.StreamPosition) {
 		s.lines = map[string]*line{}
 	}
 	l := s.lines[k]
+	if l != nil && k != "" && l.epoch == "" && l.next == 1 {
+		// Started before the channel had a stream: its first epoch.
+		l.epoch = sp.Epoch
+	}
 	if l == nil || (k != "" && l.epoch != sp.Epoch) || n == 1 && l.next > 1 {
 		if l != nil && l.timer != nil {
 			l.timer.Stop()

@@ -32,9 +32,13 @@ func (b *Broker) Subscribe(channel string) error {
 	}
 	if b.redis != nil {
 		// Now that this node receives the channel, what follows the
-		// stream's top comes in offset order from here.
-		// Without Redis now, the line starts with what arrives first.
-		if sp, err := b.redis.Top(channel); err == nil && sp.Epoch != "" {
+		// stream's top comes in offset order from here. Without a stream
+		// yet, every publication stored from now on reaches this node,
+		// so the line starts at offset 1, in the epoch that the first one
+		// brings: two nodes publishing the first ones at once must not
+		// have the second arrive first and start the line. Without Redis
+		// now, the line starts with what arrives first.
+		if sp, err := b.redis.Top(channel); err == nil {
 			b.seq.start(channel, sp.Offset+1, sp.Epoch)
 		}
 	}
