@@ -183,6 +183,18 @@ func (c *client) readFrame() ([]byte, error) {
 	return b, nil
 }
 
+// ended records why the connection ended, with the close code when the
+// server sent one.
+func (c *client) ended(err error) {
+	c.err = err
+	c.run.closed.Add(1)
+	var ce *websocket.CloseError
+	if errors.As(err, &ce) {
+		v, _ := c.run.closeCode.LoadOrStore(ce.Code, new(atomic.Int64))
+		v.(*atomic.Int64).Add(1)
+	}
+}
+
 // readLoop reads until the connection ends, answering pings and recording
 // publications. One goroutine per connection.
 func (c *client) readLoop() {
@@ -199,13 +211,7 @@ func (c *client) readLoop() {
 		data, err := c.readFrame()
 		now := time.Now().UnixNano()
 		if err != nil {
-			c.err = err
-			c.run.closed.Add(1)
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				v, _ := c.run.closeCode.LoadOrStore(ce.Code, new(atomic.Int64))
-				v.(*atomic.Int64).Add(1)
-			}
+			c.ended(err)
 			return
 		}
 		pubs := 0

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/centrifugal/protocol"
@@ -96,13 +95,7 @@ func (c *client) readPB() {
 		data, err := c.readFrame()
 		now := time.Now().UnixNano()
 		if err != nil {
-			c.err = err
-			c.run.closed.Add(1)
-			var ce *websocket.CloseError
-			if errors.As(err, &ce) {
-				v, _ := c.run.closeCode.LoadOrStore(ce.Code, new(atomic.Int64))
-				v.(*atomic.Int64).Add(1)
-			}
+			c.ended(err)
 			return
 		}
 		pubs := 0
