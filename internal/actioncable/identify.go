@@ -85,6 +85,7 @@ func (s *session) identify() {
 	}
 	req := &auth.ConnectRequest{
 		Request:    auth.Request{Transport: "actioncable", Tokens: s.tokens, Origin: s.origin, RemoteAddr: s.remoteAddr, AnyCable: h.rules()},
+		Client:     s.sid,
 		Protocol:   "actioncable",
 		Encoding:   "json",
 		OwnBackend: true,

@@ -14,6 +14,9 @@ import (
 // its tokens were found and what the team's backend may need to decide.
 type ConnectRequest struct {
 	Request
+	// Client is the id the front door gave the connection (the connect
+	// proxy receives it, as the proxies of its later calls do).
+	Client string
 	// Protocol and Encoding name the wire format ("json", "protobuf"), for
 	// the connect proxy and the callout.
 	Protocol string

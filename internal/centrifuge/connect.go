@@ -20,10 +20,15 @@ import (
 
 func (s *session) handleConnect(id uint32, req *ConnectRequest) *Disconnect {
 	h := s.h
+	// The id exists before the connect is decided, so that the connect
+	// proxy and the callout receive the id the client then gets.
+	s.mu.Lock()
+	s.clientID = uuid.NewString()
+	s.mu.Unlock()
 	creq := &auth.ConnectRequest{
 		Request: auth.Request{Transport: s.tr.name, Tokens: h.sources.WithConnect(s.httpTokens, req.Token),
 			Origin: s.origin, RemoteAddr: s.remoteAddr},
-		Protocol: s.protocolName(), Encoding: "json", Name: req.Name, Version: req.Version, Data: req.Data,
+		Client: s.clientID, Protocol: s.protocolName(), Encoding: "json", Name: req.Name, Version: req.Version, Data: req.Data,
 		Headers: s.upgradeHeaders, Emulated: req.Headers,
 	}
 	for ch := range req.Subs {
@@ -87,7 +92,6 @@ func (s *session) accept(id uint32, req *ConnectRequest, ident *auth.Identity) *
 	}
 
 	s.mu.Lock()
-	s.clientID = uuid.NewString()
 	s.user = ident.User
 	s.info = ident.Info
 	s.jti, s.issuedAt = ident.JTI, ident.IssuedAt

@@ -79,6 +79,10 @@ func TestConnectProxyDecides(t *testing.T) {
 		req["data"].(map[string]any)["from"] != "client" {
 		t.Fatalf("proxy request %v", req)
 	}
+	// The backend is told the id the client then gets.
+	if id, _ := res["client"].(string); id == "" || req["client"] != id {
+		t.Fatalf("proxy request client %v, connect result client %v: want the same id", req["client"], res["client"])
+	}
 	if hdr.Get("Cookie") != "session=abc" || hdr.Get("X-App-Session") != "s1" || hdr.Get("X-Other") != "" || hdr.Get("X-Evil") != "" {
 		t.Fatalf("forwarded headers %v: only allowlisted ones", hdr)
 	}

@@ -126,7 +126,7 @@ type connectAuthority struct {
 }
 
 func (a *connectAuthority) AuthorizeConnect(_ context.Context, req *auth.ConnectRequest, verified *auth.Identity) (*auth.Identity, *auth.Reason) {
-	preq := &ConnectRequest{Base: Base{Transport: req.Transport, Protocol: orDefault(req.Protocol, "json"), Encoding: orDefault(req.Encoding, "json")},
+	preq := &ConnectRequest{Base: Base{Client: req.Client, Transport: req.Transport, Protocol: orDefault(req.Protocol, "json"), Encoding: orDefault(req.Encoding, "json")},
 		Name: req.Name, Version: req.Version, Data: req.Data, Channels: req.Channels}
 	if verified != nil {
 		preq.User, preq.Meta = verified.User, verified.Meta
