@@ -95,7 +95,7 @@ func (c claimSet) path(p string) (json.RawMessage, bool) {
 
 // user returns the user id from the configured claim. The default claim sub
 // may be missing (an anonymous token); a configured other claim must be present.
-func (c claimSet) user(rules *Rules, disallowAnonymous bool) (string, *Reason) {
+func (c claimSet) user(rules *Rules) (string, *Reason) {
 	name := orDefault(rules.UserClaim, "sub")
 	raw, ok := c.path(name)
 	if !ok {
@@ -112,6 +112,14 @@ func (c claimSet) user(rules *Rules, disallowAnonymous bool) (string, *Reason) {
 			Hint: "user ids are JSON strings: \"42\", not 42"}
 	}
 	return s, nil
+}
+
+// anonymousRefused is the refusal of a connection token without a user
+// when client.disallow_anonymous_connection_tokens is set.
+func anonymousRefused(src Source) *Reason {
+	return &Reason{Code: AnonymousTokenRefused, Source: src,
+		Detail: "token has an empty sub and anonymous tokens are disallowed",
+		Hint:   "put the user id in sub, or unset client.disallow_anonymous_connection_tokens"}
 }
 
 // audiences returns aud as a list (it may be a string or an array).

@@ -154,10 +154,12 @@ func (v *Verifier) Explain(req ExplainRequest) ([]Check, bool) {
 			pass(chk.name, "ok%s", suffix)
 		}
 	}
-	user, r := claims.user(rules, v.policy.DisallowAnonymousTokens)
+	user, r := claims.user(rules)
 	switch {
 	case r != nil:
 		fail("user", r)
+	case user == "" && !req.Subscription && v.policy.DisallowAnonymousTokens:
+		fail("user", anonymousRefused(""))
 	case req.Subscription && req.User != "" && user != req.User:
 		fail("user", &Reason{Code: SubscriptionTokenMismatch,
 			Detail: fmt.Sprintf("token user %q != connection user %q", user, req.User),

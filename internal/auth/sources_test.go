@@ -162,3 +162,26 @@ func TestExplainReportsEveryCheck(t *testing.T) {
 		t.Fatal("a good token explained as refused")
 	}
 }
+
+// With anonymous connection tokens disallowed, the explanation of a token
+// without a user names the failing check, agreeing with the verdict.
+func TestExplainAnonymousTokenRefused(t *testing.T) {
+	v := newVerifier(t, Policy{DisallowAnonymousTokens: true})
+	tok := sign(t, secret, map[string]any{"exp": time.Now().Add(time.Hour).Unix()})
+	checks, ok := v.Explain(ExplainRequest{Token: tok})
+	if ok {
+		t.Fatal("an anonymous token explained as accepted while anonymous tokens are disallowed")
+	}
+	var user *Check
+	for i := range checks {
+		if checks[i].Name == "user" {
+			user = &checks[i]
+		}
+	}
+	if user == nil || user.OK || user.Code != AnonymousTokenRefused {
+		t.Fatalf("user check %+v, want a failure with %s", user, AnonymousTokenRefused)
+	}
+	if _, r := v.Connect(&Request{Tokens: []Candidate{{Source: "connect.token", Token: tok}}}); r == nil || r.Code != AnonymousTokenRefused {
+		t.Fatalf("verify: %v, want %s", r, AnonymousTokenRefused)
+	}
+}

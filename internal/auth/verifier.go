@@ -370,7 +370,7 @@ func (v *Verifier) Subscription(req SubscriptionRequest) (*SubscriptionGrant, *R
 		return fail(ClaimInvalid, "a connection token cannot be used to subscribe; mint a subscription token with a channel claim",
 			"subscription token has no channel claim")
 	}
-	sub, r := claims.user(rules, false)
+	sub, r := claims.user(rules)
 	if r != nil {
 		r.Source, r.KeyFingerprint = src, key.Fingerprint
 		return nil, r
@@ -511,7 +511,7 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 	bad := func(format string, args ...any) (*Identity, *Reason) {
 		return nil, &Reason{Code: ClaimInvalid, Source: src, Detail: fmt.Sprintf(format, args...)}
 	}
-	user, r := c.user(rules, v.policy.DisallowAnonymousTokens)
+	user, r := c.user(rules)
 	if r != nil {
 		r.Source = src
 		return nil, r
@@ -525,9 +525,7 @@ func (v *Verifier) connectionIdentity(c claimSet, src Source) (*Identity, *Reaso
 		return nil, r
 	}
 	if user == "" && v.policy.DisallowAnonymousTokens {
-		return nil, &Reason{Code: AnonymousTokenRefused, Source: src,
-			Detail: "token has an empty sub and anonymous tokens are disallowed",
-			Hint:   "put the user id in sub, or unset client.disallow_anonymous_connection_tokens"}
+		return nil, anonymousRefused(src)
 	}
 	id := &Identity{User: user, Source: src}
 	id.JTI, _, _ = c.str("jti")
